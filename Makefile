@@ -1,0 +1,45 @@
+# Makefile for pg_dtx (PGXS)
+#
+#   make                 build the extension
+#   make install         install it into the PostgreSQL found by pg_config
+#   make test            every test tier on throw-away servers (see test/run_tests.sh)
+#   make demo            three throw-away servers and an atomic money transfer (see test/demo.sh)
+
+EXTENSION = pg_dtx
+MODULE_big = pg_dtx
+OBJS = \
+	src/pg_dtx.o \
+	src/connection.o \
+	src/fdw_options.o \
+	src/catalog.o \
+	src/gid.o \
+	src/decision.o \
+	src/identity.o \
+	src/remote_xact.o \
+	src/remote_exec.o \
+	src/fdw_guard.o
+
+DATA = $(wildcard sql/pg_dtx--*.sql)
+
+# pg_regress: the inputs are sql/<test>.sql, the outputs expected/<test>.out
+REGRESS = dtx_setup dtx_basic dtx_params dtx_errors dtx_savepoints
+REGRESS_OPTS = --inputdir=. --temp-config=test/regress.conf --temp-instance=tmp_check_regress
+
+# Server headers are system headers here so that -Wextra judges only our code.
+PG_CPPFLAGS = -isystem $(includedir_server) -isystem $(includedir_internal) -isystem $(libpq_srcdir)
+PG_CFLAGS = -Wall -Wextra -Werror
+SHLIB_LINK_INTERNAL = $(libpq)
+
+# No LLVM bitcode: JIT inlining is of no use for this code and needs clang.
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: test demo
+test:
+	bash test/run_tests.sh
+
+demo:
+	bash test/demo.sh

@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Looks up the extension's own objects: its owner and its tables.
+ *
+ * Nothing is cached: a syscache lookup is cheap, and the extension may be
+ * dropped and created again while a backend lives.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "catalog.h"
+
+/*
+ * DtxExtensionOwner
+ *		The role that owns the pg_dtx extension; errors when it is not
+ *		installed in this database.
+ */
+Oid
+DtxExtensionOwner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(DTX_EXTENSION));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"%s\" is not installed in this database", DTX_EXTENSION),
+				 errhint("Run CREATE EXTENSION %s.", DTX_EXTENSION)));
+	return owner;
+}
+
+/*
+ * DtxTableRelid
+ *		OID of the table dtx.<relname>, InvalidOid if missing and missing_ok.
+ */
+Oid
+DtxTableRelid(const char *relname, bool missing_ok)
+{
+	Oid			nsp = get_namespace_oid(DTX_SCHEMA, missing_ok);
+	Oid			relid = InvalidOid;
+
+	if (OidIsValid(nsp))
+		relid = get_relname_relid(relname, nsp);
+	if (!OidIsValid(relid) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s.%s of extension %s does not exist",
+						DTX_SCHEMA, relname, DTX_EXTENSION),
+				 errhint("Run CREATE EXTENSION %s.", DTX_EXTENSION)));
+	return relid;
+}

@@ -1,0 +1,885 @@
+/*-------------------------------------------------------------------------
+ *
+ * connection.c
+ *	  The backend's connections to participant servers.
+ *
+ * Connections are cached per backend in a hash table keyed by user mapping
+ * OID (one per (server, user mapping) pair), reused across transactions and
+ * dropped when the server or the mapping changes (syscache callbacks), when
+ * a command on them was interrupted half-way, or when the remote side went
+ * away.  The remote transaction that rides on a connection is the business
+ * of remote_xact.c; this file only opens connections and moves commands and
+ * results.
+ *
+ * Every wait on a socket goes through WaitLatchOrSocket, so that query
+ * cancel, statement_timeout, backend termination and postmaster death are
+ * noticed while a remote server is slow.  The functions that raise errors
+ * are for use before the local commit; the *NoError variants are for the
+ * commit and abort callbacks, where interrupts are held and nothing may be
+ * raised, and are bounded by a deadline instead.
+ *
+ * Nothing here is shared between backends, so nothing is locked.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <inttypes.h>
+#include <limits.h>
+
+#include "access/xact.h"
+#include "catalog/pg_user_mapping.h"
+#include "foreign/foreign.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "connection.h"
+#include "fdw_options.h"
+#include "gid.h"
+#include "identity.h"
+
+/* Defaults for TCP keepalives, unless the server's options say otherwise. */
+#define DTX_KEEPALIVES_IDLE_S		"30"
+#define DTX_KEEPALIVES_INTERVAL_S	"10"
+#define DTX_KEEPALIVES_COUNT		"3"
+
+/* The most connection parameters we pass to libpq, terminator included. */
+#define DTX_MAX_CONN_PARAMS			64
+
+int			dtx_connect_timeout = 10000;	/* dtx.connect_timeout, ms */
+
+static HTAB *ConnectionHash = NULL;
+
+static void dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
+static PGconn *dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um);
+static void dtx_configure_session(DtxConnection *c);
+static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
+							bool interruptible);
+static bool dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible);
+
+/*
+ * DtxConnectionInit
+ *		Registers the connection settings; called from _PG_init.
+ */
+void
+DtxConnectionInit(void)
+{
+	DefineCustomIntVariable("dtx.connect_timeout",
+							"Time allowed to open a connection to a participant server.",
+							"0 waits without limit (statement_timeout and cancel still apply).",
+							&dtx_connect_timeout,
+							10000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+/*
+ * DtxDeadlineAfterMs
+ *		The time ms milliseconds from now; 0 (no deadline) when ms <= 0.
+ */
+TimestampTz
+DtxDeadlineAfterMs(int ms)
+{
+	if (ms <= 0)
+		return 0;
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+}
+
+/*
+ * dtx_ms_until
+ *		Milliseconds left until deadline (-1: no deadline, 0: passed).
+ */
+static long
+dtx_ms_until(TimestampTz deadline)
+{
+	TimestampTz now;
+
+	if (deadline == 0)
+		return -1;
+	now = GetCurrentTimestamp();
+	if (now >= deadline)
+		return 0;
+	return (long) ((deadline - now + 999) / 1000);
+}
+
+/*
+ * DtxGetConnection
+ *		The cached connection entry for the user mapping of userid on
+ *		serverid, created (not yet connected) when missing.
+ *
+ * The caller has already checked the server and the mapping
+ * (DtxResolveServer).  The connection itself is opened by
+ * DtxConnectionEnsureOpen.
+ */
+DtxConnection *
+DtxGetConnection(Oid serverid, Oid userid)
+{
+	UserMapping *um;
+	ForeignServer *server;
+	DtxConnection *c;
+	bool		found;
+
+	if (ConnectionHash == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(DtxConnection);
+		ctl.hcxt = TopMemoryContext;
+		ConnectionHash = hash_create("pg_dtx connections", 16, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, dtx_inval_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, dtx_inval_callback, (Datum) 0);
+	}
+
+	server = GetForeignServer(serverid);
+	um = GetUserMapping(userid, serverid);
+
+	c = hash_search(ConnectionHash, &um->umid, HASH_ENTER, &found);
+	if (!found)
+	{
+		Oid			umid = um->umid;
+
+		memset(c, 0, sizeof(DtxConnection));
+		c->umid = umid;
+	}
+	if (c->conn == NULL)
+	{
+		c->serverid = serverid;
+		c->userid = userid;
+		strlcpy(c->servername, server->servername, NAMEDATALEN);
+	}
+	return c;
+}
+
+/*
+ * DtxConnectionEnsureOpen
+ *		Connects c if it is not connected; drops and reopens a connection
+ *		invalidated by a change of its server or mapping, when no remote
+ *		transaction is open on it.
+ */
+void
+DtxConnectionEnsureOpen(DtxConnection *c)
+{
+	ForeignServer *server;
+	UserMapping *um;
+
+	if (c->conn != NULL && c->xact_depth == 0 && (c->invalidated || c->broken))
+		DtxDisconnect(c);
+	if (c->conn != NULL)
+		return;
+
+	server = GetForeignServer(c->serverid);
+	um = GetUserMapping(c->userid, c->serverid);
+	strlcpy(c->servername, server->servername, NAMEDATALEN);
+
+	c->xact_depth = 0;
+	c->state = DTX_REMOTE_IDLE;
+	c->busy = false;
+	c->broken = false;
+	c->invalidated = false;
+	c->abort_required = false;
+	c->server_hashvalue = GetSysCacheHashValue1(FOREIGNSERVEROID,
+												ObjectIdGetDatum(c->serverid));
+	c->mapping_hashvalue = GetSysCacheHashValue1(USERMAPPINGOID,
+												 ObjectIdGetDatum(c->umid));
+	c->conn = dtx_connect(c, server, um);
+
+	/* the participant must still be the cluster recorded at first use */
+	DtxCheckServerIdentity(c->serverid, c->servername, c->remote_sysid,
+						   PQdb(c->conn));
+}
+
+/*
+ * DtxDisconnect
+ *		Closes c's connection, if any; the entry stays in the cache.
+ */
+void
+DtxDisconnect(DtxConnection *c)
+{
+	if (c->conn != NULL)
+	{
+		PQfinish(c->conn);
+		c->conn = NULL;
+	}
+	c->xact_depth = 0;
+	c->state = DTX_REMOTE_IDLE;
+	c->busy = false;
+	c->broken = false;
+	if (c->pending_cmds != NIL)
+	{
+		list_free_deep(c->pending_cmds);
+		c->pending_cmds = NIL;
+	}
+}
+
+/*
+ * DtxForEachConnection
+ *		Calls fn on every cached connection entry.
+ */
+void
+DtxForEachConnection(void (*fn) (DtxConnection *c, void *arg), void *arg)
+{
+	HASH_SEQ_STATUS scan;
+	DtxConnection *c;
+
+	if (ConnectionHash == NULL)
+		return;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((c = hash_seq_search(&scan)) != NULL)
+		fn(c, arg);
+}
+
+/*
+ * DtxCloseUnusableConnections
+ *		At the end of a transaction: closes connections that are broken,
+ *		invalidated, or not idle outside a transaction.
+ */
+void
+DtxCloseUnusableConnections(void)
+{
+	HASH_SEQ_STATUS scan;
+	DtxConnection *c;
+
+	if (ConnectionHash == NULL)
+		return;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((c = hash_seq_search(&scan)) != NULL)
+	{
+		if (c->conn == NULL)
+			continue;
+		if (c->broken || c->invalidated || c->busy ||
+			PQstatus(c->conn) != CONNECTION_OK ||
+			PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+			DtxDisconnect(c);
+		c->xact_depth = 0;
+		c->state = DTX_REMOTE_IDLE;
+		c->abort_required = false;
+	}
+}
+
+/*
+ * dtx_inval_callback
+ *		A foreign server or user mapping changed: mark the connections that
+ *		use it, to be dropped when no transaction is open on them.
+ */
+static void
+dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS scan;
+	DtxConnection *c;
+
+	(void) arg;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((c = hash_seq_search(&scan)) != NULL)
+	{
+		if (c->conn == NULL)
+			continue;
+		if (hashvalue == 0 ||
+			(cacheid == FOREIGNSERVEROID && c->server_hashvalue == hashvalue) ||
+			(cacheid == USERMAPPINGOID && c->mapping_hashvalue == hashvalue))
+			c->invalidated = true;
+	}
+}
+
+/*
+ * dtx_wait_socket
+ *		Waits until conn's socket is ready for events, the deadline passes
+ *		(false) or, when interruptible, an interrupt arrives (raised).
+ */
+static bool
+dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptible)
+{
+	for (;;)
+	{
+		long		timeout = dtx_ms_until(deadline);
+		int			rc;
+
+		if (timeout == 0)
+			return false;
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | events |
+							   (timeout > 0 ? WL_TIMEOUT : 0),
+							   PQsocket(conn), timeout, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			if (interruptible)
+				CHECK_FOR_INTERRUPTS();
+		}
+		if (rc & events)
+			return true;
+	}
+}
+
+/*
+ * dtx_connect
+ *		Opens a libpq connection for c, interruptibly and within
+ *		dtx.connect_timeout, and configures the remote session.
+ */
+static PGconn *
+dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
+{
+	const char *keywords[DTX_MAX_CONN_PARAMS];
+	const char *values[DTX_MAX_CONN_PARAMS];
+	char		appname[NAMEDATALEN];
+	int			n;
+	PGconn	   *volatile conn = NULL;
+	TimestampTz deadline;
+
+	DtxCheckPasswordGiven(server, um, c->userid);
+
+	n = DtxCollectConnParams(server, um, keywords, values, DTX_MAX_CONN_PARAMS - 8);
+
+	/*
+	 * application_name names pg_dtx, the coordinator, its database and this
+	 * backend, so that a DBA on a participant can tell whose session it is.
+	 */
+	snprintf(appname, sizeof(appname), "pg_dtx:%" PRIu64 ":%u:%d",
+			 DtxCoordinatorId(), MyDatabaseId, MyProcPid);
+	keywords[n] = "application_name";
+	values[n++] = appname;
+	keywords[n] = "client_encoding";
+	values[n++] = GetDatabaseEncodingName();
+	if (!DtxConnParamGiven(keywords, n, "keepalives"))
+	{
+		keywords[n] = "keepalives";
+		values[n++] = "1";
+	}
+	if (!DtxConnParamGiven(keywords, n, "keepalives_idle"))
+	{
+		keywords[n] = "keepalives_idle";
+		values[n++] = DTX_KEEPALIVES_IDLE_S;
+	}
+	if (!DtxConnParamGiven(keywords, n, "keepalives_interval"))
+	{
+		keywords[n] = "keepalives_interval";
+		values[n++] = DTX_KEEPALIVES_INTERVAL_S;
+	}
+	if (!DtxConnParamGiven(keywords, n, "keepalives_count"))
+	{
+		keywords[n] = "keepalives_count";
+		values[n++] = DTX_KEEPALIVES_COUNT;
+	}
+	keywords[n] = NULL;
+	values[n] = NULL;
+
+	conn = PQconnectStartParams(keywords, values, false);
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while connecting to server \"%s\"",
+						c->servername)));
+
+	deadline = DtxDeadlineAfterMs(dtx_connect_timeout);
+	PG_TRY();
+	{
+		PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+		while (PQstatus(conn) != CONNECTION_BAD &&
+			   st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+		{
+			int			events = (st == PGRES_POLLING_READING) ?
+				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+
+			if (!dtx_wait_socket(conn, events, deadline, true))
+				ereport(ERROR,
+						(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+						 errmsg("could not connect to server \"%s\": timeout after %d ms",
+								c->servername, dtx_connect_timeout),
+						 errhint("Check that the server is up and reachable, or raise dtx.connect_timeout.")));
+			st = PQconnectPoll(conn);
+		}
+		if (PQstatus(conn) != CONNECTION_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+					 errmsg("could not connect to server \"%s\"", c->servername),
+					 errdetail_internal("%s", pchomp(PQerrorMessage(conn))),
+					 errhint("Check the server's options (host, port, dbname) and the user mapping.")));
+
+		DtxCheckPasswordUsed(conn, server, um, c->userid);
+
+		if (PQsetnonblocking(conn, 1) != 0)
+			elog(ERROR, "could not set the connection to server \"%s\" non-blocking",
+				 c->servername);
+
+		c->conn = conn;
+		dtx_configure_session(c);
+	}
+	PG_CATCH();
+	{
+		c->conn = NULL;
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	return conn;
+}
+
+/*
+ * dtx_configure_session
+ *		Pins the data-format settings of a new remote session and reads the
+ *		participant's identity, in one round trip.
+ *
+ * Users' SQL keeps the remote role's own search_path; pg_dtx's own remote
+ * queries are schema-qualified.
+ */
+static void
+dtx_configure_session(DtxConnection *c)
+{
+	static const char *sql =
+		"SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; "
+		"SELECT s.system_identifier, "
+		"pg_catalog.current_setting('max_prepared_transactions')::pg_catalog.int4 "
+		"FROM pg_catalog.pg_control_system() s";
+	PGresult   *volatile res = NULL;
+	PGresult   *volatile last = NULL;
+
+	DtxSendQuery(c, sql);
+	PG_TRY();
+	{
+		while ((res = DtxGetResult(c, DtxDeadlineAfterMs(dtx_connect_timeout), sql)) != NULL)
+		{
+			ExecStatusType st = PQresultStatus(res);
+
+			if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+			{
+				PGresult   *failed = res;
+
+				res = NULL;
+				DtxReportResultError(ERROR, failed, c, sql, NULL);
+			}
+			if (st == PGRES_TUPLES_OK)
+			{
+				if (last)
+					PQclear(last);
+				last = res;
+			}
+			else
+				PQclear(res);
+			res = NULL;
+		}
+		if (last == NULL || PQntuples(last) != 1)
+			elog(ERROR, "unexpected answer from server \"%s\" to the session set-up",
+				 c->servername);
+		c->remote_sysid = strtou64(PQgetvalue(last, 0, 0), NULL, 10);
+		c->remote_max_prepared = atoi(PQgetvalue(last, 0, 1));
+	}
+	PG_FINALLY();
+	{
+		if (res)
+			PQclear(res);
+		if (last)
+			PQclear(last);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * dtx_flush
+ *		Sends what libpq buffered for c; false on a lost connection or a
+ *		passed deadline.  Raises on interrupts when interruptible.
+ */
+static bool
+dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible)
+{
+	for (;;)
+	{
+		int			r = PQflush(c->conn);
+
+		if (r == 0)
+			return true;
+		if (r < 0)
+			return false;
+		if (!dtx_wait_socket(c->conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE,
+							 deadline, interruptible))
+			return false;
+		/* the server may be sending us something (a notice) meanwhile */
+		if (PQconsumeInput(c->conn) == 0)
+			return false;
+	}
+}
+
+/*
+ * dtx_raise_lost
+ *		Raises the error for a connection lost while talking to c's server;
+ *		marks the connection broken.
+ */
+static void
+dtx_raise_lost(DtxConnection *c, const char *sql)
+{
+	c->broken = true;
+	c->busy = false;
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("lost the connection to server \"%s\"", c->servername),
+			 errdetail_internal("%s", pchomp(PQerrorMessage(c->conn))),
+			 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+}
+
+/*
+ * DtxSendQuery
+ *		Sends sql (simple protocol, possibly several statements) on c.
+ */
+void
+DtxSendQuery(DtxConnection *c, const char *sql)
+{
+	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+		dtx_raise_lost(c, sql);
+	if (!PQsendQuery(c->conn, sql))
+		dtx_raise_lost(c, sql);
+	c->busy = true;
+	if (!dtx_flush(c, 0, true))
+		dtx_raise_lost(c, sql);
+}
+
+/*
+ * DtxSendPipeline
+ *		Sends the commands of prelude (no parameters), then sql with its
+ *		parameters in text form, as one pipeline: one round trip.
+ *
+ * The results are read with DtxGetPipelineResult.  Parameters whose type is
+ * 0 are typed by the remote server.
+ */
+void
+DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
+				int nparams, const Oid *types, const char *const *values)
+{
+	ListCell   *lc;
+
+	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+		dtx_raise_lost(c, sql);
+	if (!PQenterPipelineMode(c->conn))
+		dtx_raise_lost(c, sql);
+	c->busy = true;
+	foreach(lc, prelude)
+	{
+		if (!PQsendQueryParams(c->conn, (const char *) lfirst(lc), 0, NULL, NULL, NULL, NULL, 0))
+			dtx_raise_lost(c, (const char *) lfirst(lc));
+	}
+	if (!PQsendQueryParams(c->conn, sql, nparams, types, values, NULL, NULL, 0))
+		dtx_raise_lost(c, sql);
+	if (!PQpipelineSync(c->conn))
+		dtx_raise_lost(c, sql);
+	if (!dtx_flush(c, 0, true))
+		dtx_raise_lost(c, sql);
+}
+
+/*
+ * DtxGetPipelineResult
+ *		Reads the results of a pipeline sent by DtxSendPipeline; raises the
+ *		first error (prelude included) and returns the result of sql, which
+ *		the caller must PQclear.
+ */
+PGresult   *
+DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
+{
+	volatile int ncmds = list_length(prelude) + 1;
+	int			i;
+	PGresult   *volatile final = NULL;
+	PGresult   *volatile res = NULL;
+	PGresult   *volatile first_error = NULL;
+	volatile int error_index = -1;
+
+	PG_TRY();
+	{
+		for (i = 0; i < ncmds; i++)
+		{
+			/* each command's results end with a NULL */
+			while ((res = DtxGetResult(c, 0, sql)) != NULL)
+			{
+				ExecStatusType st = PQresultStatus(res);
+
+				if (st == PGRES_FATAL_ERROR && first_error == NULL)
+				{
+					first_error = res;
+					error_index = i;
+				}
+				else if (i == ncmds - 1 && final == NULL &&
+						 (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
+					final = res;
+				else
+					PQclear(res);
+				res = NULL;
+			}
+		}
+		/* then the sync */
+		res = DtxGetResult(c, 0, sql);
+		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+			dtx_raise_lost(c, sql);
+		PQclear(res);
+		res = NULL;
+		if (!PQexitPipelineMode(c->conn))
+			dtx_raise_lost(c, sql);
+		c->busy = false;
+
+		if (first_error != NULL)
+		{
+			const char *failed = (error_index < ncmds - 1) ?
+			(const char *) list_nth(prelude, error_index) : sql;
+			PGresult   *err = first_error;
+
+			first_error = NULL;
+			DtxReportResultError(ERROR, err, c, failed, NULL);
+		}
+	}
+	PG_CATCH();
+	{
+		if (res)
+			PQclear(res);
+		if (final)
+			PQclear(final);
+		if (first_error)
+			PQclear(first_error);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	return final;
+}
+
+/*
+ * DtxGetResult
+ *		Waits for and returns the next result of the command in flight on c
+ *		(NULL when its results are all read); raises on interrupts, on a
+ *		lost connection and on a passed deadline (0: none).
+ */
+PGresult *
+DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql)
+{
+	while (PQisBusy(c->conn))
+	{
+		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, true))
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("timed out waiting for server \"%s\"", c->servername),
+					 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+		if (!PQconsumeInput(c->conn))
+			dtx_raise_lost(c, sql);
+	}
+	return PQgetResult(c->conn);
+}
+
+/*
+ * DtxExecCommand
+ *		Runs a command that returns no rows on c; raises its error.
+ */
+void
+DtxExecCommand(DtxConnection *c, const char *sql)
+{
+	PGresult   *volatile res = NULL;
+	PGresult   *volatile err = NULL;
+
+	DtxSendQuery(c, sql);
+	PG_TRY();
+	{
+		while ((res = DtxGetResult(c, 0, sql)) != NULL)
+		{
+			if (PQresultStatus(res) == PGRES_FATAL_ERROR && err == NULL)
+				err = res;
+			else
+				PQclear(res);
+			res = NULL;
+		}
+		c->busy = false;
+		if (err)
+		{
+			PGresult   *failed = err;
+
+			err = NULL;
+			DtxReportResultError(ERROR, failed, c, sql, NULL);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (res)
+			PQclear(res);
+		if (err)
+			PQclear(err);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * DtxReportResultError
+ *		Re-raises a remote error with the remote SQLSTATE, message, detail and
+ *		hint, naming the server; what, when given, prefixes the message.
+ *		Takes ownership of res and frees it: the caller must forget it.
+ */
+void
+DtxReportResultError(int elevel, PGresult *res, DtxConnection *c,
+					 const char *sql, const char *what)
+{
+	const char *diag_sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+	const char *rcontext = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+	int			sqlstate;
+	char	   *msg;
+	char	   *det = detail ? pstrdup(detail) : NULL;
+	char	   *hin = hint ? pstrdup(hint) : NULL;
+	char	   *ctx = rcontext ? pstrdup(rcontext) : NULL;
+
+	if (diag_sqlstate && strlen(diag_sqlstate) == 5)
+		sqlstate = MAKE_SQLSTATE(diag_sqlstate[0], diag_sqlstate[1], diag_sqlstate[2],
+								 diag_sqlstate[3], diag_sqlstate[4]);
+	else
+		sqlstate = ERRCODE_CONNECTION_FAILURE;
+
+	if (primary == NULL)
+		primary = pchomp(PQerrorMessage(c->conn));
+	if (what)
+		msg = psprintf("%s on server \"%s\": %s", what, c->servername, primary);
+	else
+		msg = psprintf("%s", primary);
+
+	/* a lost connection cannot be trusted with anything more */
+	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+		c->broken = true;
+
+	PQclear(res);
+	ereport(elevel,
+			(errcode(sqlstate),
+			 errmsg_internal("%s", msg),
+			 det ? errdetail_internal("%s", det) : 0,
+			 hin ? errhint("%s", hin) : 0,
+			 ctx ? errcontext("remote context: %s", ctx) : 0,
+			 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+}
+
+/*
+ * DtxSendQueryNoError
+ *		Sends sql on c without raising; false when the connection is lost.
+ *		Used after the local commit and during abort.
+ */
+bool
+DtxSendQueryNoError(DtxConnection *c, const char *sql)
+{
+	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+		return false;
+	if (!PQsendQuery(c->conn, sql))
+		return false;
+	c->busy = true;
+	/* a short flush; the deadline of the caller's wait bounds the rest */
+	return dtx_flush(c, DtxDeadlineAfterMs(dtx_connect_timeout > 0 ? dtx_connect_timeout : 10000),
+					 false);
+}
+
+/*
+ * DtxGetResultNoError
+ *		Waits, without raising and without serving interrupts, for all the
+ *		results of the command in flight on c, until deadline (0: none).
+ *		On DTX_RESULT_ERROR, *errmsg_out (palloc'd) and sqlstate_out (6 bytes)
+ *		describe the remote error when they are given.
+ */
+DtxResultStatus
+DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
+					char **errmsg_out, char *sqlstate_out)
+{
+	DtxResultStatus status = DTX_RESULT_OK;
+	PGresult   *res;
+
+	if (errmsg_out)
+		*errmsg_out = NULL;
+	if (sqlstate_out)
+		sqlstate_out[0] = '\0';
+	if (c->conn == NULL)
+		return DTX_RESULT_LOST;
+
+	for (;;)
+	{
+		while (PQisBusy(c->conn))
+		{
+			if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, false))
+				return DTX_RESULT_TIMEOUT;
+			if (!PQconsumeInput(c->conn))
+			{
+				if (errmsg_out)
+					*errmsg_out = pchomp(PQerrorMessage(c->conn));
+				return DTX_RESULT_LOST;
+			}
+		}
+		res = PQgetResult(c->conn);
+		if (res == NULL)
+			break;
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR && status == DTX_RESULT_OK)
+		{
+			const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			status = (st != NULL) ? DTX_RESULT_ERROR : DTX_RESULT_LOST;
+			if (errmsg_out)
+				*errmsg_out = pchomp(PQresultErrorMessage(res));
+			if (sqlstate_out && st)
+				strlcpy(sqlstate_out, st, 6);
+		}
+		PQclear(res);
+	}
+	c->busy = false;
+	if (PQstatus(c->conn) != CONNECTION_OK)
+		return DTX_RESULT_LOST;
+	return status;
+}
+
+/*
+ * DtxCancelAndDrain
+ *		Cancels the command in flight on c, if any, and reads its results
+ *		until deadline; true when the connection is idle again.
+ */
+bool
+DtxCancelAndDrain(DtxConnection *c, TimestampTz deadline)
+{
+	PGcancel   *cancel;
+	char		errbuf[256];
+
+	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+		return false;
+	if (!c->busy)
+		return true;
+
+	if ((cancel = PQgetCancel(c->conn)) != NULL)
+	{
+		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+		PQfreeCancel(cancel);
+	}
+	if (PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF)
+	{
+		/* read up to and including the sync, then leave pipeline mode */
+		for (;;)
+		{
+			PGresult   *res;
+
+			while (PQisBusy(c->conn))
+			{
+				if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, false) ||
+					!PQconsumeInput(c->conn))
+					return false;
+			}
+			res = PQgetResult(c->conn);
+			if (res == NULL)
+				continue;
+			if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
+			{
+				PQclear(res);
+				break;
+			}
+			PQclear(res);
+		}
+		if (!PQexitPipelineMode(c->conn))
+			return false;
+		c->busy = false;
+		return true;
+	}
+	return DtxGetResultNoError(c, deadline, NULL, NULL) != DTX_RESULT_LOST &&
+		!c->busy;
+}

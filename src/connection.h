@@ -1,0 +1,102 @@
+/*-------------------------------------------------------------------------
+ *
+ * connection.h
+ *	  The backend's cache of connections to participant servers, and the
+ *	  interruptible libpq primitives that every remote round trip uses.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DTX_CONNECTION_H
+#define DTX_CONNECTION_H
+
+#include "libpq-fe.h"
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+
+#include "gid.h"
+
+/* Where a participant's remote transaction stands. */
+typedef enum DtxRemoteState
+{
+	DTX_REMOTE_IDLE = 0,		/* no remote transaction open */
+	DTX_REMOTE_IN_XACT,			/* BEGIN sent with a statement */
+	DTX_REMOTE_PREPARING,		/* PREPARE TRANSACTION sent, answer pending */
+	DTX_REMOTE_PREPARED,		/* prepared under ->gid */
+	DTX_REMOTE_COMMITTING		/* COMMIT or COMMIT PREPARED sent */
+} DtxRemoteState;
+
+/* One cached connection: a (server, user mapping) pair of this backend. */
+typedef struct DtxConnection
+{
+	Oid			umid;			/* hash key: user mapping OID */
+	Oid			serverid;		/* foreign server */
+	Oid			userid;			/* local role that opened the participant */
+	char		servername[NAMEDATALEN];	/* for messages */
+	PGconn	   *conn;			/* NULL when not connected */
+
+	/* the remote transaction that follows the local one */
+	int			xact_depth;		/* 0 none, 1 top level, n: n-1 savepoints */
+	DtxRemoteState state;		/* see above */
+	bool		wrote;			/* may have written: prepare it, when in doubt */
+	bool		selects_only;	/* ran only SELECT-tagged statements */
+	bool		needs_prepare;	/* holds something that must last until
+								 * COMMIT PREPARED (e.g. locks) */
+	bool		busy;			/* a command is in flight */
+	bool		broken;			/* unusable: dropped at transaction end */
+	bool		abort_required; /* local transaction may not commit */
+	List	   *pending_cmds;	/* commands to send before the next one
+								 * (savepoint releases), palloc'd in
+								 * TopMemoryContext */
+	int			participant_no; /* order of first use in the transaction */
+	char		gid[DTX_GID_MAXLEN];	/* global id once preparing */
+
+	/* what the remote server told us at connection */
+	uint64		remote_sysid;	/* system identifier of its cluster */
+	int			remote_max_prepared;	/* its max_prepared_transactions */
+
+	/* invalidation */
+	bool		invalidated;	/* server or mapping changed: drop when idle */
+	uint32		server_hashvalue;	/* hash of the server's syscache key */
+	uint32		mapping_hashvalue;	/* hash of the mapping's syscache key */
+} DtxConnection;
+
+/* Outcome of a non-throwing round trip (commit and abort paths). */
+typedef enum DtxResultStatus
+{
+	DTX_RESULT_OK,				/* command succeeded */
+	DTX_RESULT_ERROR,			/* the server answered with an error */
+	DTX_RESULT_LOST,			/* connection lost before the answer */
+	DTX_RESULT_TIMEOUT			/* no answer before the deadline */
+} DtxResultStatus;
+
+/* settings */
+extern int	dtx_connect_timeout;
+
+extern void DtxConnectionInit(void);
+
+/* cache */
+extern DtxConnection *DtxGetConnection(Oid serverid, Oid userid);
+extern void DtxConnectionEnsureOpen(DtxConnection *c);
+extern void DtxDisconnect(DtxConnection *c);
+extern void DtxForEachConnection(void (*fn) (DtxConnection *c, void *arg), void *arg);
+extern void DtxCloseUnusableConnections(void);
+
+/* round trips that raise errors (before the local commit) */
+extern void DtxSendQuery(DtxConnection *c, const char *sql);
+extern void DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
+							int nparams, const Oid *types, const char *const *values);
+extern PGresult *DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql);
+extern PGresult *DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql);
+extern void DtxExecCommand(DtxConnection *c, const char *sql);
+extern void DtxReportResultError(int elevel, PGresult *res, DtxConnection *c,
+								 const char *sql, const char *what);
+
+/* round trips that never raise errors (commit and abort callbacks) */
+extern bool DtxSendQueryNoError(DtxConnection *c, const char *sql);
+extern DtxResultStatus DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
+										   char **errmsg_out, char *sqlstate_out);
+extern bool DtxCancelAndDrain(DtxConnection *c, TimestampTz deadline);
+
+extern TimestampTz DtxDeadlineAfterMs(int ms);
+
+#endif							/* DTX_CONNECTION_H */

@@ -1,0 +1,181 @@
+/*-------------------------------------------------------------------------
+ *
+ * decision.c
+ *	  The commit decisions of distributed transactions.
+ *
+ * A decision is a row of dtx.decisions inserted inside the local
+ * transaction, just before its commit: the local commit record makes it
+ * durable, so it *is* the decision.  The row is written with heap access
+ * (no SPI, no snapshot) from the pre-commit callback.
+ *
+ * Once every participant confirmed COMMIT PREPARED, the row may go.  Nothing
+ * can be written from the commit callback, so the backend remembers the
+ * confirmed transactions and deletes their rows in its next transaction
+ * that writes a decision, in batches; rows that a backend could not delete
+ * before it exited are deleted by the resolver, which finds nothing left to
+ * do for them.  Deletion tolerates a concurrent deletion by the resolver.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "catalog.h"
+#include "decision.h"
+
+/* columns of dtx.decisions */
+#define Natts_dtx_decisions				5
+#define Anum_dtx_decisions_xid			1
+#define Anum_dtx_decisions_coordinator	2
+#define Anum_dtx_decisions_userid		3
+#define Anum_dtx_decisions_servers		4
+#define Anum_dtx_decisions_created		5
+
+/* transactions whose participants all confirmed COMMIT PREPARED */
+static uint64 confirmed[DTX_CONFIRMED_BATCH];
+static int	nconfirmed = 0;
+static int	ndeleting = 0;		/* the first ones, deleted by the current
+								 * transaction if it commits */
+
+/*
+ * DtxDecisionInsert
+ *		Inserts the commit decision of the current transaction.
+ */
+void
+DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
+				  Oid userid, const Oid *servers, int nservers)
+{
+	Relation	rel;
+	Datum		values[Natts_dtx_decisions];
+	bool		nulls[Natts_dtx_decisions];
+	Datum	   *elems;
+	HeapTuple	tuple;
+	int			i;
+
+	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+
+	elems = palloc(sizeof(Datum) * nservers);
+	for (i = 0; i < nservers; i++)
+		elems[i] = ObjectIdGetDatum(servers[i]);
+
+	memset(nulls, false, sizeof(nulls));
+	values[Anum_dtx_decisions_xid - 1] = FullTransactionIdGetDatum(fxid);
+	values[Anum_dtx_decisions_coordinator - 1] = Int64GetDatum((int64) coordinator_id);
+	values[Anum_dtx_decisions_userid - 1] = ObjectIdGetDatum(userid);
+	values[Anum_dtx_decisions_servers - 1] =
+		PointerGetDatum(construct_array(elems, nservers, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[Anum_dtx_decisions_created - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+
+	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	CatalogTupleInsert(rel, tuple);
+	heap_freetuple(tuple);
+	table_close(rel, NoLock);
+}
+
+/*
+ * DtxDecisionConfirmed
+ *		Remembers that every participant of fxid confirmed COMMIT PREPARED,
+ *		so that its decision can be deleted later.  Never raises: called
+ *		from the commit callback.  A full batch drops the newest: the
+ *		resolver deletes what is forgotten here.
+ */
+void
+DtxDecisionConfirmed(FullTransactionId fxid)
+{
+	if (nconfirmed < DTX_CONFIRMED_BATCH)
+		confirmed[nconfirmed++] = U64FromFullTransactionId(fxid);
+}
+
+/*
+ * DtxDecisionDelete
+ *		Deletes the decision of fxid from rel (dtx.decisions opened with
+ *		RowExclusiveLock), if it is there; true if this call deleted it.
+ *		A concurrent deletion is not an error.
+ */
+bool
+DtxDecisionDelete(Relation rel, FullTransactionId fxid)
+{
+	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	bool		deleted = false;
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyInit(&key, Anum_dtx_decisions_xid, BTEqualStrategyNumber,
+				F_XID8EQ, FullTransactionIdGetDatum(fxid));
+	scan = systable_beginscan(rel, indexoid, true, snap, 1, &key);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		result = heap_delete(rel, &tup->t_self, GetCurrentCommandId(true),
+							 InvalidSnapshot, true, &tmfd, false);
+		if (result == TM_Ok)
+			deleted = true;
+		else if (result != TM_Deleted && result != TM_Updated && result != TM_SelfModified)
+			elog(ERROR, "unexpected result %d deleting a pg_dtx decision", (int) result);
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	return deleted;
+}
+
+/*
+ * DtxDecisionDeleteConfirmed
+ *		Deletes the decisions of the transactions remembered as confirmed;
+ *		returns how many were deleted.  Called inside a transaction that
+ *		writes a decision anyway.
+ */
+int
+DtxDecisionDeleteConfirmed(void)
+{
+	Relation	rel;
+	int			i;
+	int			n = 0;
+
+	if (nconfirmed == 0)
+		return 0;
+	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+	for (i = 0; i < nconfirmed; i++)
+		if (DtxDecisionDelete(rel, FullTransactionIdFromU64(confirmed[i])))
+			n++;
+	table_close(rel, NoLock);
+	ndeleting = nconfirmed;
+	return n;
+}
+
+/*
+ * DtxDecisionEndXact
+ *		At the end of a transaction: the confirmed decisions it deleted are
+ *		forgotten if it committed, kept for the next try if it aborted.
+ *		Never raises.
+ */
+void
+DtxDecisionEndXact(bool committed)
+{
+	if (committed && ndeleting > 0)
+	{
+		memmove(confirmed, confirmed + ndeleting,
+				sizeof(uint64) * (nconfirmed - ndeleting));
+		nconfirmed -= ndeleting;
+	}
+	ndeleting = 0;
+}

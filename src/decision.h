@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * decision.h
+ *	  The commit decisions of distributed transactions (dtx.decisions).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DTX_DECISION_H
+#define DTX_DECISION_H
+
+#include "access/transam.h"
+#include "utils/relcache.h"
+
+/* Confirmed decisions are deleted in batches of at most this many. */
+#define DTX_CONFIRMED_BATCH 256
+
+extern void DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
+							  Oid userid, const Oid *servers, int nservers);
+extern void DtxDecisionConfirmed(FullTransactionId fxid);
+extern int	DtxDecisionDeleteConfirmed(void);
+extern void DtxDecisionEndXact(bool committed);
+extern bool DtxDecisionDelete(Relation rel, FullTransactionId fxid);
+
+#endif							/* DTX_DECISION_H */

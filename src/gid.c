@@ -1,0 +1,137 @@
+/*-------------------------------------------------------------------------
+ *
+ * gid.c
+ *	  Global transaction ids and the coordinator id they carry.
+ *
+ * A global id is the name under which a participant prepares its part of a
+ * distributed transaction:
+ *
+ *		dtx_<coordinator id>_<database OID>_<64-bit xid>_<server OID>_<user OID>_<n>
+ *
+ * It says everything the resolver needs after a crash that left no decision
+ * record: which coordinator and database own it (so that nobody else's
+ * prepared transactions are touched), which local transaction decides its
+ * fate, and which server and user mapping to use to finish it.  The longest
+ * possible id is 4 + 20 + 10 + 20 + 10 + 10 + 10 + 6 separators = 90 bytes,
+ * well within PostgreSQL's 200.
+ *
+ * The coordinator id is the system identifier, unless an operator stored
+ * another one in dtx.coordinator (a server cloned with pg_basebackup shares
+ * its origin's system identifier and must not finish its transactions).  It
+ * is read once per backend.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <inttypes.h>
+
+#include "access/xlog.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "catalog.h"
+#include "gid.h"
+
+static bool coordinator_id_valid = false;
+static uint64 coordinator_id = 0;
+
+/*
+ * DtxCoordinatorId
+ *		The id that this server's global ids carry; read once per backend.
+ *
+ * Must be called inside a transaction the first time.
+ */
+uint64
+DtxCoordinatorId(void)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
+	uint64		value;
+
+	if (coordinator_id_valid)
+		return coordinator_id;
+
+	value = GetSystemIdentifier();
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(DtxExtensionOwner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute("SELECT coordinator_id FROM dtx.coordinator", true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read dtx.coordinator: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			value = (uint64) DatumGetInt64(d);
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	coordinator_id = value;
+	coordinator_id_valid = true;
+	return coordinator_id;
+}
+
+/*
+ * dtx_coordinator_id_sql
+ *		SQL: dtx.coordinator_id() returns this server's coordinator id.
+ */
+PG_FUNCTION_INFO_V1(dtx_coordinator_id_sql);
+Datum
+dtx_coordinator_id_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64((int64) DtxCoordinatorId());
+}
+
+/*
+ * DtxFormatGid
+ *		Writes the global id of *gid into buf (DTX_GID_MAXLEN bytes).
+ */
+void
+DtxFormatGid(char *buf, const DtxGid *gid)
+{
+	snprintf(buf, DTX_GID_MAXLEN, DTX_GID_PREFIX "%" PRIu64 "_%u_%" PRIu64 "_%u_%u_%d",
+			 gid->coordinator_id, gid->dboid,
+			 U64FromFullTransactionId(gid->fxid),
+			 gid->serverid, gid->userid, gid->participant_no);
+}
+
+/*
+ * DtxParseGid
+ *		Splits a global id into *gid; false when str is not one of pg_dtx's.
+ */
+bool
+DtxParseGid(const char *str, DtxGid *gid)
+{
+	uint64		coord;
+	uint64		xid;
+	unsigned int db;
+	unsigned int server;
+	unsigned int user;
+	int			n;
+	int			consumed = 0;
+
+	if (strncmp(str, DTX_GID_PREFIX, strlen(DTX_GID_PREFIX)) != 0)
+		return false;
+	if (sscanf(str + strlen(DTX_GID_PREFIX), "%" SCNu64 "_%u_%" SCNu64 "_%u_%u_%d%n",
+			   &coord, &db, &xid, &server, &user, &n, &consumed) != 6)
+		return false;
+	if (str[strlen(DTX_GID_PREFIX) + consumed] != '\0')
+		return false;
+
+	gid->coordinator_id = coord;
+	gid->dboid = db;
+	gid->fxid = FullTransactionIdFromU64(xid);
+	gid->serverid = server;
+	gid->userid = user;
+	gid->participant_no = n;
+	return true;
+}

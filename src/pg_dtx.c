@@ -1,0 +1,38 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_dtx.c
+ *	  Entry point of the pg_dtx extension: atomic transactions across
+ *	  PostgreSQL servers with two-phase commit.
+ *
+ * This file owns nothing but the module's initialisation: each subsystem
+ * registers its own settings, callbacks and hooks from its *Init function.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "connection.h"
+#include "fdw_guard.h"
+#include "remote_xact.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/*
+ * _PG_init
+ *		Called when the library is loaded, at server start with
+ *		shared_preload_libraries or in a backend at first use.
+ */
+void
+_PG_init(void)
+{
+	DtxConnectionInit();
+	DtxRemoteXactInit();
+	DtxFdwGuardInit();
+
+	MarkGUCPrefixReserved("dtx");
+}

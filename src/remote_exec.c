@@ -1,0 +1,451 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote_exec.c
+ *	  The SQL functions that run statements on participants: dtx.exec and
+ *	  dtx.query.
+ *
+ * Parameters travel out of band ($1, $2, ... are never spliced into the
+ * text), in text form; built-in types are sent with their type OID, other
+ * types and untyped literals are left for the remote server to type.  The
+ * remote session's DateStyle, IntervalStyle and extra_float_digits are
+ * pinned at connection (connection.c), so that text forms are read back
+ * exactly.  Statements go through the extended protocol, which refuses
+ * several statements in one string; transaction control is refused, and
+ * the remote transaction status is checked after every statement.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "parser/parse_coerce.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "connection.h"
+#include "fdw_options.h"
+#include "remote_xact.h"
+
+/* A statement's parameters in text form. */
+typedef struct DtxParams
+{
+	int			n;				/* how many */
+	Oid		   *types;			/* type OIDs to send (0: remote decides) */
+	Oid		   *local_types;	/* the local types, for messages */
+	const char **values;		/* text forms, NULL for SQL NULL */
+} DtxParams;
+
+/*
+ * first_keyword
+ *		The first word of sql, after white space, comments and opening
+ *		parentheses, upper-cased into buf (at most len - 1 letters); also the
+ *		second word into buf2.
+ */
+static void
+first_keywords(const char *sql, char *buf, char *buf2, int len)
+{
+	const char *p = sql;
+	char	   *targets[2] = {buf, buf2};
+	int			w;
+
+	buf[0] = buf2[0] = '\0';
+	for (w = 0; w < 2; w++)
+	{
+		int			i = 0;
+
+		for (;;)
+		{
+			while (*p && (isspace((unsigned char) *p) || *p == '('))
+				p++;
+			if (p[0] == '-' && p[1] == '-')
+			{
+				while (*p && *p != '\n')
+					p++;
+				continue;
+			}
+			if (p[0] == '/' && p[1] == '*')
+			{
+				int			depth = 1;
+
+				p += 2;
+				while (*p && depth > 0)
+				{
+					if (p[0] == '/' && p[1] == '*')
+						depth++, p += 2;
+					else if (p[0] == '*' && p[1] == '/')
+						depth--, p += 2;
+					else
+						p++;
+				}
+				continue;
+			}
+			break;
+		}
+		while (*p && (isalpha((unsigned char) *p) || *p == '_'))
+		{
+			if (i < len - 1)
+				targets[w][i++] = pg_ascii_toupper((unsigned char) *p);
+			p++;
+		}
+		targets[w][i] = '\0';
+	}
+}
+
+/*
+ * refuse_transaction_control
+ *		Raises if sql would control the remote transaction, which belongs to
+ *		pg_dtx.
+ */
+static void
+refuse_transaction_control(const char *sql, const char *servername)
+{
+	char		kw[16];
+	char		kw2[16];
+	static const char *const refused[] = {
+		"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
+		"SAVEPOINT", "RELEASE", NULL
+	};
+	int			i;
+	bool		bad = false;
+
+	first_keywords(sql, kw, kw2, sizeof(kw));
+	for (i = 0; refused[i]; i++)
+		if (strcmp(kw, refused[i]) == 0)
+			bad = true;
+	if (strcmp(kw, "PREPARE") == 0 && strcmp(kw2, "TRANSACTION") == 0)
+		bad = true;
+
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("transaction control statements are not allowed in pg_dtx remote SQL"),
+				 errdetail("The statement for server \"%s\" starts with %s%s%s.", servername,
+						   kw, kw2[0] && strcmp(kw, "PREPARE") == 0 ? " " : "",
+						   strcmp(kw, "PREPARE") == 0 ? kw2 : ""),
+				 errhint("pg_dtx begins, prepares and commits remote transactions with the local one; use local SAVEPOINT and COMMIT.")));
+}
+
+/*
+ * add_param
+ *		Appends value (of type typid, or NULL) to p in text form.
+ */
+static void
+add_param(DtxParams *p, int i, Oid typid, Datum value, bool isnull)
+{
+	p->local_types[i] = typid;
+	/* built-in types have the same OIDs everywhere; others are left to the remote */
+	p->types[i] = (typid < FirstGenbkiObjectId && typid != UNKNOWNOID) ? typid : InvalidOid;
+	if (isnull)
+		p->values[i] = NULL;
+	else if (typid == UNKNOWNOID)
+		p->values[i] = DatumGetCString(value);
+	else
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(typid, &outfunc, &isvarlena);
+		p->values[i] = OidOutputFunctionCall(outfunc, value);
+	}
+}
+
+/*
+ * collect_params
+ *		The parameters of a dtx.exec/dtx.query call: arguments 3 and on, or
+ *		the elements of the array given with VARIADIC.
+ */
+static DtxParams *
+collect_params(FunctionCallInfo fcinfo)
+{
+	DtxParams  *p = palloc0(sizeof(DtxParams));
+	int			nargs = PG_NARGS();
+	int			i;
+
+	if (nargs <= 2)
+		return p;
+
+	if (get_fn_expr_variadic(fcinfo->flinfo))
+	{
+		/* dtx.exec(s, q, VARIADIC array): the array's elements */
+		ArrayType  *arr;
+		Oid			elemtype;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+
+		if (PG_ARGISNULL(2))
+			return p;
+		arr = PG_GETARG_ARRAYTYPE_P(2);
+		elemtype = ARR_ELEMTYPE(arr);
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &nelems);
+		p->n = nelems;
+		p->types = palloc(sizeof(Oid) * Max(nelems, 1));
+		p->local_types = palloc(sizeof(Oid) * Max(nelems, 1));
+		p->values = palloc(sizeof(char *) * Max(nelems, 1));
+		for (i = 0; i < nelems; i++)
+			add_param(p, i, elemtype, elems[i], nulls[i]);
+		return p;
+	}
+
+	p->n = nargs - 2;
+	p->types = palloc(sizeof(Oid) * p->n);
+	p->local_types = palloc(sizeof(Oid) * p->n);
+	p->values = palloc(sizeof(char *) * p->n);
+	for (i = 0; i < p->n; i++)
+	{
+		Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, i + 2);
+
+		if (!OidIsValid(typid))
+			elog(ERROR, "could not determine the type of parameter $%d", i + 1);
+		add_param(p, i, typid, PG_GETARG_DATUM(i + 2), PG_ARGISNULL(i + 2));
+	}
+	return p;
+}
+
+/*
+ * get_text_arg
+ *		Argument i as a C string; a clear error when it is NULL.
+ */
+static char *
+get_text_arg(FunctionCallInfo fcinfo, int i, const char *what)
+{
+	if (PG_ARGISNULL(i))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(i));
+}
+
+/*
+ * run_remote
+ *		Runs sql with p on server for the current user inside the
+ *		distributed transaction; returns the statement's result (the caller
+ *		frees it with PQclear) and the connection in *conn_out.
+ */
+static PGresult *
+run_remote(const char *servername, const char *sql, DtxParams *p,
+		   DtxConnection **conn_out)
+{
+	Oid			userid = GetUserId();
+	ForeignServer *server;
+	DtxConnection *c;
+	List	   *prelude;
+	PGresult   *res;
+
+	refuse_transaction_control(sql, servername);
+	server = DtxResolveServer(servername, userid);
+	c = DtxGetConnection(server->serverid, userid);
+	DtxConnectionEnsureOpen(c);
+
+	prelude = DtxRemoteXactPrelude(c);
+	DtxSendPipeline(c, prelude, sql, p->n, p->types, p->values);
+	res = DtxGetPipelineResult(c, prelude, sql);
+
+	/* the remote transaction must still be ours */
+	if (PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
+	{
+		PQclear(res);
+		c->broken = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("the remote transaction on server \"%s\" is no longer open", servername),
+				 errdetail("The statement ended or broke the remote transaction."),
+				 errcontext("remote SQL on server \"%s\": %s", servername, sql)));
+	}
+	*conn_out = c;
+	return res;
+}
+
+/*
+ * dtx_exec
+ *		SQL: dtx.exec(server, sql [, VARIADIC params]) runs a statement that
+ *		returns no rows on a participant; returns the rows affected.
+ */
+PG_FUNCTION_INFO_V1(dtx_exec);
+Datum
+dtx_exec(PG_FUNCTION_ARGS)
+{
+	char	   *servername = get_text_arg(fcinfo, 0, "server name");
+	char	   *sql = get_text_arg(fcinfo, 1, "SQL statement");
+	DtxParams  *p = collect_params(fcinfo);
+	DtxConnection *c;
+	PGresult   *res;
+	int64		rows;
+	char	   *tuples;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot run dtx.exec on a hot standby"),
+				 errdetail("A distributed transaction that writes needs a commit decision, and a standby cannot record one."),
+				 errhint("Run distributed transactions that write on the primary; dtx.query works here.")));
+
+	res = run_remote(servername, sql, p, &c);
+	c->wrote = true;
+	c->selects_only = false;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+	{
+		int			ncols = PQnfields(res);
+
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("statement for server \"%s\" returned rows", servername),
+				 errdetail("It returned %d column(s); dtx.exec runs statements that return no rows.", ncols),
+				 errhint("Use dtx.query for statements that return rows.")));
+	}
+	tuples = PQcmdTuples(res);
+	rows = (tuples[0] != '\0') ? strtoi64(tuples, NULL, 10) : 0;
+	PQclear(res);
+	PG_RETURN_INT64(rows);
+}
+
+/*
+ * check_row_shape
+ *		Raises unless the remote result's columns fit the column definition
+ *		list: the same count, and for built-in types the same type or one
+ *		binary-coercible to the declared one.
+ */
+static void
+check_row_shape(PGresult *res, TupleDesc desc, const char *servername)
+{
+	int			ncols = PQnfields(res);
+	int			natts = 0;
+	int			i;
+	int			j = 0;
+
+	for (i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			natts++;
+	if (ncols != natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("remote query on server \"%s\" returned %d column(s), the column definition list has %d",
+						servername, ncols, natts),
+				 errhint("Make the column definition list (AS t(col type, ...)) match the query's columns.")));
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			remote;
+
+		if (att->attisdropped)
+			continue;
+		remote = PQftype(res, j);
+		if (remote < FirstGenbkiObjectId && att->atttypid < FirstGenbkiObjectId &&
+			remote != att->atttypid && !IsBinaryCoercible(remote, att->atttypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("remote query on server \"%s\" returned a column of another type", servername),
+					 errdetail("Remote column %d (\"%s\") is of type %s, the column definition list says %s.",
+							   j + 1, PQfname(res, j), format_type_be(remote),
+							   format_type_be(att->atttypid)),
+					 errhint("Cast the column in the remote query, or change the column definition list.")));
+		j++;
+	}
+}
+
+/*
+ * dtx_query
+ *		SQL: dtx.query(server, sql [, VARIADIC params]) runs a query on a
+ *		participant and returns its rows, shaped by the column definition
+ *		list.
+ */
+PG_FUNCTION_INFO_V1(dtx_query);
+Datum
+dtx_query(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *servername = get_text_arg(fcinfo, 0, "server name");
+	char	   *sql = get_text_arg(fcinfo, 1, "SQL query");
+	DtxParams  *p = collect_params(fcinfo);
+	DtxConnection *c;
+	PGresult   *volatile res;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) || rsinfo->expectedDesc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("dtx.query needs a column definition list"),
+				 errhint("Call it as SELECT * FROM dtx.query('server', 'SELECT ...') AS t(col1 type1, col2 type2).")));
+
+	res = run_remote(servername, sql, p, &c);
+	if (strncmp(PQcmdStatus(res), "SELECT", 6) != 0)
+		c->wrote = true;		/* INSERT ... RETURNING and friends */
+
+	PG_TRY();
+	{
+		TupleDesc	desc;
+		AttInMetadata *attinmeta;
+		Tuplestorestate *store;
+		int			ntuples;
+		int			ncols;
+		int			row;
+		char	  **values;
+		MemoryContext tmpcxt;
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("statement for server \"%s\" returned no rows", servername),
+					 errdetail("Its command tag is \"%s\".", PQcmdStatus(res)),
+					 errhint("Use dtx.exec for statements that return no rows.")));
+
+		InitMaterializedSRF(fcinfo, 0);
+		desc = rsinfo->setDesc;
+		store = rsinfo->setResult;
+		check_row_shape(res, desc, servername);
+
+		attinmeta = TupleDescGetAttInMetadata(desc);
+		ntuples = PQntuples(res);
+		ncols = PQnfields(res);
+		values = palloc(sizeof(char *) * desc->natts);
+		tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "dtx.query row",
+									   ALLOCSET_SMALL_SIZES);
+		for (row = 0; row < ntuples; row++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(tmpcxt);
+			HeapTuple	tuple;
+			int			i;
+			int			j = 0;
+
+			for (i = 0; i < desc->natts; i++)
+			{
+				if (TupleDescAttr(desc, i)->attisdropped || j >= ncols)
+				{
+					values[i] = NULL;
+					continue;
+				}
+				values[i] = PQgetisnull(res, row, j) ? NULL : PQgetvalue(res, row, j);
+				j++;
+			}
+			tuple = BuildTupleFromCStrings(attinmeta, values);
+			MemoryContextSwitchTo(old);
+			tuplestore_puttuple(store, tuple);
+			MemoryContextReset(tmpcxt);
+		}
+		MemoryContextDelete(tmpcxt);
+	}
+	PG_FINALLY();
+	{
+		PQclear(res);
+	}
+	PG_END_TRY();
+
+	return (Datum) 0;
+}

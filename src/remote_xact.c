@@ -1,0 +1,849 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote_xact.c
+ *	  Remote transactions that follow the local one, and the commit
+ *	  protocol that makes them atomic.
+ *
+ * A participant is a cached connection (one (server, user mapping) pair)
+ * used in the current local transaction.  Its remote transaction starts
+ * lazily, with the first statement sent to it and in the same round trip,
+ * at the isolation level (and read-only mode) of the local transaction.
+ * Local savepoints follow: a remote SAVEPOINT is sent with the first
+ * statement at a deeper level, RELEASE is queued and sent with the next
+ * command (it changes nothing that anybody can see), ROLLBACK TO is sent at
+ * once when the local subtransaction aborts.
+ *
+ * At commit (pre-commit callback):
+ *	- participants that ran only SELECTs are asked whether they assigned a
+ *	  transaction id; those that did not are read-only and simply committed;
+ *	- no writer: everything is committed directly;
+ *	- one writer and no local write: it commits in one phase, with no
+ *	  decision record; a connection lost before its answer is reported as
+ *	  transaction_resolution_unknown (08007);
+ *	- otherwise PREPARE TRANSACTION goes to every writer at once, the
+ *	  decision row is inserted into dtx.decisions meanwhile, and the local
+ *	  commit is forced to be flushed: the local commit record is the
+ *	  decision.  Any failure raises, and the abort callback rolls back what
+ *	  was prepared.
+ * After the local commit (commit callback, interrupts held, nothing may be
+ * raised) COMMIT PREPARED goes to every writer at once, bounded by
+ * dtx.commit_timeout; a participant that does not confirm gets a WARNING
+ * and is left in doubt for the resolver.
+ *
+ * The state lives in the backend's connection entries and in the list of
+ * participants below; nothing is shared, nothing is locked.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "connection.h"
+#include "decision.h"
+#include "fdw_guard.h"
+#include "gid.h"
+#include "remote_xact.h"
+
+/* SQLSTATE of "prepared transaction ... does not exist" */
+#define SQLSTATE_UNDEFINED_OBJECT "42704"
+
+int			dtx_commit_timeout = 30000; /* dtx.commit_timeout, ms */
+int			dtx_prepare_timeout = 0;	/* dtx.prepare_timeout, ms */
+int			dtx_max_participants = 64;	/* dtx.max_participants */
+
+/* participants of the current transaction, in order of first use */
+static List *participants = NIL;
+
+static void dtx_xact_callback(XactEvent event, void *arg);
+static void dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								 SubTransactionId parentSubid, void *arg);
+static void dtx_pre_commit(void);
+static void dtx_post_commit(void);
+static void dtx_abort(void);
+static void dtx_forget_participants(void);
+
+/*
+ * DtxRemoteXactInit
+ *		Registers the commit protocol's settings and callbacks.
+ */
+void
+DtxRemoteXactInit(void)
+{
+	DefineCustomIntVariable("dtx.commit_timeout",
+							"Time allowed for COMMIT PREPARED after the local commit.",
+							"Participants that have not confirmed by then stay in doubt for the resolver; the client's COMMIT still succeeds, with a WARNING.",
+							&dtx_commit_timeout,
+							30000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("dtx.prepare_timeout",
+							"Time allowed for the participants to answer PREPARE TRANSACTION; 0 waits without limit.",
+							"A participant that does not answer in time aborts the transaction.",
+							&dtx_prepare_timeout,
+							0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("dtx.max_participants",
+							"Most participants (server, user mapping pairs) in one transaction.",
+							NULL,
+							&dtx_max_participants,
+							64, 1, 10000,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	RegisterXactCallback(dtx_xact_callback, NULL);
+	RegisterSubXactCallback(dtx_subxact_callback, NULL);
+}
+
+/*
+ * DtxCurrentParticipants
+ *		The participants of the current transaction (do not modify).
+ */
+List *
+DtxCurrentParticipants(void)
+{
+	return participants;
+}
+
+/*
+ * begin_command
+ *		The BEGIN that opens a remote transaction like the local one.
+ */
+static char *
+begin_command(void)
+{
+	const char *level;
+
+	switch (XactIsoLevel)
+	{
+		case XACT_SERIALIZABLE:
+			level = "SERIALIZABLE";
+			break;
+		case XACT_REPEATABLE_READ:
+			level = "REPEATABLE READ";
+			break;
+		default:
+			level = "READ COMMITTED";
+			break;
+	}
+	return psprintf("BEGIN ISOLATION LEVEL %s%s", level, XactReadOnly ? " READ ONLY" : "");
+}
+
+/*
+ * DtxRemoteXactPrelude
+ *		Makes c a participant of the current transaction, if it is not yet,
+ *		and returns the commands to send before the next statement on it:
+ *		queued savepoint releases, BEGIN, and SAVEPOINTs up to the current
+ *		nesting level.  The connection's depth is advanced as if they were
+ *		sent; a failure to send them breaks the connection.
+ */
+List *
+DtxRemoteXactPrelude(DtxConnection *c)
+{
+	List	   *cmds = NIL;
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (c->abort_required)
+		ereport(ERROR,
+				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+				 errmsg("the remote transaction on server \"%s\" was lost in a rolled-back subtransaction",
+						c->servername),
+				 errhint("Roll back the whole transaction.")));
+
+	if (c->xact_depth == 0)
+	{
+		MemoryContext old;
+
+		if (list_length(participants) >= dtx_max_participants)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many participants in one distributed transaction"),
+					 errdetail("Server \"%s\" would be participant %d; dtx.max_participants is %d.",
+							   c->servername, list_length(participants) + 1,
+							   dtx_max_participants),
+					 errhint("Raise dtx.max_participants.")));
+
+		cmds = lappend(cmds, begin_command());
+		c->xact_depth = 1;
+		c->state = DTX_REMOTE_IN_XACT;
+		c->wrote = false;
+		c->selects_only = true;
+		c->needs_prepare = false;
+		c->participant_no = list_length(participants) + 1;
+		c->gid[0] = '\0';
+
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		participants = lappend(participants, c);
+		MemoryContextSwitchTo(old);
+	}
+	foreach(lc, c->pending_cmds)
+		cmds = lappend(cmds, pstrdup((char *) lfirst(lc)));
+	list_free_deep(c->pending_cmds);
+	c->pending_cmds = NIL;
+
+	while (c->xact_depth < level)
+	{
+		c->xact_depth++;
+		cmds = lappend(cmds, psprintf("SAVEPOINT dtx_s%d", c->xact_depth));
+	}
+	return cmds;
+}
+
+/*
+ * take_pending
+ *		The queued commands of c as one string ending with "; " (or ""),
+ *		emptying the queue.
+ */
+static char *
+take_pending(DtxConnection *c)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, c->pending_cmds)
+		appendStringInfo(&buf, "%s; ", (char *) lfirst(lc));
+	list_free_deep(c->pending_cmds);
+	c->pending_cmds = NIL;
+	return buf.data;
+}
+
+/*
+ * collect_result
+ *		Reads all results of the command in flight on c; returns the first
+ *		error result (the caller owns it) or NULL on success.  Raises on
+ *		interrupts, a lost connection and a passed deadline.
+ */
+static PGresult *
+collect_result(DtxConnection *c, TimestampTz deadline, const char *sql)
+{
+	PGresult   *res;
+	PGresult   *err = NULL;
+
+	while ((res = DtxGetResult(c, deadline, sql)) != NULL)
+	{
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR && err == NULL)
+			err = res;
+		else
+			PQclear(res);
+	}
+	c->busy = false;
+	return err;
+}
+
+/*
+ * report_phase_error
+ *		Raises the error of a participant that failed at commit time,
+ *		naming it and carrying its SQLSTATE.
+ */
+static void
+report_phase_error(DtxConnection *c, PGresult *err, const char *sql, const char *what)
+{
+	DtxReportResultError(ERROR, err, c, sql, what);
+}
+
+/*
+ * commit_directly
+ *		Sends COMMIT to every participant of list at once and waits for all;
+ *		raises the first failure.  With one_phase, the list holds the
+ *		transaction's only writer first, whose lost answer is reported as
+ *		transaction_resolution_unknown.
+ */
+static void
+commit_directly(List *list, bool one_phase)
+{
+	ListCell   *lc;
+	TimestampTz deadline;
+	char	   *sqls[1];
+
+	(void) sqls;
+	foreach(lc, list)
+	{
+		DtxConnection *c = lfirst(lc);
+		char	   *sql = psprintf("%sCOMMIT", take_pending(c));
+
+		c->state = DTX_REMOTE_COMMITTING;
+		if (!DtxSendQueryNoError(c, sql))
+		{
+			c->broken = true;
+			if (one_phase && foreach_current_index(lc) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+						 errmsg("lost the connection to server \"%s\" while committing", c->servername),
+						 errdetail("The transaction may or may not have committed there.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("lost the connection to server \"%s\" before commit", c->servername)));
+		}
+	}
+
+	/*
+	 * Wait without serving interrupts: once COMMIT is sent, a cancel would
+	 * leave the outcome unknown to the client.  dtx.commit_timeout bounds it.
+	 */
+	deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
+	foreach(lc, list)
+	{
+		DtxConnection *c = lfirst(lc);
+		char	   *msg;
+		char		sqlstate[6];
+		DtxResultStatus st = DtxGetResultNoError(c, deadline, &msg, sqlstate);
+
+		if (st == DTX_RESULT_OK)
+		{
+			c->state = DTX_REMOTE_IDLE;
+			c->xact_depth = 0;
+			continue;
+		}
+		c->broken = true;
+		if (st == DTX_RESULT_ERROR)
+			ereport(ERROR,
+					(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2],
+										   sqlstate[3], sqlstate[4])),
+					 errmsg("could not commit on server \"%s\": %s", c->servername, msg)));
+		if (one_phase && foreach_current_index(lc) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+					 errmsg("%s server \"%s\" while committing",
+							st == DTX_RESULT_TIMEOUT ? "no answer from" : "lost the connection to",
+							c->servername),
+					 errdetail("The transaction may or may not have committed there."),
+					 msg ? errcontext("%s", msg) : 0));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s server \"%s\" while committing",
+						st == DTX_RESULT_TIMEOUT ? "no answer from" : "lost the connection to",
+						c->servername)));
+	}
+}
+
+/*
+ * check_read_only
+ *		Asks the participants that ran only SELECTs whether they assigned a
+ *		transaction id (a function may have written); those that did become
+ *		writers.  One round trip, to all at once.
+ */
+static void
+check_read_only(List *list)
+{
+	static const char *q = "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
+	ListCell   *lc;
+
+	foreach(lc, list)
+	{
+		DtxConnection *c = lfirst(lc);
+		char	   *sql = psprintf("%s%s", take_pending(c), q);
+
+		DtxSendQuery(c, sql);
+	}
+	foreach(lc, list)
+	{
+		DtxConnection *c = lfirst(lc);
+		PGresult   *res;
+		PGresult   *err = NULL;
+
+		while ((res = DtxGetResult(c, 0, q)) != NULL)
+		{
+			if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+				c->wrote = (strcmp(PQgetvalue(res, 0, 0), "t") == 0);
+			else if (PQresultStatus(res) == PGRES_FATAL_ERROR && err == NULL)
+			{
+				err = res;
+				continue;
+			}
+			PQclear(res);
+		}
+		c->busy = false;
+		if (err)
+			report_phase_error(c, err, q, NULL);
+	}
+}
+
+/*
+ * dtx_pre_commit
+ *		The pre-commit step: commits read-only participants, commits a sole
+ *		writer in one phase, or prepares every writer and records the
+ *		decision.  Any error aborts the local transaction.
+ */
+static void
+dtx_pre_commit(void)
+{
+	List	   *to_check = NIL;
+	List	   *writers = NIL;
+	List	   *readers = NIL;
+	ListCell   *lc;
+	bool		local_wrote;
+
+	if (participants == NIL)
+		return;
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->abort_required || c->broken || c->conn == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("cannot commit: the remote transaction on server \"%s\" was lost",
+							c->servername),
+					 errhint("The whole transaction is rolled back; run it again.")));
+		if (c->busy)
+			elog(ERROR, "a command is still in flight on server \"%s\"", c->servername);
+		if (c->selects_only && !c->wrote && !c->needs_prepare)
+			to_check = lappend(to_check, c);
+	}
+
+	DtxFdwGuardWarn();
+
+	if (to_check != NIL)
+		check_read_only(to_check);
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->wrote || c->needs_prepare)
+			writers = lappend(writers, c);
+		else
+			readers = lappend(readers, c);
+	}
+
+	local_wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
+
+	if (writers == NIL)
+	{
+		commit_directly(readers, false);
+		return;
+	}
+	if (list_length(writers) == 1 && !local_wrote && XactIsoLevel != XACT_SERIALIZABLE)
+	{
+		commit_directly(list_concat(writers, readers), true);
+		return;
+	}
+
+	/* two-phase commit */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot commit a distributed transaction on a hot standby"),
+				 errdetail("pg_dtx records the commit decision in a local table, and a standby cannot write."),
+				 errhint("Run distributed transactions that write on the primary.")));
+	foreach(lc, writers)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->remote_max_prepared <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("server \"%s\" does not allow prepared transactions", c->servername),
+					 errdetail("Its max_prepared_transactions is 0, and this transaction writes on several servers."),
+					 errhint("Set max_prepared_transactions on server \"%s\" to at least its max_connections, and restart it.",
+							 c->servername)));
+	}
+
+	{
+		FullTransactionId fxid = GetTopFullTransactionId();
+		uint64		coordid = DtxCoordinatorId();
+		Oid		   *servers = palloc(sizeof(Oid) * list_length(writers));
+		int			n = 0;
+		TimestampTz deadline;
+		DtxConnection *failed = NULL;
+		PGresult   *failed_res = NULL;
+		char	   *failed_sql = NULL;
+
+		foreach(lc, writers)
+		{
+			DtxConnection *c = lfirst(lc);
+			DtxGid		gid;
+			char	   *sql;
+
+			gid.coordinator_id = coordid;
+			gid.dboid = MyDatabaseId;
+			gid.fxid = fxid;
+			gid.serverid = c->serverid;
+			gid.userid = c->userid;
+			gid.participant_no = c->participant_no;
+			DtxFormatGid(c->gid, &gid);
+			servers[n++] = c->serverid;
+
+			sql = psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->gid);
+			c->state = DTX_REMOTE_PREPARING;
+			DtxSendQuery(c, sql);
+		}
+		foreach(lc, readers)
+		{
+			DtxConnection *c = lfirst(lc);
+
+			c->state = DTX_REMOTE_COMMITTING;
+			DtxSendQuery(c, psprintf("%sCOMMIT", take_pending(c)));
+		}
+
+		/* while the participants work: the decision, and old ones cleaned */
+		DtxDecisionInsert(fxid, coordid, GetUserId(), servers, n);
+		DtxDecisionDeleteConfirmed();
+		ForceSyncCommit();
+
+		deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
+		foreach(lc, writers)
+		{
+			DtxConnection *c = lfirst(lc);
+			PGresult   *err = collect_result(c, deadline, "PREPARE TRANSACTION");
+
+			if (err == NULL)
+			{
+				c->state = DTX_REMOTE_PREPARED;
+				c->xact_depth = 0;
+			}
+			else if (failed == NULL)
+			{
+				failed = c;
+				failed_res = err;
+				failed_sql = psprintf("PREPARE TRANSACTION '%s'", c->gid);
+			}
+			else
+				PQclear(err);
+			if (err != NULL && PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+			{
+				/* a failed PREPARE rolls the remote transaction back */
+				c->state = DTX_REMOTE_IDLE;
+				c->xact_depth = 0;
+			}
+		}
+		foreach(lc, readers)
+		{
+			DtxConnection *c = lfirst(lc);
+			PGresult   *err = collect_result(c, deadline, "COMMIT");
+
+			if (err == NULL)
+			{
+				c->state = DTX_REMOTE_IDLE;
+				c->xact_depth = 0;
+			}
+			else if (failed == NULL)
+			{
+				failed = c;
+				failed_res = err;
+				failed_sql = "COMMIT";
+			}
+			else
+				PQclear(err);
+		}
+		if (failed != NULL)
+			report_phase_error(failed, failed_res, failed_sql,
+							   "could not prepare the transaction");
+	}
+}
+
+/*
+ * dtx_post_commit
+ *		After the local commit: COMMIT PREPARED on every prepared
+ *		participant at once, within dtx.commit_timeout.  Never raises; what
+ *		is not confirmed stays in doubt for the resolver, with a WARNING.
+ */
+static void
+dtx_post_commit(void)
+{
+	ListCell   *lc;
+	TimestampTz deadline;
+	bool		any_prepared = false;
+	bool		all_confirmed = true;
+	FullTransactionId fxid = InvalidFullTransactionId;
+
+	DtxDecisionEndXact(true);
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->state != DTX_REMOTE_PREPARED)
+			continue;
+		any_prepared = true;
+		if (!DtxSendQueryNoError(c, psprintf("COMMIT PREPARED '%s'", c->gid)))
+			c->broken = true;
+		else
+			c->state = DTX_REMOTE_COMMITTING;
+	}
+	if (!any_prepared)
+		return;
+
+	deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+		char	   *msg = NULL;
+		char		sqlstate[6];
+		DtxResultStatus st;
+
+		if (c->gid[0] == '\0')
+			continue;
+		if (c->state == DTX_REMOTE_COMMITTING)
+		{
+			st = DtxGetResultNoError(c, deadline, &msg, sqlstate);
+			if (st == DTX_RESULT_OK ||
+				(st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0))
+			{
+				c->state = DTX_REMOTE_IDLE;
+				continue;
+			}
+		}
+		else
+			st = DTX_RESULT_LOST;
+
+		all_confirmed = false;
+		if (st != DTX_RESULT_ERROR)
+			c->broken = true;
+		ereport(WARNING,
+				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+				 errmsg("committed, but server \"%s\" has not confirmed COMMIT PREPARED",
+						c->servername),
+				 errdetail("Global id %s: %s.", c->gid,
+						   st == DTX_RESULT_TIMEOUT ? "no answer within dtx.commit_timeout" :
+						   msg ? msg : "connection lost"),
+				 errhint("The transaction is committed; the resolver finishes it on that server (see dtx.in_doubt).")));
+	}
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+		DtxGid		gid;
+
+		if (c->gid[0] != '\0' && DtxParseGid(c->gid, &gid))
+		{
+			fxid = gid.fxid;
+			break;
+		}
+	}
+	if (all_confirmed && FullTransactionIdIsValid(fxid))
+		DtxDecisionConfirmed(fxid);
+}
+
+/*
+ * dtx_abort
+ *		The local transaction aborts: every participant is rolled back,
+ *		prepared ones with ROLLBACK PREPARED, all at once and within
+ *		dtx.commit_timeout.  Never raises; what cannot be rolled back now is
+ *		left to the resolver (there is no decision), with a WARNING.
+ */
+static void
+dtx_abort(void)
+{
+	ListCell   *lc;
+	TimestampTz deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
+
+	DtxDecisionEndXact(false);
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+		PGTransactionStatusType ts;
+		char	   *sql = NULL;
+
+		if (c->conn == NULL)
+			continue;
+		if (c->busy && !DtxCancelAndDrain(c, deadline))
+		{
+			c->broken = true;
+			continue;
+		}
+		ts = PQtransactionStatus(c->conn);
+		if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
+			sql = "ROLLBACK";
+		else if (ts == PQTRANS_IDLE &&
+				 (c->state == DTX_REMOTE_PREPARED || c->state == DTX_REMOTE_PREPARING))
+			sql = psprintf("ROLLBACK PREPARED '%s'", c->gid);
+		else if (ts != PQTRANS_IDLE)
+		{
+			c->broken = true;
+			continue;
+		}
+		if (sql != NULL)
+		{
+			if (!DtxSendQueryNoError(c, sql))
+				c->broken = true;
+		}
+	}
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+		char	   *msg = NULL;
+		char		sqlstate[6];
+		DtxResultStatus st;
+
+		if (c->conn == NULL || c->broken || !c->busy)
+			continue;
+		st = DtxGetResultNoError(c, deadline, &msg, sqlstate);
+		if (st == DTX_RESULT_OK)
+		{
+			c->state = DTX_REMOTE_IDLE;
+			continue;
+		}
+		if (st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0 &&
+			c->state != DTX_REMOTE_IN_XACT)
+		{
+			/* the PREPARE never happened */
+			c->state = DTX_REMOTE_IDLE;
+			continue;
+		}
+		c->broken = true;
+	}
+
+	/* prepared transactions that could not be rolled back now */
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if ((c->state == DTX_REMOTE_PREPARED || c->state == DTX_REMOTE_PREPARING) &&
+			(c->broken || c->conn == NULL))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+					 errmsg("could not roll back the prepared transaction on server \"%s\"",
+							c->servername),
+					 errdetail("Global id %s.", c->gid),
+					 errhint("The transaction is rolled back; the resolver finishes it on that server.")));
+		}
+	}
+}
+
+/*
+ * dtx_forget_participants
+ *		Ends the transaction for every participant: resets their state and
+ *		closes the connections that cannot be reused.
+ */
+static void
+dtx_forget_participants(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		c->xact_depth = 0;
+		c->state = DTX_REMOTE_IDLE;
+		c->wrote = false;
+		c->selects_only = true;
+		c->needs_prepare = false;
+		c->abort_required = false;
+		c->participant_no = 0;
+		c->gid[0] = '\0';
+		if (c->pending_cmds != NIL)
+		{
+			list_free_deep(c->pending_cmds);
+			c->pending_cmds = NIL;
+		}
+	}
+	list_free(participants);
+	participants = NIL;
+	DtxCloseUnusableConnections();
+	DtxFdwGuardReset();
+}
+
+/*
+ * dtx_xact_callback
+ *		Follows the local transaction's end.
+ */
+static void
+dtx_xact_callback(XactEvent event, void *arg)
+{
+	(void) arg;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			dtx_pre_commit();
+			break;
+		case XACT_EVENT_COMMIT:
+			dtx_post_commit();
+			dtx_forget_participants();
+			break;
+		case XACT_EVENT_ABORT:
+			dtx_abort();
+			dtx_forget_participants();
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (participants != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has pg_dtx participants"),
+						 errdetail("pg_dtx coordinates the commit of its participants itself."),
+						 errhint("Use COMMIT; pg_dtx runs two-phase commit on the participants.")));
+			DtxFdwGuardReset();
+			break;
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			break;
+	}
+}
+
+/*
+ * dtx_subxact_callback
+ *		Follows local savepoints: a released one is released remotely with
+ *		the next command, a rolled-back one is rolled back remotely now.
+ */
+static void
+dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+	ListCell   *lc;
+
+	(void) mySubid;
+	(void) parentSubid;
+	(void) arg;
+
+	if (event != SUBXACT_EVENT_PRE_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	level = GetCurrentTransactionNestLevel();
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->xact_depth < level)
+			continue;
+
+		if (event == SUBXACT_EVENT_PRE_COMMIT_SUB)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			c->pending_cmds = lappend(c->pending_cmds,
+									  psprintf("RELEASE SAVEPOINT dtx_s%d", level));
+			MemoryContextSwitchTo(old);
+			c->xact_depth = level - 1;
+		}
+		else
+		{
+			TimestampTz deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
+			char	   *sql;
+
+			/* the queued releases are of inner savepoints: rolled back too */
+			list_free_deep(c->pending_cmds);
+			c->pending_cmds = NIL;
+			c->xact_depth = level - 1;
+			if (c->broken || c->conn == NULL ||
+				(c->busy && !DtxCancelAndDrain(c, deadline)))
+			{
+				c->abort_required = true;
+				continue;
+			}
+			sql = psprintf("ROLLBACK TO SAVEPOINT dtx_s%d; RELEASE SAVEPOINT dtx_s%d",
+						   level, level);
+			if (!DtxSendQueryNoError(c, sql) ||
+				DtxGetResultNoError(c, deadline, NULL, NULL) != DTX_RESULT_OK)
+				c->abort_required = true;
+		}
+	}
+}
