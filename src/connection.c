@@ -781,11 +781,12 @@ DtxSendQueryNoError(DtxConnection *c, const char *sql)
  *		Waits, without raising and without serving interrupts, for all the
  *		results of the command in flight on c, until deadline (0: none).
  *		On DTX_RESULT_ERROR, *errmsg_out (palloc'd) and sqlstate_out (6 bytes)
- *		describe the remote error when they are given.
+ *		describe the remote error when they are given, and *err_out, when
+ *		given, receives the error result (the caller PQclears it).
  */
 DtxResultStatus
 DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
-					char **errmsg_out, char *sqlstate_out)
+					char **errmsg_out, char *sqlstate_out, PGresult **err_out)
 {
 	DtxResultStatus status = DTX_RESULT_OK;
 	PGresult   *res;
@@ -794,6 +795,8 @@ DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 		*errmsg_out = NULL;
 	if (sqlstate_out)
 		sqlstate_out[0] = '\0';
+	if (err_out)
+		*err_out = NULL;
 	if (c->conn == NULL)
 		return DTX_RESULT_LOST;
 
@@ -822,6 +825,11 @@ DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 				*errmsg_out = pchomp(PQresultErrorMessage(res));
 			if (sqlstate_out && st)
 				strlcpy(sqlstate_out, st, 6);
+			if (err_out && st)
+			{
+				*err_out = res;
+				continue;
+			}
 		}
 		PQclear(res);
 	}
@@ -880,6 +888,6 @@ DtxCancelAndDrain(DtxConnection *c, TimestampTz deadline)
 		c->busy = false;
 		return true;
 	}
-	return DtxGetResultNoError(c, deadline, NULL, NULL) != DTX_RESULT_LOST &&
+	return DtxGetResultNoError(c, deadline, NULL, NULL, NULL) != DTX_RESULT_LOST &&
 		!c->busy;
 }

@@ -94,7 +94,8 @@ extern void DtxReportResultError(int elevel, PGresult *res, DtxConnection *c,
 /* round trips that never raise errors (commit and abort callbacks) */
 extern bool DtxSendQueryNoError(DtxConnection *c, const char *sql);
 extern DtxResultStatus DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
-										   char **errmsg_out, char *sqlstate_out);
+										   char **errmsg_out, char *sqlstate_out,
+										   PGresult **err_out);
 extern bool DtxCancelAndDrain(DtxConnection *c, TimestampTz deadline);
 
 extern TimestampTz DtxDeadlineAfterMs(int ms);

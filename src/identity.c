@@ -31,6 +31,7 @@
 #include "utils/memutils.h"
 
 #include "catalog.h"
+#include "decision.h"
 #include "fdw_options.h"
 #include "identity.h"
 
@@ -50,6 +51,7 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 	Datum		args[3];
 	int			ret;
 	bool		mismatch = false;
+	bool		same_cluster = false;
 	uint64		rec_sysid = 0;
 	char	   *rec_db = NULL;
 
@@ -77,6 +79,7 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 														 SPI_tuptable->tupdesc, 1, &isnull));
 		rec_db = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 		mismatch = (rec_sysid != sysid || strcmp(rec_db, dbname) != 0);
+		same_cluster = (rec_sysid == sysid);
 		if (mismatch)
 			rec_db = MemoryContextStrdup(TopTransactionContext, rec_db);
 	}
@@ -97,6 +100,9 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("server \"%s\" now reaches another cluster or database", servername),
+				 same_cluster ?
+				 errdetail("It reached database \"%s\" when first used; it now reaches database \"%s\" of the same cluster.",
+						   rec_db, dbname) :
 				 errdetail("It reached database \"%s\" of the cluster with system identifier %" PRIu64
 						   " when first used; it now reaches database \"%s\" of the cluster %" PRIu64 ".",
 						   rec_db, rec_sysid, dbname, sysid),
@@ -121,11 +127,16 @@ dtx_forget_server_identity(PG_FUNCTION_ARGS)
 	int			ret;
 	bool		needed;
 
+	/* this backend's confirmed decisions are not in doubt: clear them first */
+	DtxDecisionDeleteConfirmed();
+	CommandCounterIncrement();
+
 	args[0] = ObjectIdGetDatum(server->serverid);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* not read-only: a new snapshot, which sees the deletion above */
 	ret = SPI_execute_with_args("SELECT 1 FROM dtx.decisions WHERE $1 = ANY (servers)",
-								1, argtypes, args, NULL, true, 1);
+								1, argtypes, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read dtx.decisions: %s", SPI_result_code_string(ret));
 	needed = SPI_processed > 0;

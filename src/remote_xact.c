@@ -297,7 +297,8 @@ commit_directly(List *list, bool one_phase)
 		DtxConnection *c = lfirst(lc);
 		char	   *msg;
 		char		sqlstate[6];
-		DtxResultStatus st = DtxGetResultNoError(c, deadline, &msg, sqlstate);
+		PGresult   *err;
+		DtxResultStatus st = DtxGetResultNoError(c, deadline, &msg, sqlstate, &err);
 
 		if (st == DTX_RESULT_OK)
 		{
@@ -305,12 +306,9 @@ commit_directly(List *list, bool one_phase)
 			c->xact_depth = 0;
 			continue;
 		}
-		c->broken = true;
 		if (st == DTX_RESULT_ERROR)
-			ereport(ERROR,
-					(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2],
-										   sqlstate[3], sqlstate[4])),
-					 errmsg("could not commit on server \"%s\": %s", c->servername, msg)));
+			report_phase_error(c, err, "COMMIT", "could not commit");
+		c->broken = true;
 		if (one_phase && foreach_current_index(lc) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
@@ -508,7 +506,7 @@ dtx_pre_commit(void)
 			{
 				failed = c;
 				failed_res = err;
-				failed_sql = psprintf("PREPARE TRANSACTION '%s'", c->gid);
+				failed_sql = "PREPARE TRANSACTION";
 			}
 			else
 				PQclear(err);
@@ -588,7 +586,7 @@ dtx_post_commit(void)
 			continue;
 		if (c->state == DTX_REMOTE_COMMITTING)
 		{
-			st = DtxGetResultNoError(c, deadline, &msg, sqlstate);
+			st = DtxGetResultNoError(c, deadline, &msg, sqlstate, NULL);
 			if (st == DTX_RESULT_OK ||
 				(st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0))
 			{
@@ -681,7 +679,7 @@ dtx_abort(void)
 
 		if (c->conn == NULL || c->broken || !c->busy)
 			continue;
-		st = DtxGetResultNoError(c, deadline, &msg, sqlstate);
+		st = DtxGetResultNoError(c, deadline, &msg, sqlstate, NULL);
 		if (st == DTX_RESULT_OK)
 		{
 			c->state = DTX_REMOTE_IDLE;
@@ -842,7 +840,7 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			sql = psprintf("ROLLBACK TO SAVEPOINT dtx_s%d; RELEASE SAVEPOINT dtx_s%d",
 						   level, level);
 			if (!DtxSendQueryNoError(c, sql) ||
-				DtxGetResultNoError(c, deadline, NULL, NULL) != DTX_RESULT_OK)
+				DtxGetResultNoError(c, deadline, NULL, NULL, NULL) != DTX_RESULT_OK)
 				c->abort_required = true;
 		}
 	}
