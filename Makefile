@@ -17,12 +17,14 @@ OBJS = \
 	src/identity.o \
 	src/remote_xact.o \
 	src/remote_exec.o \
-	src/fdw_guard.o
+	src/fdw_guard.o \
+	src/resolver.o \
+	src/launcher.o
 
 DATA = $(wildcard sql/pg_dtx--*.sql)
 
 # pg_regress: the inputs are sql/<test>.sql, the outputs expected/<test>.out
-REGRESS = dtx_setup dtx_basic dtx_params dtx_savepoints dtx_errors
+REGRESS = dtx_setup dtx_basic dtx_params dtx_savepoints dtx_errors dtx_resolver
 REGRESS_OPTS = --inputdir=. --temp-config=test/regress.conf --temp-instance=tmp_check_regress
 
 # Server headers are system headers here so that -Wextra judges only our code.

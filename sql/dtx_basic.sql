@@ -12,7 +12,7 @@ SELECT msg FROM audit;
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;
 -- the decision of that two-phase commit was recorded
 SELECT servers = ARRAY(SELECT oid FROM pg_foreign_server WHERE srvname IN ('p1', 'p2') ORDER BY oid) AS servers_ok,
-       userid = (SELECT oid FROM pg_roles WHERE rolname = current_user) AS user_ok,
+       userids = ARRAY[(SELECT oid FROM pg_roles WHERE rolname = current_user), (SELECT oid FROM pg_roles WHERE rolname = current_user)] AS user_ok,
        coordinator_id = dtx.coordinator_id() AS coordinator_ok
   FROM dtx.decisions WHERE xid = :'xid';
 

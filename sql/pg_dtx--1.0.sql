@@ -25,12 +25,13 @@ COMMENT ON FOREIGN DATA WRAPPER dtx IS
 -- One row per distributed transaction that reached the decision to commit.
 -- The row is inserted inside the local transaction, so the local commit
 -- record is the commit decision. Rows go once every participant confirmed
--- COMMIT PREPARED.
+-- COMMIT PREPARED.  Participant i (from 1) of a decision prepared under
+-- the global id dtx_<coordinator_id>_<database OID>_<xid>_<servers[i]>_<userids[i]>_<i>.
 CREATE TABLE dtx.decisions (
     xid             pg_catalog.xid8        NOT NULL PRIMARY KEY,  -- local (coordinator) transaction
     coordinator_id  pg_catalog.int8        NOT NULL,              -- coordinator id in the global ids
-    userid          pg_catalog.oid         NOT NULL,              -- local role whose user mappings were used
     servers         pg_catalog.oid[]       NOT NULL,              -- foreign servers that prepared
+    userids         pg_catalog.oid[]       NOT NULL,              -- local role of each one's user mapping
     created_at      pg_catalog.timestamptz NOT NULL
 );
 
@@ -105,3 +106,74 @@ REVOKE ALL ON FUNCTION dtx.forget_server_identity(pg_catalog.text) FROM PUBLIC;
 
 COMMENT ON FUNCTION dtx.forget_server_identity(pg_catalog.text) IS
   'forget the cluster a server reached at first use (after re-pointing it on purpose)';
+
+-------------------------------------------------------------------------------
+-- The resolver
+-------------------------------------------------------------------------------
+
+-- Participants the resolver could not finish its work on, with the backoff
+-- before the next attempt.  A row goes when a pass succeeds with the server.
+CREATE TABLE dtx.resolver_status (
+    server_id     pg_catalog.oid         NOT NULL PRIMARY KEY,
+    failures      pg_catalog.int4        NOT NULL,
+    last_error    pg_catalog.text,
+    last_attempt  pg_catalog.timestamptz NOT NULL,
+    next_attempt  pg_catalog.timestamptz NOT NULL
+);
+REVOKE ALL ON dtx.resolver_status FROM PUBLIC;
+
+CREATE FUNCTION dtx.resolve(
+    OUT server pg_catalog.text,
+    OUT global_id pg_catalog.text,
+    OUT action pg_catalog.text,
+    OUT outcome pg_catalog.text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dtx_resolve'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION dtx.resolve() FROM PUBLIC;
+COMMENT ON FUNCTION dtx.resolve() IS
+  'run one resolver pass now: finish every in-doubt transaction of this database that can be finished';
+
+CREATE FUNCTION dtx.global_id(coordinator_id pg_catalog.int8, xid pg_catalog.xid8,
+                              server pg_catalog.oid, userid pg_catalog.oid, n pg_catalog.int4)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'dtx_global_id'
+LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION dtx.confirmed_pending(OUT xid pg_catalog.xid8)
+RETURNS SETOF pg_catalog.xid8
+AS 'MODULE_PATHNAME', 'dtx_confirmed_pending'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION dtx.resolver_enabled()
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'dtx_resolver_enabled'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION dtx.resolver_enabled() IS
+  'whether the background resolver runs (pg_dtx in shared_preload_libraries)';
+
+-- Transactions not yet finished everywhere: one row per participant of a
+-- commit decision that has not confirmed COMMIT PREPARED.
+CREATE VIEW dtx.in_doubt AS
+SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalog.int4) AS global_id,
+       s.srvname AS server,
+       'commit'::pg_catalog.text AS decision,
+       d.xid AS xid,
+       pg_catalog.now() OPERATOR(pg_catalog.-) d.created_at AS age,
+       r.failures AS failures,
+       r.last_error AS last_error,
+       r.next_attempt AS next_attempt
+  FROM dtx.decisions d
+ CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(d.servers), pg_catalog.unnest(d.userids)) WITH ORDINALITY AS p(server, userid, n)
+  LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) p.server
+  LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) p.server
+ WHERE d.xid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT c.xid FROM dtx.confirmed_pending() c));
+REVOKE ALL ON dtx.in_doubt FROM PUBLIC;
+
+DO $$
+BEGIN
+  IF NOT dtx.resolver_enabled() THEN
+    RAISE NOTICE 'pg_dtx is not in shared_preload_libraries: in-doubt transactions are not resolved automatically'
+      USING HINT = 'Add pg_dtx to shared_preload_libraries and restart, or run SELECT * FROM dtx.resolve() from time to time.';
+  END IF;
+END $$;

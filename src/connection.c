@@ -200,6 +200,40 @@ DtxConnectionEnsureOpen(DtxConnection *c)
 }
 
 /*
+ * DtxConnectStandalone
+ *		Opens a connection outside the cache, for userid's user mapping on
+ *		serverid (the resolver's: never part of a user's transaction).
+ *		Every wait on it is bounded by op_deadline (0: none).  The caller
+ *		closes it with DtxDisconnect.
+ */
+DtxConnection *
+DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz op_deadline)
+{
+	DtxConnection *c = palloc0(sizeof(DtxConnection));
+	ForeignServer *server = GetForeignServer(serverid);
+	UserMapping *um = GetUserMapping(userid, serverid);
+
+	c->umid = um->umid;
+	c->serverid = serverid;
+	c->userid = userid;
+	c->op_deadline = op_deadline;
+	strlcpy(c->servername, server->servername, NAMEDATALEN);
+	c->conn = dtx_connect(c, server, um);
+	PG_TRY();
+	{
+		DtxCheckServerIdentity(c->serverid, c->servername, c->remote_sysid,
+							   PQdb(c->conn));
+	}
+	PG_CATCH();
+	{
+		DtxDisconnect(c);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return c;
+}
+
+/*
  * DtxDisconnect
  *		Closes c's connection, if any; the entry stays in the cache.
  */
@@ -341,10 +375,12 @@ dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
 	n = DtxCollectConnParams(server, um, keywords, values, DTX_MAX_CONN_PARAMS - 8);
 
 	/*
-	 * application_name names pg_dtx, the coordinator, its database and this
-	 * backend, so that a DBA on a participant can tell whose session it is.
+	 * application_name names pg_dtx (or its resolver), the coordinator, its
+	 * database and this backend, so that a DBA on a participant can tell
+	 * whose session it is.
 	 */
-	snprintf(appname, sizeof(appname), "pg_dtx:%" PRIu64 ":%u:%d",
+	snprintf(appname, sizeof(appname), "%s:%" PRIu64 ":%u:%d",
+			 c->op_deadline != 0 ? "pg_dtx_resolver" : "pg_dtx",
 			 DtxCoordinatorId(), MyDatabaseId, MyProcPid);
 	keywords[n] = "application_name";
 	values[n++] = appname;
@@ -391,7 +427,9 @@ dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
 			int			events = (st == PGRES_POLLING_READING) ?
 				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
 
-			if (!dtx_wait_socket(conn, events, deadline, true))
+			if (!dtx_wait_socket(conn, events,
+								 (c->op_deadline && (deadline == 0 || c->op_deadline < deadline)) ?
+								 c->op_deadline : deadline, true))
 				ereport(ERROR,
 						(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 						 errmsg("could not connect to server \"%s\": timeout after %d ms",
@@ -448,7 +486,8 @@ dtx_configure_session(DtxConnection *c)
 	DtxSendQuery(c, sql);
 	PG_TRY();
 	{
-		while ((res = DtxGetResult(c, DtxDeadlineAfterMs(dtx_connect_timeout), sql)) != NULL)
+		while ((res = DtxGetResult(c, c->op_deadline ? c->op_deadline :
+								   DtxDeadlineAfterMs(dtx_connect_timeout), sql)) != NULL)
 		{
 			ExecStatusType st = PQresultStatus(res);
 
@@ -596,7 +635,7 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 		for (i = 0; i < ncmds; i++)
 		{
 			/* each command's results end with a NULL */
-			while ((res = DtxGetResult(c, 0, sql)) != NULL)
+			while ((res = DtxGetResult(c, c->op_deadline, sql)) != NULL)
 			{
 				ExecStatusType st = PQresultStatus(res);
 
@@ -614,7 +653,7 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 			}
 		}
 		/* then the sync */
-		res = DtxGetResult(c, 0, sql);
+		res = DtxGetResult(c, c->op_deadline, sql);
 		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
 			dtx_raise_lost(c, sql);
 		PQclear(res);
@@ -661,7 +700,7 @@ DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql)
 	{
 		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, true))
 			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
+					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("timed out waiting for server \"%s\"", c->servername),
 					 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
 		if (!PQconsumeInput(c->conn))
@@ -683,7 +722,7 @@ DtxExecCommand(DtxConnection *c, const char *sql)
 	DtxSendQuery(c, sql);
 	PG_TRY();
 	{
-		while ((res = DtxGetResult(c, 0, sql)) != NULL)
+		while ((res = DtxGetResult(c, c->op_deadline, sql)) != NULL)
 		{
 			if (PQresultStatus(res) == PGRES_FATAL_ERROR && err == NULL)
 				err = res;
@@ -890,4 +929,81 @@ DtxCancelAndDrain(DtxConnection *c, TimestampTz deadline)
 	}
 	return DtxGetResultNoError(c, deadline, NULL, NULL, NULL) != DTX_RESULT_LOST &&
 		!c->busy;
+}
+
+/*
+ * DtxRunBatch
+ *		Runs n commands on c in one pipeline, each in its own implicit
+ *		transaction (a sync after each), so that commands that refuse to
+ *		run in a transaction block (COMMIT PREPARED) can be batched.
+ *		status[i] says how command i ended; for errors, errmsgs[i] and
+ *		sqlstates[i] (palloc'd) say why.  Raises on interrupts, on a lost
+ *		connection and on c's op_deadline.
+ */
+void
+DtxRunBatch(DtxConnection *c, const char *const *sqls, int n,
+			DtxResultStatus *status, char **errmsgs, char **sqlstates)
+{
+	int			i;
+
+	if (n == 0)
+		return;
+	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+		dtx_raise_lost(c, sqls[0]);
+	if (!PQenterPipelineMode(c->conn))
+		dtx_raise_lost(c, sqls[0]);
+	c->busy = true;
+	for (i = 0; i < n; i++)
+	{
+		if (!PQsendQueryParams(c->conn, sqls[i], 0, NULL, NULL, NULL, NULL, 0) ||
+			!PQpipelineSync(c->conn))
+			dtx_raise_lost(c, sqls[i]);
+	}
+	if (!dtx_flush(c, c->op_deadline, true))
+		dtx_raise_lost(c, sqls[0]);
+
+	for (i = 0; i < n; i++)
+	{
+		PGresult   *res;
+
+		status[i] = DTX_RESULT_OK;
+		errmsgs[i] = NULL;
+		sqlstates[i] = NULL;
+		/* the command's results, then NULL, then its sync */
+		while ((res = DtxGetResult(c, c->op_deadline, sqls[i])) != NULL)
+		{
+			ExecStatusType st = PQresultStatus(res);
+
+			if (st == PGRES_PIPELINE_SYNC)
+			{
+				PQclear(res);
+				break;
+			}
+			if (st == PGRES_FATAL_ERROR && status[i] == DTX_RESULT_OK)
+			{
+				const char *ss = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+				const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+				status[i] = DTX_RESULT_ERROR;
+				errmsgs[i] = pstrdup(msg ? msg : "unknown error");
+				sqlstates[i] = pstrdup(ss ? ss : "");
+			}
+			PQclear(res);
+		}
+		if (res == NULL)
+		{
+			/* the NULL that ends the command's results: its sync follows */
+			res = DtxGetResult(c, c->op_deadline, sqls[i]);
+			if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+			{
+				if (res)
+					PQclear(res);
+				dtx_raise_lost(c, sqls[i]);
+			}
+			PQclear(res);
+		}
+	}
+	if (!PQexitPipelineMode(c->conn))
+		dtx_raise_lost(c, sqls[0]);
+	c->busy = false;
 }

@@ -54,6 +54,8 @@ typedef struct DtxConnection
 	uint64		remote_sysid;	/* system identifier of its cluster */
 	int			remote_max_prepared;	/* its max_prepared_transactions */
 
+	TimestampTz op_deadline;	/* if set, bounds every wait (resolver) */
+
 	/* invalidation */
 	bool		invalidated;	/* server or mapping changed: drop when idle */
 	uint32		server_hashvalue;	/* hash of the server's syscache key */
@@ -78,6 +80,7 @@ extern void DtxConnectionInit(void);
 extern DtxConnection *DtxGetConnection(Oid serverid, Oid userid);
 extern void DtxConnectionEnsureOpen(DtxConnection *c);
 extern void DtxDisconnect(DtxConnection *c);
+extern DtxConnection *DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz op_deadline);
 extern void DtxForEachConnection(void (*fn) (DtxConnection *c, void *arg), void *arg);
 extern void DtxCloseUnusableConnections(void);
 
@@ -97,6 +100,9 @@ extern DtxResultStatus DtxGetResultNoError(DtxConnection *c, TimestampTz deadlin
 										   char **errmsg_out, char *sqlstate_out,
 										   PGresult **err_out);
 extern bool DtxCancelAndDrain(DtxConnection *c, TimestampTz deadline);
+
+extern void DtxRunBatch(DtxConnection *c, const char *const *sqls, int n,
+						DtxResultStatus *status, char **errmsgs, char **sqlstates);
 
 extern TimestampTz DtxDeadlineAfterMs(int ms);
 

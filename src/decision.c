@@ -42,8 +42,8 @@
 #define Natts_dtx_decisions				5
 #define Anum_dtx_decisions_xid			1
 #define Anum_dtx_decisions_coordinator	2
-#define Anum_dtx_decisions_userid		3
-#define Anum_dtx_decisions_servers		4
+#define Anum_dtx_decisions_servers		3
+#define Anum_dtx_decisions_userids		4
 #define Anum_dtx_decisions_created		5
 
 /* transactions whose participants all confirmed COMMIT PREPARED */
@@ -58,27 +58,33 @@ static int	ndeleting = 0;		/* the first ones, deleted by the current
  */
 void
 DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
-				  Oid userid, const Oid *servers, int nservers)
+				  const Oid *servers, const Oid *userids, int nservers)
 {
 	Relation	rel;
 	Datum		values[Natts_dtx_decisions];
 	bool		nulls[Natts_dtx_decisions];
 	Datum	   *elems;
+	Datum	   *uelems;
 	HeapTuple	tuple;
 	int			i;
 
 	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
 
 	elems = palloc(sizeof(Datum) * nservers);
+	uelems = palloc(sizeof(Datum) * nservers);
 	for (i = 0; i < nservers; i++)
+	{
 		elems[i] = ObjectIdGetDatum(servers[i]);
+		uelems[i] = ObjectIdGetDatum(userids[i]);
+	}
 
 	memset(nulls, false, sizeof(nulls));
 	values[Anum_dtx_decisions_xid - 1] = FullTransactionIdGetDatum(fxid);
 	values[Anum_dtx_decisions_coordinator - 1] = Int64GetDatum((int64) coordinator_id);
-	values[Anum_dtx_decisions_userid - 1] = ObjectIdGetDatum(userid);
 	values[Anum_dtx_decisions_servers - 1] =
 		PointerGetDatum(construct_array(elems, nservers, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	values[Anum_dtx_decisions_userids - 1] =
+		PointerGetDatum(construct_array(uelems, nservers, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	values[Anum_dtx_decisions_created - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);

@@ -15,7 +15,7 @@
 #define DTX_CONFIRMED_BATCH 256
 
 extern void DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
-							  Oid userid, const Oid *servers, int nservers);
+							  const Oid *servers, const Oid *userids, int nservers);
 extern void DtxDecisionConfirmed(FullTransactionId fxid);
 extern int	DtxDecisionDeleteConfirmed(void);
 extern void DtxDecisionEndXact(bool committed);

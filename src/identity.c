@@ -21,6 +21,7 @@
 
 #include <inttypes.h>
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
@@ -32,6 +33,7 @@
 
 #include "catalog.h"
 #include "decision.h"
+#include "launcher.h"
 #include "fdw_options.h"
 #include "identity.h"
 
@@ -127,8 +129,14 @@ dtx_forget_server_identity(PG_FUNCTION_ARGS)
 	int			ret;
 	bool		needed;
 
-	/* this backend's confirmed decisions are not in doubt: clear them first */
+	/* confirmed decisions are not in doubt: clear them first */
 	DtxDecisionDeleteConfirmed();
+	{
+		Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+
+		(void) DtxConfirmedDelete(rel);
+		table_close(rel, NoLock);
+	}
 	CommandCounterIncrement();
 
 	args[0] = ObjectIdGetDatum(server->serverid);

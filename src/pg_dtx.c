@@ -16,6 +16,7 @@
 
 #include "connection.h"
 #include "fdw_guard.h"
+#include "launcher.h"
 #include "remote_xact.h"
 
 PG_MODULE_MAGIC;
@@ -33,6 +34,7 @@ _PG_init(void)
 	DtxConnectionInit();
 	DtxRemoteXactInit();
 	DtxFdwGuardInit();
+	DtxLauncherInit();
 
 	MarkGUCPrefixReserved("dtx");
 }

@@ -51,6 +51,7 @@
 #include "decision.h"
 #include "fdw_guard.h"
 #include "gid.h"
+#include "launcher.h"
 #include "remote_xact.h"
 
 /* SQLSTATE of "prepared transaction ... does not exist" */
@@ -453,6 +454,7 @@ dtx_pre_commit(void)
 		FullTransactionId fxid = GetTopFullTransactionId();
 		uint64		coordid = DtxCoordinatorId();
 		Oid		   *servers = palloc(sizeof(Oid) * list_length(writers));
+		Oid		   *userids = palloc(sizeof(Oid) * list_length(writers));
 		int			n = 0;
 		TimestampTz deadline;
 		DtxConnection *failed = NULL;
@@ -470,9 +472,12 @@ dtx_pre_commit(void)
 			gid.fxid = fxid;
 			gid.serverid = c->serverid;
 			gid.userid = c->userid;
-			gid.participant_no = c->participant_no;
+			/* writers are numbered from 1 as in the decision's arrays */
+			gid.participant_no = n + 1;
 			DtxFormatGid(c->gid, &gid);
-			servers[n++] = c->serverid;
+			servers[n] = c->serverid;
+			userids[n] = c->userid;
+			n++;
 
 			sql = psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->gid);
 			c->state = DTX_REMOTE_PREPARING;
@@ -487,7 +492,7 @@ dtx_pre_commit(void)
 		}
 
 		/* while the participants work: the decision, and old ones cleaned */
-		DtxDecisionInsert(fxid, coordid, GetUserId(), servers, n);
+		DtxDecisionInsert(fxid, coordid, servers, userids, n);
 		DtxDecisionDeleteConfirmed();
 		ForceSyncCommit();
 
@@ -621,7 +626,9 @@ dtx_post_commit(void)
 			break;
 		}
 	}
-	if (all_confirmed && FullTransactionIdIsValid(fxid))
+	if (!all_confirmed)
+		DtxResolverWake();
+	else if (FullTransactionIdIsValid(fxid) && !DtxConfirmedPush(fxid))
 		DtxDecisionConfirmed(fxid);
 }
 
@@ -709,6 +716,7 @@ dtx_abort(void)
 							c->servername),
 					 errdetail("Global id %s.", c->gid),
 					 errhint("The transaction is rolled back; the resolver finishes it on that server.")));
+			DtxResolverWake();
 		}
 	}
 }

@@ -1,0 +1,57 @@
+-- dtx.resolve(): one resolver pass, run by hand (the background passes are
+-- off in this suite).  In-doubt transactions are made by hand on dtx_p1:
+-- prepared transactions named as pg_dtx names them.
+SELECT current_database() AS regress_db \gset
+SELECT dtx.coordinator_id() AS coord, oid AS db FROM pg_database WHERE datname = current_database() \gset
+SELECT oid AS p1 FROM pg_foreign_server WHERE srvname = 'p1' \gset
+SELECT oid AS me FROM pg_roles WHERE rolname = current_user \gset
+-- a local transaction that committed, one that rolled back
+BEGIN; CREATE TEMP TABLE x (); SELECT pg_current_xact_id() AS committed_xid \gset
+COMMIT;
+BEGIN; CREATE TEMP TABLE y (); SELECT pg_current_xact_id() AS aborted_xid \gset
+ROLLBACK;
+SELECT format('dtx_%s_%s_%s_%s_%s_1', CASE WHEN :coord < 0 THEN :coord::numeric + 18446744073709551616 ELSE :coord END,
+              :db, :'committed_xid', :p1, :me) AS gid_commit,
+       format('dtx_%s_%s_%s_%s_%s_1', CASE WHEN :coord < 0 THEN :coord::numeric + 18446744073709551616 ELSE :coord END,
+              :db, :'aborted_xid', :p1, :me) AS gid_abort \gset
+-- the decision of the committed one, as pg_dtx records it
+INSERT INTO dtx.decisions VALUES (:'committed_xid', :coord, ARRAY[:p1]::oid[], ARRAY[:me]::oid[], now());
+SELECT global_id = :'gid_commit' AS gid_ok, server, decision FROM dtx.in_doubt WHERE xid = :'committed_xid';
+\c dtx_p1
+BEGIN; INSERT INTO ledger VALUES (900, 1); PREPARE TRANSACTION :'gid_commit';
+BEGIN; INSERT INTO ledger VALUES (901, 1); PREPARE TRANSACTION :'gid_abort';
+-- somebody else's: another coordinator, and not pg_dtx's at all
+BEGIN; INSERT INTO ledger VALUES (902, 1); PREPARE TRANSACTION 'dtx_1_1_1_1_1_1';
+BEGIN; INSERT INTO ledger VALUES (903, 1); PREPARE TRANSACTION 'not_ours';
+\c :regress_db
+-- the pass: committed where decided, rolled back where not; the server
+-- "down" cannot be listed and says so
+SELECT server, global_id = :'gid_commit' AS is_commit, global_id = :'gid_abort' AS is_abort, action,
+       regexp_replace(outcome, '^[0-9]+ finished', 'N finished') AS outcome
+  FROM dtx.resolve() ORDER BY action, server;
+SELECT * FROM dtx.query('p1', 'SELECT transfer_id FROM ledger WHERE transfer_id >= 900 ORDER BY 1') AS t(id int);
+SELECT gid FROM pg_prepared_xacts ORDER BY gid;
+-- the decision is gone with its prepared transaction
+SELECT count(*) AS decisions FROM dtx.decisions WHERE xid = :'committed_xid';
+SELECT count(*) AS in_doubt FROM dtx.in_doubt;
+-- the unreachable server is in backoff
+SELECT s.srvname, r.failures, r.last_error LIKE 'could not connect to server "down"%' AS error_ok,
+       r.next_attempt > r.last_attempt AS backoff
+  FROM dtx.resolver_status r JOIN pg_foreign_server s ON s.oid = r.server_id;
+-- a second pass has nothing more to do than report the down server again
+SELECT server, action, outcome LIKE 'failed: could not connect%' AS failed FROM dtx.resolve();
+SELECT failures FROM dtx.resolver_status;
+-- without the server "down", nothing is left to report
+DROP SERVER down CASCADE;
+SELECT * FROM dtx.resolve();
+SELECT count(*) AS status_rows FROM dtx.resolver_status;
+-- clean up the prepared transactions that are not pg_dtx's to finish
+\c dtx_p1
+ROLLBACK PREPARED 'dtx_1_1_1_1_1_1';
+ROLLBACK PREPARED 'not_ours';
+\c :regress_db
+-- only the extension's owner and those it lets in may resolve
+SET ROLE dtx_alice;
+SELECT * FROM dtx.resolve();
+SELECT * FROM dtx.in_doubt;
+RESET ROLE;

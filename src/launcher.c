@@ -1,0 +1,677 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The resolver's launcher, its per-database workers, and the shared
+ *	  memory through which backends wake them.
+ *
+ * With shared_preload_libraries = 'pg_dtx', a launcher (connected to no
+ * database) starts, every dtx.resolver_interval, a short-lived worker in each
+ * database that allows connections.  The worker checks that pg_dtx is
+ * installed there, runs one resolver pass in one transaction, and exits: no
+ * connection to the database is held between passes, so DROP DATABASE and
+ * CREATE DATABASE ... TEMPLATE keep working.  A utility hook also stops a
+ * running worker of a database that such a command needs alone, and keeps
+ * the launcher away from it for a while.
+ *
+ * A backend whose COMMIT PREPARED was not confirmed wakes the launcher at
+ * once (DtxResolverWake).  A backend whose participants all confirmed puts
+ * the transaction in a ring of confirmed decisions, which the next pass in
+ * that database deletes from dtx.decisions.
+ *
+ * Shared state is protected by one spinlock; it is held for a few
+ * instructions only, never across a call that can fail.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "catalog.h"
+#include "decision.h"
+#include "launcher.h"
+#include "resolver.h"
+
+/* One database the launcher serves. */
+typedef struct DtxDbSlot
+{
+	Oid			dboid;			/* InvalidOid: free slot */
+	bool		wake;			/* run a pass as soon as possible */
+	bool		has_extension;	/* pg_dtx installed, as last seen */
+	pid_t		worker_pid;		/* running worker, 0 if none */
+	TimestampTz last_start;		/* when the last worker started */
+	TimestampTz paused_until;	/* no worker before this (DDL) */
+} DtxDbSlot;
+
+/* A decision whose participants all confirmed COMMIT PREPARED. */
+typedef struct DtxConfirmed
+{
+	Oid			dboid;
+	uint64		fxid;
+} DtxConfirmed;
+
+typedef struct DtxResolverShmem
+{
+	slock_t		mutex;
+	Latch	   *launcher_latch; /* NULL while no launcher runs */
+	DtxDbSlot	dbs[DTX_MAX_DATABASES];
+	int			nconfirmed;
+	DtxConfirmed confirmed[DTX_CONFIRMED_SLOTS];
+} DtxResolverShmem;
+
+int			dtx_resolver_interval = 10000;	/* dtx.resolver_interval, ms */
+
+static DtxResolverShmem *shared = NULL;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+PGDLLEXPORT void dtx_launcher_main(Datum arg);
+PGDLLEXPORT void dtx_resolver_main(Datum arg);
+
+static void dtx_shmem_request(void);
+static void dtx_shmem_startup(void);
+static void dtx_process_utility(PlannedStmt *pstmt, const char *queryString,
+								bool readOnlyTree, ProcessUtilityContext context,
+								ParamListInfo params, QueryEnvironment *queryEnv,
+								DestReceiver *dest, QueryCompletion *qc);
+
+/*
+ * DtxLauncherInit
+ *		Registers the resolver's setting and, when preloaded, its shared
+ *		memory and launcher; installs the utility hook.
+ */
+void
+DtxLauncherInit(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomIntVariable("dtx.resolver_interval",
+							"Time between two automatic resolver passes; 0 or -1 turns them off.",
+							"A backend whose COMMIT PREPARED failed wakes the resolver at once.",
+							&dtx_resolver_interval,
+							10000, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = dtx_process_utility;
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = dtx_shmem_request;
+#else
+	dtx_shmem_request();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = dtx_shmem_startup;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	strlcpy(worker.bgw_library_name, "pg_dtx", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "dtx_launcher_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "pg_dtx resolver launcher", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "pg_dtx resolver launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * dtx_shmem_request
+ *		Asks for the resolver's shared memory.
+ */
+static void
+dtx_shmem_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(MAXALIGN(sizeof(DtxResolverShmem)));
+}
+
+/*
+ * dtx_shmem_startup
+ *		Creates or attaches to the resolver's shared memory.
+ */
+static void
+dtx_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("pg_dtx resolver", sizeof(DtxResolverShmem), &found);
+	if (!found)
+	{
+		memset(shared, 0, sizeof(DtxResolverShmem));
+		SpinLockInit(&shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * slot_for
+ *		The slot of dboid, created if missing and create; NULL if none.
+ *		Call with the spinlock held.
+ */
+static DtxDbSlot *
+slot_for(Oid dboid, bool create)
+{
+	int			i;
+	DtxDbSlot  *free_slot = NULL;
+
+	for (i = 0; i < DTX_MAX_DATABASES; i++)
+	{
+		if (shared->dbs[i].dboid == dboid)
+			return &shared->dbs[i];
+		if (shared->dbs[i].dboid == InvalidOid && free_slot == NULL)
+			free_slot = &shared->dbs[i];
+	}
+	if (create && free_slot != NULL)
+	{
+		memset(free_slot, 0, sizeof(DtxDbSlot));
+		free_slot->dboid = dboid;
+		free_slot->has_extension = true;
+	}
+	return create ? free_slot : NULL;
+}
+
+/*
+ * DtxResolverWake
+ *		Asks for a resolver pass in this database as soon as possible.
+ *		Never raises: called from the commit callback.
+ */
+void
+DtxResolverWake(void)
+{
+	Latch	   *latch = NULL;
+	DtxDbSlot  *slot;
+
+	if (shared == NULL)
+		return;
+	SpinLockAcquire(&shared->mutex);
+	slot = slot_for(MyDatabaseId, true);
+	if (slot)
+	{
+		slot->wake = true;
+		slot->has_extension = true;
+	}
+	latch = shared->launcher_latch;
+	SpinLockRelease(&shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * DtxConfirmedPush
+ *		Queues fxid's decision for deletion by the next pass; false when
+ *		there is no shared memory or no room (the caller keeps it).  Never
+ *		raises.
+ */
+bool
+DtxConfirmedPush(FullTransactionId fxid)
+{
+	bool		done = false;
+
+	if (shared == NULL || dtx_resolver_interval <= 0)
+		return false;
+	SpinLockAcquire(&shared->mutex);
+	if (shared->nconfirmed < DTX_CONFIRMED_SLOTS)
+	{
+		shared->confirmed[shared->nconfirmed].dboid = MyDatabaseId;
+		shared->confirmed[shared->nconfirmed].fxid = U64FromFullTransactionId(fxid);
+		shared->nconfirmed++;
+		done = true;
+	}
+	SpinLockRelease(&shared->mutex);
+	return done;
+}
+
+/*
+ * DtxConfirmedDelete
+ *		Deletes from decisions (opened RowExclusiveLock) the decisions of
+ *		this database queued as confirmed; returns how many.  Those lost to
+ *		an abort of the current transaction are found finished by a later
+ *		pass.
+ */
+int
+DtxConfirmedDelete(Relation decisions)
+{
+	uint64	   *mine;
+	int			n = 0;
+	int			i;
+	int			j;
+	int			deleted = 0;
+
+	if (shared == NULL)
+		return 0;
+	mine = palloc(sizeof(uint64) * DTX_CONFIRMED_SLOTS);
+	SpinLockAcquire(&shared->mutex);
+	for (i = 0, j = 0; i < shared->nconfirmed; i++)
+	{
+		if (shared->confirmed[i].dboid == MyDatabaseId)
+			mine[n++] = shared->confirmed[i].fxid;
+		else
+			shared->confirmed[j++] = shared->confirmed[i];
+	}
+	shared->nconfirmed = j;
+	SpinLockRelease(&shared->mutex);
+
+	for (i = 0; i < n; i++)
+		if (DtxDecisionDelete(decisions, FullTransactionIdFromU64(mine[i])))
+			deleted++;
+	pfree(mine);
+	return deleted;
+}
+
+/*
+ * dtx_confirmed_pending
+ *		SQL: dtx.confirmed_pending() returns the transactions of this
+ *		database whose participants all confirmed, not yet deleted.
+ */
+PG_FUNCTION_INFO_V1(dtx_confirmed_pending);
+Datum
+dtx_confirmed_pending(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint64	   *mine;
+	int			n = 0;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (shared == NULL)
+		return (Datum) 0;
+	mine = palloc(sizeof(uint64) * DTX_CONFIRMED_SLOTS);
+	SpinLockAcquire(&shared->mutex);
+	for (i = 0; i < shared->nconfirmed; i++)
+		if (shared->confirmed[i].dboid == MyDatabaseId)
+			mine[n++] = shared->confirmed[i].fxid;
+	SpinLockRelease(&shared->mutex);
+	for (i = 0; i < n; i++)
+	{
+		Datum		v = FullTransactionIdGetDatum(FullTransactionIdFromU64(mine[i]));
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &v, &isnull);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * dtx_resolver_enabled
+ *		SQL: whether the background resolver is available (pg_dtx preloaded).
+ */
+PG_FUNCTION_INFO_V1(dtx_resolver_enabled);
+Datum
+dtx_resolver_enabled(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(shared != NULL);
+}
+
+/*
+ * start_worker
+ *		Starts a resolver worker for dboid; NULL handle if none could start.
+ */
+static BackgroundWorkerHandle *
+start_worker(Oid dboid)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "pg_dtx", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "dtx_resolver_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_dtx resolver for database %u", dboid);
+	strlcpy(worker.bgw_type, "pg_dtx resolver", BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return NULL;
+	return handle;
+}
+
+/*
+ * list_databases
+ *		The OIDs of the databases that allow connections and are not
+ *		templates.
+ */
+static List *
+list_databases(void)
+{
+	List	   *dbs = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!db->datallowconn || db->datistemplate)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		dbs = lappend_oid(dbs, db->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbs;
+}
+
+/* the launcher's handles of running workers, by slot index */
+static BackgroundWorkerHandle *handles[DTX_MAX_DATABASES];
+
+/*
+ * launcher_round
+ *		Starts the workers that are due: woken databases at once, the others
+ *		every dtx.resolver_interval (databases without pg_dtx less often).
+ */
+static void
+launcher_round(List *dbs)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			running = 0;
+	int			i;
+	ListCell   *lc;
+
+	/* reap finished workers */
+	for (i = 0; i < DTX_MAX_DATABASES; i++)
+	{
+		pid_t		pid;
+
+		if (handles[i] == NULL)
+			continue;
+		if (GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED)
+		{
+			pfree(handles[i]);
+			handles[i] = NULL;
+		}
+		else
+			running++;
+	}
+
+	foreach(lc, dbs)
+	{
+		Oid			dboid = lfirst_oid(lc);
+		DtxDbSlot  *slot;
+		bool		due;
+		long		interval = dtx_resolver_interval;
+		int			idx;
+
+		if (running >= DTX_MAX_RESOLVER_WORKERS)
+			break;
+		SpinLockAcquire(&shared->mutex);
+		slot = slot_for(dboid, true);
+		if (slot == NULL)
+		{
+			SpinLockRelease(&shared->mutex);
+			continue;
+		}
+		idx = slot - shared->dbs;
+		if (!slot->has_extension)
+			interval *= DTX_NO_EXTENSION_RECHECK;
+		due = handles[idx] == NULL &&
+			dtx_resolver_interval > 0 &&
+			now >= slot->paused_until &&
+			(slot->wake ||
+			 TimestampDifferenceExceeds(slot->last_start, now, (int) Min(interval, INT_MAX)));
+		if (due)
+		{
+			slot->wake = false;
+			slot->last_start = now;
+		}
+		SpinLockRelease(&shared->mutex);
+
+		if (due && (handles[idx] = start_worker(dboid)) != NULL)
+			running++;
+	}
+}
+
+/*
+ * dtx_launcher_main
+ *		The launcher's main loop.
+ */
+void
+dtx_launcher_main(Datum arg)
+{
+	(void) arg;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("pg_dtx resolver launcher");
+
+	SpinLockAcquire(&shared->mutex);
+	shared->launcher_latch = MyLatch;
+	SpinLockRelease(&shared->mutex);
+
+	for (;;)
+	{
+		List	   *dbs;
+		long		timeout;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		dbs = list_databases();
+		launcher_round(dbs);
+		list_free(dbs);
+
+		/* look again soon: woken slots, finished workers, the interval */
+		timeout = dtx_resolver_interval > 0 ? Min(dtx_resolver_interval, 1000) : 1000;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * worker_exit
+ *		A resolver worker leaves its slot.
+ */
+static void
+worker_exit(int code, Datum arg)
+{
+	DtxDbSlot  *slot;
+
+	(void) code;
+	SpinLockAcquire(&shared->mutex);
+	slot = slot_for(DatumGetObjectId(arg), false);
+	if (slot && slot->worker_pid == MyProcPid)
+		slot->worker_pid = 0;
+	SpinLockRelease(&shared->mutex);
+}
+
+/*
+ * dtx_resolver_main
+ *		A resolver worker: one pass in database arg, then exit.
+ */
+void
+dtx_resolver_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	DtxDbSlot  *slot;
+	bool		installed;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	SpinLockAcquire(&shared->mutex);
+	slot = slot_for(dboid, true);
+	if (slot)
+		slot->worker_pid = MyProcPid;
+	SpinLockRelease(&shared->mutex);
+	before_shmem_exit(worker_exit, ObjectIdGetDatum(dboid));
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("pg_dtx resolver");
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	installed = OidIsValid(get_extension_oid(DTX_EXTENSION, true));
+	SpinLockAcquire(&shared->mutex);
+	slot = slot_for(dboid, false);
+	if (slot)
+		slot->has_extension = installed;
+	SpinLockRelease(&shared->mutex);
+
+	if (installed)
+	{
+		bool		skipped;
+
+		pgstat_report_activity(STATE_RUNNING, "pg_dtx resolver pass");
+		(void) DtxResolvePass(true, &skipped);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	proc_exit(0);
+}
+
+/*
+ * database_of_utility
+ *		The database that stmt needs without other sessions (DROP DATABASE,
+ *		CREATE DATABASE ... TEMPLATE, ALTER DATABASE ... RENAME / SET
+ *		TABLESPACE), or InvalidOid.
+ */
+static Oid
+database_of_utility(Node *stmt)
+{
+	const char *name = NULL;
+
+	if (IsA(stmt, DropdbStmt))
+		name = ((DropdbStmt *) stmt)->dbname;
+	else if (IsA(stmt, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) stmt)->options)
+		{
+			DefElem    *def = lfirst(lc);
+
+			if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
+				name = defGetString(def);
+		}
+	}
+	else if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+		name = ((RenameStmt *) stmt)->subname;
+	else if (IsA(stmt, AlterDatabaseStmt))
+		name = ((AlterDatabaseStmt *) stmt)->dbname;
+
+	return name ? get_database_oid(name, true) : InvalidOid;
+}
+
+/*
+ * dtx_process_utility
+ *		Before a command that needs a database without other sessions: keeps
+ *		the resolver away from it and ends its running worker.
+ */
+static void
+dtx_process_utility(PlannedStmt *pstmt, const char *queryString,
+					bool readOnlyTree, ProcessUtilityContext context,
+					ParamListInfo params, QueryEnvironment *queryEnv,
+					DestReceiver *dest, QueryCompletion *qc)
+{
+	Oid			dboid;
+
+	if (shared != NULL && OidIsValid(dboid = database_of_utility(pstmt->utilityStmt)))
+	{
+		pid_t		pid = 0;
+		DtxDbSlot  *slot;
+		int			waited;
+
+		SpinLockAcquire(&shared->mutex);
+		slot = slot_for(dboid, false);
+		if (slot)
+		{
+			slot->paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 DTX_DDL_PAUSE_MS);
+			pid = slot->worker_pid;
+		}
+		SpinLockRelease(&shared->mutex);
+
+		/* end the worker and wait for it to leave, a few seconds at most */
+		if (pid != 0)
+		{
+			(void) kill(pid, SIGTERM);
+			for (waited = 0; waited < 5000; waited += 10)
+			{
+				bool		gone;
+
+				SpinLockAcquire(&shared->mutex);
+				gone = (slot->dboid != dboid || slot->worker_pid != pid);
+				SpinLockRelease(&shared->mutex);
+				if (gone)
+					break;
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 10, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+	}
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}

@@ -1,0 +1,824 @@
+/*-------------------------------------------------------------------------
+ *
+ * resolver.c
+ *	  One pass of the resolver: finishes every in-doubt prepared transaction
+ *	  of this coordinator and database, from the decision table.
+ *
+ * Which servers: every server of the wrapper dtx, and every other server
+ * pg_dtx used (dtx.server_identity) or that a decision names.  On each, the
+ * pass lists the prepared transactions whose global id carries this
+ * coordinator's id and this database's OID, in the participant's own
+ * database only; nobody else's prepared transactions are ever touched.
+ *
+ * The rules, for each such prepared transaction:
+ *	- a decision record exists: COMMIT PREPARED;
+ *	- none exists and the local transaction is no longer running: it aborted
+ *	  or never committed, ROLLBACK PREPARED;
+ *	- the local transaction is still running: leave it alone.
+ * The order of reads is what makes this safe against a commit in flight:
+ *	1. list the participant's prepared transactions;
+ *	2. note which of their local transactions are still running;
+ *	3. read the decisions, with a snapshot taken now (never the caller's);
+ *	4. list the participant again;
+ * and act only on what both lists hold.  A transaction prepared after
+ * step 1 is left for the next pass (its local transaction may have been
+ * running unseen); one that left the list by step 4 was finished by its
+ * backend.  A decision whose participants no longer hold its prepared
+ * transactions in the second list is finished everywhere and is deleted.
+ * A failure to list a participant never leads to any action on it.
+ *
+ * Credentials: the prepared transactions are listed through the user
+ * mapping of the extension's owner (or PUBLIC, or else any mapping of the
+ * server); each one is finished through the user mapping of the local role
+ * that ran it, recorded in its global id, or the listing mapping when that
+ * role has none.  Locally the pass runs as the extension's owner.
+ *
+ * Passes of one database are serialised by a transaction-scoped advisory
+ * lock (DTX_PASS_LOCK_KEY1/2): the worker skips a pass when it is taken,
+ * dtx.resolve() waits.  Unreachable participants are retried with an
+ * exponential backoff recorded in dtx.resolver_status.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <inttypes.h>
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_user_mapping.h"
+#include "executor/spi.h"
+#include "foreign/foreign.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/procarray.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "catalog.h"
+#include "connection.h"
+#include "decision.h"
+#include "fdw_options.h"
+#include "gid.h"
+#include "launcher.h"
+#include "resolver.h"
+
+/* the advisory lock (two-int4 form) that serialises passes of a database */
+#define DTX_PASS_LOCK_KEY1 0x647478	/* "dtx" */
+#define DTX_PASS_LOCK_KEY2 1
+
+/* the SQLSTATE of "prepared transaction ... does not exist" */
+#define SQLSTATE_UNDEFINED_OBJECT "42704"
+
+/* A prepared transaction of ours seen on a participant. */
+typedef struct Candidate
+{
+	char	   *gid;			/* its global id */
+	DtxGid		parts;			/* parsed */
+	bool		running;		/* local transaction running at step 2 */
+	bool		in_second;		/* still there at step 4 */
+	bool		finished;		/* committed or rolled back by this pass */
+} Candidate;
+
+/* What the pass knows of one participant server. */
+typedef struct ServerScan
+{
+	Oid			serverid;
+	char	   *name;
+	bool		listed;			/* both listings succeeded */
+	bool		failed;			/* something went wrong with it */
+	char	   *error;			/* the last error met */
+	List	   *candidates;		/* Candidate *, from the first listing */
+	List	   *second;			/* global ids (char *) of the second */
+	DtxConnection *lister;		/* the listing connection */
+	List	   *conns;			/* every connection opened for it */
+} ServerScan;
+
+/* A decision record. */
+typedef struct DecisionEntry
+{
+	uint64		fxid;			/* hash key */
+	int			n;				/* participants */
+	Oid		   *servers;
+	Oid		   *userids;
+} DecisionEntry;
+
+/*
+ * add_action
+ *		Appends an action row to *actions and logs it.
+ */
+static void
+add_action(List **actions, const char *server, const char *gid,
+		   const char *action, const char *outcome)
+{
+	DtxResolveAction *a = palloc(sizeof(DtxResolveAction));
+
+	a->server = server ? pstrdup(server) : NULL;
+	a->global_id = gid ? pstrdup(gid) : NULL;
+	a->action = action;
+	a->outcome = pstrdup(outcome);
+	*actions = lappend(*actions, a);
+
+	if (server && gid)
+		ereport(LOG,
+				(errmsg("pg_dtx resolver: %s prepared transaction %s on server \"%s\": %s",
+						action, gid, server, outcome)));
+	else if (server)
+		ereport(LOG,
+				(errmsg("pg_dtx resolver: %s on server \"%s\": %s", action, server, outcome)));
+	else
+		ereport(LOG,
+				(errmsg("pg_dtx resolver: %s: %s", action, outcome)));
+}
+
+/*
+ * listing_user
+ *		The role whose user mapping lists server's prepared transactions:
+ *		the extension's owner (or PUBLIC through it), else any role with a
+ *		mapping.  Raises when the server has no user mapping at all.
+ */
+static Oid
+listing_user(Oid serverid, Oid owner)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			user = InvalidOid;
+	bool		found = false;
+
+	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(owner),
+							  ObjectIdGetDatum(serverid)) ||
+		SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							  ObjectIdGetDatum(serverid)))
+		return owner;
+
+	rel = table_open(UserMappingRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_user_mapping_umserver, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(serverid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
+	{
+		user = ((Form_pg_user_mapping) GETSTRUCT(tup))->umuser;
+		found = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("server \"%s\" has no user mapping the resolver can use",
+						GetForeignServer(serverid)->servername),
+				 errhint("Create a user mapping for the owner of pg_dtx on that server.")));
+	return user;
+}
+
+/*
+ * list_prepared
+ *		The global ids with prefix prepared in c's remote database.
+ */
+static List *
+list_prepared(DtxConnection *c, const char *prefix)
+{
+	static const char *sql =
+		"SELECT gid FROM pg_catalog.pg_prepared_xacts "
+		"WHERE database = pg_catalog.current_database() "
+		"AND pg_catalog.starts_with(gid, $1)";
+	Oid			types[1] = {TEXTOID};
+	const char *values[1];
+	PGresult   *res;
+	List	   *gids = NIL;
+	int			i;
+
+	values[0] = prefix;
+	DtxSendPipeline(c, NIL, sql, 1, types, values);
+	res = DtxGetPipelineResult(c, NIL, sql);
+	for (i = 0; i < PQntuples(res); i++)
+		gids = lappend(gids, pstrdup(PQgetvalue(res, i, 0)));
+	PQclear(res);
+	return gids;
+}
+
+/*
+ * xact_may_be_running
+ *		Whether the local transaction fxid may still be running (or is
+ *		unknown here, such as a transaction id from the future): then its
+ *		prepared transactions are left alone.
+ */
+static bool
+xact_may_be_running(FullTransactionId fxid)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint64		distance;
+
+	if (!FullTransactionIdPrecedes(fxid, next))
+		return true;
+	distance = U64FromFullTransactionId(next) - U64FromFullTransactionId(fxid);
+	if (distance > (uint64) MaxTransactionId / 2)
+		return false;			/* far too old to be running */
+	return TransactionIdIsInProgress(XidFromFullTransactionId(fxid));
+}
+
+/*
+ * read_decisions
+ *		Every decision record, read with a snapshot taken now.
+ */
+static HTAB *
+read_decisions(void)
+{
+	HASHCTL		ctl;
+	HTAB	   *decisions;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(DecisionEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	decisions = hash_create("pg_dtx decisions", 256, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	rel = table_open(DtxTableRelid("decisions", false), AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		uint64		fxid = U64FromFullTransactionId(
+												DatumGetFullTransactionId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)));
+		ArrayType  *servers = DatumGetArrayTypeP(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
+		ArrayType  *userids = DatumGetArrayTypeP(heap_getattr(tup, 4, RelationGetDescr(rel), &isnull));
+		DecisionEntry *e = hash_search(decisions, &fxid, HASH_ENTER, NULL);
+		int			nu;
+
+		e->n = ArrayGetNItems(ARR_NDIM(servers), ARR_DIMS(servers));
+		nu = ArrayGetNItems(ARR_NDIM(userids), ARR_DIMS(userids));
+		e->servers = palloc(sizeof(Oid) * Max(e->n, 1));
+		e->userids = palloc(sizeof(Oid) * Max(e->n, 1));
+		memcpy(e->servers, ARR_DATA_PTR(servers), sizeof(Oid) * e->n);
+		memcpy(e->userids, ARR_DATA_PTR(userids), sizeof(Oid) * Min(nu, e->n));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return decisions;
+}
+
+/*
+ * connection_for
+ *		The connection of scan's server that can finish a transaction run
+ *		by userid: through userid's mapping when it has one, else the
+ *		listing connection.
+ */
+static DtxConnection *
+connection_for(ServerScan *scan, Oid userid, TimestampTz deadline)
+{
+	ListCell   *lc;
+	DtxConnection *c;
+
+	if (!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
+							   ObjectIdGetDatum(scan->serverid)) &&
+		!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							   ObjectIdGetDatum(scan->serverid)))
+		return scan->lister;
+
+	foreach(lc, scan->conns)
+	{
+		c = lfirst(lc);
+		if (c->userid == userid ||
+			c->umid == GetUserMapping(userid, scan->serverid)->umid)
+			return c;
+	}
+	c = DtxConnectStandalone(scan->serverid, userid, deadline);
+	scan->conns = lappend(scan->conns, c);
+	return c;
+}
+
+/*
+ * run_guarded
+ *		Runs fn(scan, arg) in a subtransaction; an error is recorded on the
+ *		scan (and logged) instead of ending the pass.  Returns success.
+ */
+static bool
+run_guarded(void (*fn) (ServerScan *scan, void *arg), ServerScan *scan, void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(scan, arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		/* a cancel or statement_timeout ends the pass, not just this server */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		scan->failed = true;
+		scan->error = edata->detail ?
+			psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
+		ereport(LOG,
+				(errmsg("pg_dtx resolver: server \"%s\": %s", scan->name, scan->error)));
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* step 1: connect and list */
+static void
+step_first_listing(ServerScan *scan, void *arg)
+{
+	const char *prefix = ((const char **) arg)[0];
+	Oid			owner = *(Oid *) ((const void **) arg)[1];
+	TimestampTz deadline = DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS);
+	List	   *gids;
+	ListCell   *lc;
+
+	scan->lister = DtxConnectStandalone(scan->serverid, listing_user(scan->serverid, owner),
+										deadline);
+	scan->conns = lappend(scan->conns, scan->lister);
+	gids = list_prepared(scan->lister, prefix);
+	foreach(lc, gids)
+	{
+		Candidate  *cand = palloc0(sizeof(Candidate));
+		ForeignServer *owner_server;
+
+		cand->gid = lfirst(lc);
+		if (!DtxParseGid(cand->gid, &cand->parts))
+			continue;
+
+		/*
+		 * Two servers may reach one database: a prepared transaction is
+		 * finished through the server that prepared it while it exists.
+		 */
+		if (cand->parts.serverid != scan->serverid &&
+			(owner_server = GetForeignServerExtended(cand->parts.serverid, FSV_MISSING_OK)) != NULL &&
+			DtxServerIsParticipantKind(owner_server))
+			continue;
+		scan->candidates = lappend(scan->candidates, cand);
+	}
+}
+
+/* step 4: list again */
+static void
+step_second_listing(ServerScan *scan, void *arg)
+{
+	const char *prefix = ((const char **) arg)[0];
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	scan->lister->op_deadline = DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS);
+	scan->second = list_prepared(scan->lister, prefix);
+	foreach(lc, scan->candidates)
+	{
+		Candidate  *cand = lfirst(lc);
+
+		foreach(lc2, scan->second)
+			if (strcmp(cand->gid, (char *) lfirst(lc2)) == 0)
+				cand->in_second = true;
+	}
+	scan->listed = true;
+}
+
+/* the actions of one server: commits and rollbacks, batched per connection */
+typedef struct ActArg
+{
+	HTAB	   *decisions;
+	List	  **actions;
+} ActArg;
+
+static void
+step_act(ServerScan *scan, void *arg)
+{
+	ActArg	   *a = arg;
+	List	   *todo = NIL;
+	ListCell   *lc;
+	TimestampTz deadline = DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS);
+
+	foreach(lc, scan->candidates)
+	{
+		Candidate  *cand = lfirst(lc);
+
+		if (cand->in_second && !cand->running && !cand->finished)
+			todo = lappend(todo, cand);
+	}
+
+	while (todo != NIL)
+	{
+		Candidate  *first = linitial(todo);
+		DtxConnection *c = connection_for(scan, first->parts.userid, deadline);
+		List	   *batch = NIL;
+		List	   *rest = NIL;
+		const char **sqls;
+		DtxResultStatus *status;
+		char	  **msgs;
+		char	  **states;
+		int			n = 0;
+		int			i;
+
+		/* everything this connection serves goes in one batch */
+		foreach(lc, todo)
+		{
+			Candidate  *cand = lfirst(lc);
+
+			if (connection_for(scan, cand->parts.userid, deadline) == c)
+				batch = lappend(batch, cand);
+			else
+				rest = lappend(rest, cand);
+		}
+		sqls = palloc(sizeof(char *) * list_length(batch));
+		status = palloc(sizeof(DtxResultStatus) * list_length(batch));
+		msgs = palloc(sizeof(char *) * list_length(batch));
+		states = palloc(sizeof(char *) * list_length(batch));
+		foreach(lc, batch)
+		{
+			Candidate  *cand = lfirst(lc);
+			uint64		key = U64FromFullTransactionId(cand->parts.fxid);
+			bool		decided = hash_search(a->decisions, &key, HASH_FIND, NULL) != NULL;
+
+			sqls[n++] = psprintf("%s PREPARED '%s'", decided ? "COMMIT" : "ROLLBACK", cand->gid);
+		}
+		c->op_deadline = deadline;
+		DtxRunBatch(c, sqls, n, status, msgs, states);
+		i = 0;
+		foreach(lc, batch)
+		{
+			Candidate  *cand = lfirst(lc);
+			const char *action = (strncmp(sqls[i], "COMMIT", 6) == 0) ? "commit" : "rollback";
+
+			if (status[i] == DTX_RESULT_OK)
+			{
+				cand->finished = true;
+				add_action(a->actions, scan->name, cand->gid, action, "done");
+			}
+			else if (states[i] && strcmp(states[i], SQLSTATE_UNDEFINED_OBJECT) == 0)
+			{
+				cand->finished = true;
+				add_action(a->actions, scan->name, cand->gid, action, "already finished");
+			}
+			else
+			{
+				scan->failed = true;
+				scan->error = psprintf("%s: %s", sqls[i], msgs[i] ? msgs[i] : "failed");
+				add_action(a->actions, scan->name, cand->gid, action,
+						   psprintf("failed: %s", msgs[i] ? msgs[i] : "unknown error"));
+			}
+			i++;
+		}
+		todo = rest;
+	}
+}
+
+/*
+ * decision_finished
+ *		Whether every participant of decision e is known to hold none of its
+ *		prepared transactions any more.
+ */
+static bool
+decision_finished(DecisionEntry *e, List *scans)
+{
+	int			i;
+
+	for (i = 0; i < e->n; i++)
+	{
+		ServerScan *scan = NULL;
+		ListCell   *lc;
+
+		foreach(lc, scans)
+			if (((ServerScan *) lfirst(lc))->serverid == e->servers[i])
+				scan = lfirst(lc);
+		if (scan == NULL || !scan->listed)
+			return false;
+		foreach(lc, scan->candidates)
+		{
+			Candidate  *cand = lfirst(lc);
+
+			if (U64FromFullTransactionId(cand->parts.fxid) == e->fxid &&
+				cand->in_second && !cand->finished)
+				return false;
+		}
+		/* prepared after the first listing, still there at the second */
+		foreach(lc, scan->second)
+		{
+			DtxGid		g;
+			ListCell   *lc2;
+			bool		known = false;
+
+			if (!DtxParseGid((char *) lfirst(lc), &g) ||
+				U64FromFullTransactionId(g.fxid) != e->fxid)
+				continue;
+			foreach(lc2, scan->candidates)
+				if (strcmp(((Candidate *) lfirst(lc2))->gid, (char *) lfirst(lc)) == 0)
+					known = true;
+			if (!known)
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * record_status
+ *		Records in dtx.resolver_status how the pass went with a server:
+ *		forgotten on success, else one more failure and the next attempt
+ *		after an exponential backoff.
+ */
+static void
+record_status(ServerScan *scan, int interval_ms)
+{
+	Oid			argtypes[4] = {OIDOID, TEXTOID, INT4OID, INT4OID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			ret;
+
+	args[0] = ObjectIdGetDatum(scan->serverid);
+	if (!scan->failed)
+	{
+		ret = SPI_execute_with_args("DELETE FROM dtx.resolver_status WHERE server_id = $1",
+									1, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "could not update dtx.resolver_status");
+		return;
+	}
+	args[1] = CStringGetTextDatum(scan->error ? scan->error : "failed");
+	args[2] = Int32GetDatum(Max(interval_ms, 1000));
+	args[3] = Int32GetDatum(DTX_RESOLVER_MAX_BACKOFF_MS);
+	ret = SPI_execute_with_args(
+								"INSERT INTO dtx.resolver_status AS r "
+								"(server_id, failures, last_error, last_attempt, next_attempt) "
+								"VALUES ($1, 1, $2, pg_catalog.now(), pg_catalog.now() + $3 * interval '1 millisecond') "
+								"ON CONFLICT (server_id) DO UPDATE SET failures = r.failures + 1, "
+								"last_error = excluded.last_error, last_attempt = excluded.last_attempt, "
+								"next_attempt = excluded.last_attempt + "
+								"LEAST($4, $3 * pg_catalog.power(2, LEAST(r.failures, 20))) "
+								"* interval '1 millisecond'",
+								4, argtypes, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not update dtx.resolver_status");
+}
+
+/*
+ * DtxResolvePass
+ *		Runs one resolver pass in the current transaction and returns what
+ *		it did (DtxResolveAction *).  In the worker, a pass already running
+ *		makes this one skip (*skipped) and servers in backoff are left for
+ *		later; dtx.resolve() waits for the lock and tries every server.
+ */
+List *
+DtxResolvePass(bool in_worker, bool *skipped)
+{
+	LOCKTAG		tag;
+	List	   *actions = NIL;
+	List	   *volatile scans = NIL;
+	ListCell   *lc;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	const void *arg[2];
+	char	   *prefix;
+	HTAB	   *decisions;
+	int			ret;
+	uint64		i;
+
+	*skipped = false;
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, DTX_PASS_LOCK_KEY1, DTX_PASS_LOCK_KEY2, 2);
+	if (LockAcquire(&tag, ExclusiveLock, false, in_worker) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		*skipped = true;
+		return NIL;
+	}
+
+	owner = DtxExtensionOwner();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+
+	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", DtxCoordinatorId(), MyDatabaseId);
+	arg[0] = prefix;
+	arg[1] = &owner;
+
+	PG_TRY();
+	{
+		/* the servers pg_dtx may have prepared on */
+		MemoryContext outer = CurrentMemoryContext;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		ret = SPI_execute(psprintf(
+								   "SELECT s.oid, s.srvname, "
+								   "  r.next_attempt IS NOT NULL AND r.next_attempt > pg_catalog.now() "
+								   "FROM pg_catalog.pg_foreign_server s "
+								   "JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw "
+								   "LEFT JOIN dtx.resolver_status r ON r.server_id = s.oid "
+								   "WHERE w.fdwname = 'dtx' "
+								   "   OR s.oid IN (SELECT server_id FROM dtx.server_identity) "
+								   "   OR s.oid IN (SELECT pg_catalog.unnest(servers) FROM dtx.decisions) "
+								   "ORDER BY s.oid"), true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not list the participant servers");
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			ServerScan *scan;
+			bool		backoff;
+
+			backoff = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+			if (in_worker && backoff)
+				continue;
+			scan = MemoryContextAllocZero(outer, sizeof(ServerScan));
+			scan->serverid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull));
+			scan->name = MemoryContextStrdup(outer,
+											 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+			{
+				MemoryContext spi = MemoryContextSwitchTo(outer);
+
+				scans = lappend(scans, scan);
+				MemoryContextSwitchTo(spi);
+			}
+		}
+		SPI_finish();
+
+		/* 1. list each participant's prepared transactions */
+		foreach(lc, scans)
+			(void) run_guarded(step_first_listing, lfirst(lc), arg);
+
+		/* 2. which of their local transactions may still run */
+		foreach(lc, scans)
+		{
+			ServerScan *scan = lfirst(lc);
+			ListCell   *lc2;
+
+			foreach(lc2, scan->candidates)
+			{
+				Candidate  *cand = lfirst(lc2);
+
+				cand->running = xact_may_be_running(cand->parts.fxid);
+			}
+		}
+
+		/* 3. the decisions, as of now */
+		decisions = read_decisions();
+
+		/* 4. list again */
+		foreach(lc, scans)
+		{
+			ServerScan *scan = lfirst(lc);
+
+			if (!scan->failed)
+				(void) run_guarded(step_second_listing, scan, arg);
+		}
+
+		/* act on what both lists hold */
+		foreach(lc, scans)
+		{
+			ServerScan *scan = lfirst(lc);
+			ActArg		a;
+
+			if (!scan->listed)
+				continue;
+			a.decisions = decisions;
+			a.actions = &actions;
+			(void) run_guarded(step_act, scan, &a);
+		}
+
+		/* decisions finished everywhere go */
+		{
+			HASH_SEQ_STATUS hs;
+			DecisionEntry *e;
+			Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+			int			forgotten = 0;
+
+			hash_seq_init(&hs, decisions);
+			while ((e = hash_seq_search(&hs)) != NULL)
+				if (decision_finished(e, scans) &&
+					DtxDecisionDelete(rel, FullTransactionIdFromU64(e->fxid)))
+					forgotten++;
+			forgotten += DtxConfirmedDelete(rel);
+			table_close(rel, NoLock);
+			if (forgotten > 0)
+				add_action(&actions, NULL, NULL, "forget",
+						   psprintf("%d finished decision(s) deleted", forgotten));
+		}
+
+		/* how it went with each server */
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute("DELETE FROM dtx.resolver_status WHERE server_id NOT IN "
+						"(SELECT oid FROM pg_catalog.pg_foreign_server)", false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not update dtx.resolver_status");
+		foreach(lc, scans)
+		{
+			ServerScan *scan = lfirst(lc);
+
+			if (scan->failed)
+				add_action(&actions, scan->name, NULL, "list",
+						   psprintf("failed: %s", scan->error ? scan->error : "unknown error"));
+			record_status(scan, dtx_resolver_interval);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		foreach(lc, scans)
+		{
+			ServerScan *scan = lfirst(lc);
+			ListCell   *lc2;
+
+			foreach(lc2, scan->conns)
+				DtxDisconnect(lfirst(lc2));
+		}
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+
+	return actions;
+}
+
+/*
+ * dtx_resolve
+ *		SQL: dtx.resolve() runs one resolver pass now and returns one row per
+ *		action: server, global id, action, outcome.
+ */
+PG_FUNCTION_INFO_V1(dtx_resolve);
+Datum
+dtx_resolve(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		skipped;
+	List	   *actions;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	actions = DtxResolvePass(false, &skipped);
+	foreach(lc, actions)
+	{
+		DtxResolveAction *a = lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = a->server ? CStringGetTextDatum(a->server) : (Datum) 0;
+		nulls[0] = (a->server == NULL);
+		values[1] = a->global_id ? CStringGetTextDatum(a->global_id) : (Datum) 0;
+		nulls[1] = (a->global_id == NULL);
+		values[2] = CStringGetTextDatum(a->action);
+		values[3] = CStringGetTextDatum(a->outcome);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * dtx_global_id
+ *		SQL: dtx.global_id(coordinator_id, xid, server, userid, n) formats
+ *		the global id of participant n of a decision.
+ */
+PG_FUNCTION_INFO_V1(dtx_global_id);
+Datum
+dtx_global_id(PG_FUNCTION_ARGS)
+{
+	DtxGid		g;
+	char		buf[DTX_GID_MAXLEN];
+
+	g.coordinator_id = (uint64) PG_GETARG_INT64(0);
+	g.dboid = MyDatabaseId;
+	g.fxid = PG_GETARG_FULLTRANSACTIONID(1);
+	g.serverid = PG_GETARG_OID(2);
+	g.userid = PG_GETARG_OID(3);
+	g.participant_no = PG_GETARG_INT32(4);
+	DtxFormatGid(buf, &g);
+	PG_RETURN_TEXT_P(cstring_to_text(buf));
+}
