@@ -19,7 +19,8 @@ OBJS = \
 	src/remote_exec.o \
 	src/fdw_guard.o \
 	src/resolver.o \
-	src/launcher.o
+	src/launcher.o \
+	src/ddl_guard.o
 
 DATA = $(wildcard sql/pg_dtx--*.sql)
 

@@ -55,3 +55,27 @@ SET ROLE dtx_alice;
 SELECT * FROM dtx.resolve();
 SELECT * FROM dtx.in_doubt;
 RESET ROLE;
+
+-- DDL that would strand an in-doubt transaction is refused
+SELECT oid AS p2 FROM pg_foreign_server WHERE srvname = 'p2' \gset
+INSERT INTO dtx.decisions VALUES ('1', :coord, ARRAY[:p2]::oid[], ARRAY[:me]::oid[], now());
+DROP SERVER p2 CASCADE;
+ALTER SERVER p2 OPTIONS (SET dbname 'dtx_p1');
+DROP USER MAPPING FOR CURRENT_USER SERVER p2;
+DROP EXTENSION pg_dtx CASCADE;
+-- changing what does not re-point it is fine
+ALTER SERVER p2 OPTIONS (ADD connect_timeout '10');
+-- once resolved (nothing is prepared there, so it is finished), all is allowed
+SELECT action, regexp_replace(outcome, '^[0-9]+ finished', 'N finished') AS outcome FROM dtx.resolve();
+ALTER SERVER p2 OPTIONS (DROP connect_timeout);
+SELECT count(*) AS decisions FROM dtx.decisions;
+
+-- a cloned coordinator gets its own id; NULL goes back to the system identifier
+SELECT dtx.coordinator_id() AS old_id \gset
+SELECT dtx.set_coordinator_id(42);
+SELECT dtx.coordinator_id() = 42 AS new_id_used;
+SELECT dtx.set_coordinator_id(NULL);
+SELECT dtx.coordinator_id() = :old_id AS system_identifier_again;
+SET ROLE dtx_alice;
+SELECT dtx.set_coordinator_id(1);
+RESET ROLE;

@@ -177,3 +177,11 @@ BEGIN
       USING HINT = 'Add pg_dtx to shared_preload_libraries and restart, or run SELECT * FROM dtx.resolve() from time to time.';
   END IF;
 END $$;
+
+CREATE FUNCTION dtx.set_coordinator_id(new_id pg_catalog.int8)
+RETURNS pg_catalog.void
+AS 'MODULE_PATHNAME', 'dtx_set_coordinator_id'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION dtx.set_coordinator_id(pg_catalog.int8) FROM PUBLIC;
+COMMENT ON FUNCTION dtx.set_coordinator_id(pg_catalog.int8) IS
+  'give a cloned server its own coordinator id (NULL: the system identifier again)';

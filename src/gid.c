@@ -29,6 +29,7 @@
 #include "access/xlog.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 
 #include "catalog.h"
@@ -134,4 +135,46 @@ DtxParseGid(const char *str, DtxGid *gid)
 	gid->userid = user;
 	gid->participant_no = n;
 	return true;
+}
+
+/*
+ * dtx_set_coordinator_id
+ *		SQL: dtx.set_coordinator_id(new_id) gives this server another
+ *		coordinator id (NULL: back to the system identifier).  For a server
+ *		cloned from a coordinator (pg_basebackup, point-in-time restore),
+ *		whose resolver must never finish its origin's transactions.  A
+ *		promoted standby keeps its id.  Superuser only.
+ */
+PG_FUNCTION_INFO_V1(dtx_set_coordinator_id);
+Datum
+dtx_set_coordinator_id(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1];
+	int			ret;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser can change the coordinator id")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute("DELETE FROM dtx.coordinator", false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not update dtx.coordinator");
+	if (!PG_ARGISNULL(0))
+	{
+		args[0] = PG_GETARG_DATUM(0);
+		ret = SPI_execute_with_args("INSERT INTO dtx.coordinator (coordinator_id) VALUES ($1)",
+									1, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not update dtx.coordinator");
+	}
+	SPI_finish();
+	coordinator_id_valid = false;
+	ereport(NOTICE,
+			(errmsg("the coordinator id of this server is now %s",
+					PG_ARGISNULL(0) ? "its system identifier" : "the given one"),
+			 errhint("Sessions that used pg_dtx before keep the old id until they reconnect: restart the server.")));
+	PG_RETURN_VOID();
 }

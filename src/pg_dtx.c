@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 
 #include "connection.h"
+#include "ddl_guard.h"
 #include "fdw_guard.h"
 #include "launcher.h"
 #include "remote_xact.h"
@@ -35,6 +36,7 @@ _PG_init(void)
 	DtxRemoteXactInit();
 	DtxFdwGuardInit();
 	DtxLauncherInit();
+	DtxDdlGuardInit();
 
 	MarkGUCPrefixReserved("dtx");
 }
