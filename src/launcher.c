@@ -253,7 +253,7 @@ DtxConfirmedPush(FullTransactionId fxid)
 {
 	bool		done = false;
 
-	if (shared == NULL || dtx_resolver_interval <= 0)
+	if (shared == NULL)
 		return false;
 	SpinLockAcquire(&shared->mutex);
 	if (shared->nconfirmed < DTX_CONFIRMED_SLOTS)

@@ -38,7 +38,8 @@ PATH="$PG_BINDIR:$PATH"
 export PG_CONFIG PATH
 
 # Debian packages needed to build the extension and to run every test tier.
-BUILD_DEPS=(postgresql-server-dev-15 libipc-run-perl libkrb5-dev make gcc)
+BUILD_DEPS=(postgresql-server-dev-15 libipc-run-perl libkrb5-dev make gcc
+	python3-psycopg2 iproute2 nftables spin)
 
 if [[ $(id -u) -eq 0 ]]; then
 	PG_OS_USER=postgres
