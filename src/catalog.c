@@ -17,6 +17,7 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
@@ -73,4 +74,32 @@ DtxTableRelid(const char *relname, bool missing_ok)
 						DTX_SCHEMA, relname, DTX_EXTENSION),
 				 errhint("Run CREATE EXTENSION %s.", DTX_EXTENSION)));
 	return relid;
+}
+
+/*
+ * DtxUseSafeSearchPath
+ *		Sets search_path to pg_catalog, pg_temp until DtxRestoreSearchPath,
+ *		so that pg_dtx's own SQL cannot be hijacked by objects in the
+ *		caller's schemas; returns the GUC nest level to restore.  An error
+ *		restores it with the (sub)transaction.
+ */
+int
+DtxUseSafeSearchPath(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/*
+ * DtxRestoreSearchPath
+ *		Undoes DtxUseSafeSearchPath.
+ */
+void
+DtxRestoreSearchPath(int level)
+{
+	AtEOXact_GUC(true, level);
 }

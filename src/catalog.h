@@ -13,5 +13,7 @@
 
 extern Oid	DtxExtensionOwner(void);
 extern Oid	DtxTableRelid(const char *relname, bool missing_ok);
+extern int	DtxUseSafeSearchPath(void);
+extern void DtxRestoreSearchPath(int level);
 
 #endif							/* DTX_CATALOG_H */

@@ -30,6 +30,7 @@
 #include "access/xact.h"
 #include "catalog/pg_user_mapping.h"
 #include "foreign/foreign.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -47,15 +48,14 @@
 #include "gid.h"
 #include "identity.h"
 
-/* Defaults for TCP keepalives, unless the server's options say otherwise. */
-#define DTX_KEEPALIVES_IDLE_S		"30"
-#define DTX_KEEPALIVES_INTERVAL_S	"10"
-#define DTX_KEEPALIVES_COUNT		"3"
 
 /* The most connection parameters we pass to libpq, terminator included. */
 #define DTX_MAX_CONN_PARAMS			64
 
 int			dtx_connect_timeout = 10000;	/* dtx.connect_timeout, ms */
+int			dtx_keepalives_idle = 30;	/* dtx.keepalives_idle, s */
+int			dtx_keepalives_interval = 10;	/* dtx.keepalives_interval, s */
+int			dtx_keepalives_count = 3;	/* dtx.keepalives_count */
 
 static HTAB *ConnectionHash = NULL;
 
@@ -80,6 +80,18 @@ DtxConnectionInit(void)
 							10000, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("dtx.keepalives_idle",
+							"TCP keepalive idle time on connections to participants, unless the server's options set keepalives_idle.",
+							NULL, &dtx_keepalives_idle, 30, 1, 3600,
+							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dtx.keepalives_interval",
+							"TCP keepalive interval on connections to participants, unless the server's options set keepalives_interval.",
+							NULL, &dtx_keepalives_interval, 10, 1, 3600,
+							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dtx.keepalives_count",
+							"TCP keepalive probes before a connection to a participant is dropped, unless the server's options set keepalives_count.",
+							NULL, &dtx_keepalives_count, 3, 1, 100,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 /*
@@ -366,6 +378,9 @@ dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
 	const char *keywords[DTX_MAX_CONN_PARAMS];
 	const char *values[DTX_MAX_CONN_PARAMS];
 	char		appname[NAMEDATALEN];
+	char		ka_idle[16];
+	char		ka_interval[16];
+	char		ka_count[16];
 	int			n;
 	PGconn	   *volatile conn = NULL;
 	TimestampTz deadline;
@@ -393,18 +408,21 @@ dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
 	}
 	if (!DtxConnParamGiven(keywords, n, "keepalives_idle"))
 	{
+		snprintf(ka_idle, sizeof(ka_idle), "%d", dtx_keepalives_idle);
 		keywords[n] = "keepalives_idle";
-		values[n++] = DTX_KEEPALIVES_IDLE_S;
+		values[n++] = ka_idle;
 	}
 	if (!DtxConnParamGiven(keywords, n, "keepalives_interval"))
 	{
+		snprintf(ka_interval, sizeof(ka_interval), "%d", dtx_keepalives_interval);
 		keywords[n] = "keepalives_interval";
-		values[n++] = DTX_KEEPALIVES_INTERVAL_S;
+		values[n++] = ka_interval;
 	}
 	if (!DtxConnParamGiven(keywords, n, "keepalives_count"))
 	{
+		snprintf(ka_count, sizeof(ka_count), "%d", dtx_keepalives_count);
 		keywords[n] = "keepalives_count";
-		values[n++] = DTX_KEEPALIVES_COUNT;
+		values[n++] = ka_count;
 	}
 	keywords[n] = NULL;
 	values[n] = NULL;
@@ -1006,4 +1024,103 @@ DtxRunBatch(DtxConnection *c, const char *const *sqls, int n,
 	if (!PQexitPipelineMode(c->conn))
 		dtx_raise_lost(c, sqls[0]);
 	c->busy = false;
+}
+
+/*
+ * dtx_connections
+ *		SQL: dtx.connections() lists this backend's cached connections:
+ *		server, local user, remote backend pid, whether a remote
+ *		transaction is open, whether the connection is invalidated.
+ */
+PG_FUNCTION_INFO_V1(dtx_connections);
+Datum
+dtx_connections(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS scan;
+	DtxConnection *c;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ConnectionHash == NULL)
+		return (Datum) 0;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((c = hash_seq_search(&scan)) != NULL)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		if (c->conn == NULL)
+			continue;
+		values[0] = CStringGetTextDatum(c->servername);
+		values[1] = ObjectIdGetDatum(c->userid);
+		values[2] = Int32GetDatum(PQbackendPID(c->conn));
+		values[3] = BoolGetDatum(c->xact_depth > 0);
+		values[4] = BoolGetDatum(PQstatus(c->conn) == CONNECTION_OK && !c->broken);
+		values[5] = BoolGetDatum(c->invalidated);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * disconnect_matching
+ *		Closes the cached connections to servername (all when NULL) that no
+ *		remote transaction uses; returns whether any was closed.  Raises
+ *		when one is in use.
+ */
+static bool
+disconnect_matching(const char *servername)
+{
+	HASH_SEQ_STATUS scan;
+	DtxConnection *c;
+	bool		closed = false;
+
+	if (ConnectionHash == NULL)
+		return false;
+	hash_seq_init(&scan, ConnectionHash);
+	while ((c = hash_seq_search(&scan)) != NULL)
+	{
+		if (c->conn == NULL)
+			continue;
+		if (servername && strcmp(c->servername, servername) != 0)
+			continue;
+		if (c->xact_depth > 0)
+		{
+			hash_seq_term(&scan);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("cannot close the connection to server \"%s\": the current transaction uses it",
+							c->servername),
+					 errhint("Run it after the transaction ends.")));
+		}
+		DtxDisconnect(c);
+		closed = true;
+	}
+	return closed;
+}
+
+/*
+ * dtx_disconnect
+ *		SQL: dtx.disconnect(server) closes this backend's connections to a
+ *		server; false when there was none.
+ */
+PG_FUNCTION_INFO_V1(dtx_disconnect);
+Datum
+dtx_disconnect(PG_FUNCTION_ARGS)
+{
+	char	   *servername = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	(void) GetForeignServerByName(servername, false);
+	PG_RETURN_BOOL(disconnect_matching(servername));
+}
+
+/*
+ * dtx_disconnect_all
+ *		SQL: dtx.disconnect_all() closes all of this backend's connections.
+ */
+PG_FUNCTION_INFO_V1(dtx_disconnect_all);
+Datum
+dtx_disconnect_all(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(disconnect_matching(NULL));
 }

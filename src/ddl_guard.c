@@ -70,6 +70,7 @@ count_needing(Oid serverid, Oid userid)
 	const char *sql;
 	int64		n = 0;
 	int			ret;
+	int			level;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(DtxExtensionOwner(),
@@ -96,6 +97,7 @@ count_needing(Oid serverid, Oid userid)
 	args[0] = ObjectIdGetDatum(serverid);
 	args[1] = ObjectIdGetDatum(userid);
 
+	level = DtxUseSafeSearchPath();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute_with_args(sql, OidIsValid(serverid) ? (OidIsValid(userid) ? 2 : 1) : 0,
@@ -107,6 +109,7 @@ count_needing(Oid serverid, Oid userid)
 		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	SPI_finish();
+	DtxRestoreSearchPath(level);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return n;
 }

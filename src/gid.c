@@ -50,6 +50,7 @@ DtxCoordinatorId(void)
 	Oid			save_userid;
 	int			save_sec_context;
 	int			ret;
+	int			level;
 	uint64		value;
 
 	if (coordinator_id_valid)
@@ -60,6 +61,7 @@ DtxCoordinatorId(void)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(DtxExtensionOwner(),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	level = DtxUseSafeSearchPath();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute("SELECT coordinator_id FROM dtx.coordinator", true, 1);
@@ -74,6 +76,7 @@ DtxCoordinatorId(void)
 			value = (uint64) DatumGetInt64(d);
 	}
 	SPI_finish();
+	DtxRestoreSearchPath(level);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	coordinator_id = value;
@@ -152,11 +155,13 @@ dtx_set_coordinator_id(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		args[1];
 	int			ret;
+	int			level;
 
 	if (!superuser())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only a superuser can change the coordinator id")));
+	level = DtxUseSafeSearchPath();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute("DELETE FROM dtx.coordinator", false, 0);
@@ -171,6 +176,7 @@ dtx_set_coordinator_id(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not update dtx.coordinator");
 	}
 	SPI_finish();
+	DtxRestoreSearchPath(level);
 	coordinator_id_valid = false;
 	ereport(NOTICE,
 			(errmsg("the coordinator id of this server is now %s",

@@ -54,6 +54,7 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 	int			ret;
 	bool		mismatch = false;
 	bool		same_cluster = false;
+	int			level;
 	uint64		rec_sysid = 0;
 	char	   *rec_db = NULL;
 
@@ -64,6 +65,7 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(DtxExtensionOwner(),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	level = DtxUseSafeSearchPath();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -96,6 +98,7 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 				 servername, SPI_result_code_string(ret));
 	}
 	SPI_finish();
+	DtxRestoreSearchPath(level);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	if (mismatch)
@@ -127,6 +130,7 @@ dtx_forget_server_identity(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];
 	int			ret;
+	int			level;
 	bool		needed;
 
 	/* confirmed decisions are not in doubt: clear them first */
@@ -140,6 +144,7 @@ dtx_forget_server_identity(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 
 	args[0] = ObjectIdGetDatum(server->serverid);
+	level = DtxUseSafeSearchPath();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* not read-only: a new snapshot, which sees the deletion above */
@@ -156,6 +161,7 @@ dtx_forget_server_identity(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not update dtx.server_identity: %s", SPI_result_code_string(ret));
 	}
 	SPI_finish();
+	DtxRestoreSearchPath(level);
 
 	if (needed)
 		ereport(ERROR,

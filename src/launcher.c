@@ -126,6 +126,13 @@ DtxLauncherInit(void)
 							10000, -1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("dtx.in_doubt_warning_age",
+							"A resolver pass warns when a transaction has been in doubt longer than this; 0 never warns.",
+							"Prepared transactions hold locks and hold back VACUUM on the participants.",
+							&dtx_in_doubt_warning_age,
+							300, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
 
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = dtx_process_utility;

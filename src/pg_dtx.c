@@ -19,6 +19,7 @@
 #include "fdw_guard.h"
 #include "launcher.h"
 #include "remote_xact.h"
+#include "stats.h"
 
 PG_MODULE_MAGIC;
 
@@ -37,6 +38,11 @@ _PG_init(void)
 	DtxFdwGuardInit();
 	DtxLauncherInit();
 	DtxDdlGuardInit();
+	DtxStatsInit();
 
+#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("dtx");
+#else
+	EmitWarningsOnPlaceholders("dtx");
+#endif
 }

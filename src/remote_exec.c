@@ -36,6 +36,7 @@
 #include "connection.h"
 #include "fdw_options.h"
 #include "remote_xact.h"
+#include "stats.h"
 
 /* A statement's parameters in text form. */
 typedef struct DtxParams
@@ -253,8 +254,10 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	DtxConnectionEnsureOpen(c);
 
 	prelude = DtxRemoteXactPrelude(c);
+	DtxSetPhase(DTX_PHASE_STATEMENT, c->servername);
 	DtxSendPipeline(c, prelude, sql, p->n, p->types, p->values);
 	res = DtxGetPipelineResult(c, prelude, sql);
+	DtxSetPhase(DTX_PHASE_NONE, NULL);
 
 	/* the remote transaction must still be ours */
 	if (PQtransactionStatus(c->conn) != PQTRANS_INTRANS)

@@ -42,10 +42,12 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "lib/stringinfo.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "connection.h"
 #include "decision.h"
@@ -53,6 +55,7 @@
 #include "gid.h"
 #include "launcher.h"
 #include "remote_xact.h"
+#include "stats.h"
 
 /* SQLSTATE of "prepared transaction ... does not exist" */
 #define SQLSTATE_UNDEFINED_OBJECT "42704"
@@ -63,6 +66,9 @@ int			dtx_max_participants = 64;	/* dtx.max_participants */
 
 /* participants of the current transaction, in order of first use */
 static List *participants = NIL;
+
+/* how the current transaction's pre-commit step committed them */
+static DtxCommitKind commit_kind = DTX_COMMIT_READ_ONLY;
 
 static void dtx_xact_callback(XactEvent event, void *arg);
 static void dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -299,7 +305,11 @@ commit_directly(List *list, bool one_phase)
 		char	   *msg;
 		char		sqlstate[6];
 		PGresult   *err;
-		DtxResultStatus st = DtxGetResultNoError(c, deadline, &msg, sqlstate, &err);
+		DtxResultStatus st;
+
+		DtxSetPhase(DTX_PHASE_COMMIT, c->servername);
+		st = DtxGetResultNoError(c, deadline, &msg, sqlstate, &err);
+		DtxSetPhase(DTX_PHASE_NONE, NULL);
 
 		if (st == DTX_RESULT_OK)
 		{
@@ -421,14 +431,17 @@ dtx_pre_commit(void)
 
 	if (writers == NIL)
 	{
+		commit_kind = DTX_COMMIT_READ_ONLY;
 		commit_directly(readers, false);
 		return;
 	}
 	if (list_length(writers) == 1 && !local_wrote && XactIsoLevel != XACT_SERIALIZABLE)
 	{
+		commit_kind = DTX_COMMIT_ONE_PHASE;
 		commit_directly(list_concat(writers, readers), true);
 		return;
 	}
+	commit_kind = DTX_COMMIT_TWO_PHASE;
 
 	/* two-phase commit */
 	if (RecoveryInProgress())
@@ -453,6 +466,7 @@ dtx_pre_commit(void)
 	{
 		FullTransactionId fxid = GetTopFullTransactionId();
 		uint64		coordid = DtxCoordinatorId();
+		TimestampTz start = GetCurrentTimestamp();
 		Oid		   *servers = palloc(sizeof(Oid) * list_length(writers));
 		Oid		   *userids = palloc(sizeof(Oid) * list_length(writers));
 		int			n = 0;
@@ -500,8 +514,12 @@ dtx_pre_commit(void)
 		foreach(lc, writers)
 		{
 			DtxConnection *c = lfirst(lc);
-			PGresult   *err = collect_result(c, deadline, "PREPARE TRANSACTION");
+			PGresult   *err;
 
+			DtxSetPhase(DTX_PHASE_PREPARE, c->servername);
+			err = collect_result(c, deadline, "PREPARE TRANSACTION");
+			if (err != NULL)
+				DtxStatsPrepareFailure(c->serverid);
 			if (err == NULL)
 			{
 				c->state = DTX_REMOTE_PREPARED;
@@ -541,9 +559,11 @@ dtx_pre_commit(void)
 			else
 				PQclear(err);
 		}
+		DtxSetPhase(DTX_PHASE_NONE, NULL);
 		if (failed != NULL)
 			report_phase_error(failed, failed_res, failed_sql,
 							   "could not prepare the transaction");
+		DtxStatsPhaseTime(DTX_PHASE_PREPARE, start);
 	}
 }
 
@@ -558,11 +578,14 @@ dtx_post_commit(void)
 {
 	ListCell   *lc;
 	TimestampTz deadline;
+	TimestampTz start = GetCurrentTimestamp();
 	bool		any_prepared = false;
 	bool		all_confirmed = true;
 	FullTransactionId fxid = InvalidFullTransactionId;
 
 	DtxDecisionEndXact(true);
+	if (participants != NIL)
+		DtxStatsCommit(commit_kind);
 
 	foreach(lc, participants)
 	{
@@ -591,7 +614,9 @@ dtx_post_commit(void)
 			continue;
 		if (c->state == DTX_REMOTE_COMMITTING)
 		{
+			DtxSetPhase(DTX_PHASE_COMMIT_PREPARED, c->servername);
 			st = DtxGetResultNoError(c, deadline, &msg, sqlstate, NULL);
+			DtxSetPhase(DTX_PHASE_NONE, NULL);
 			if (st == DTX_RESULT_OK ||
 				(st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0))
 			{
@@ -603,6 +628,7 @@ dtx_post_commit(void)
 			st = DTX_RESULT_LOST;
 
 		all_confirmed = false;
+		DtxStatsInDoubt(c->serverid);
 		if (st != DTX_RESULT_ERROR)
 			c->broken = true;
 		ereport(WARNING,
@@ -626,6 +652,7 @@ dtx_post_commit(void)
 			break;
 		}
 	}
+	DtxStatsPhaseTime(DTX_PHASE_COMMIT_PREPARED, start);
 	if (!all_confirmed)
 		DtxResolverWake();
 	else if (FullTransactionIdIsValid(fxid) && !DtxConfirmedPush(fxid))
@@ -646,6 +673,9 @@ dtx_abort(void)
 	TimestampTz deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
 
 	DtxDecisionEndXact(false);
+	if (participants != NIL)
+		DtxStatsAbort();
+	DtxSetPhase(DTX_PHASE_ROLLBACK, NULL);
 
 	foreach(lc, participants)
 	{
@@ -751,6 +781,8 @@ dtx_forget_participants(void)
 	}
 	list_free(participants);
 	participants = NIL;
+	commit_kind = DTX_COMMIT_READ_ONLY;
+	DtxSetPhase(DTX_PHASE_NONE, NULL);
 	DtxCloseUnusableConnections();
 	DtxFdwGuardReset();
 }
@@ -852,4 +884,37 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				c->abort_required = true;
 		}
 	}
+}
+
+/*
+ * dtx_participants
+ *		SQL: dtx.participants() lists the participants of the current
+ *		transaction: number, server, local user, state (idle, in
+ *		transaction, preparing, prepared, committing), whether it wrote.
+ */
+PG_FUNCTION_INFO_V1(dtx_participants);
+Datum
+dtx_participants(PG_FUNCTION_ARGS)
+{
+	static const char *const state_names[] = {
+		"idle", "in transaction", "preparing", "prepared", "committing"
+	};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+		Datum		values[5];
+		bool		nulls[5] = {0};
+
+		values[0] = Int32GetDatum(c->participant_no);
+		values[1] = CStringGetTextDatum(c->servername);
+		values[2] = ObjectIdGetDatum(c->userid);
+		values[3] = CStringGetTextDatum(state_names[c->state]);
+		values[4] = BoolGetDatum(c->wrote || !c->selects_only);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

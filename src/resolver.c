@@ -78,6 +78,7 @@
 #include "gid.h"
 #include "launcher.h"
 #include "resolver.h"
+#include "stats.h"
 
 /* the advisory lock (two-int4 form) that serialises passes of a database */
 #define DTX_PASS_LOCK_KEY1 0x647478	/* "dtx" */
@@ -110,10 +111,13 @@ typedef struct ServerScan
 	List	   *conns;			/* every connection opened for it */
 } ServerScan;
 
+int			dtx_in_doubt_warning_age = 300;	/* dtx.in_doubt_warning_age, s */
+
 /* A decision record. */
 typedef struct DecisionEntry
 {
 	uint64		fxid;			/* hash key */
+	TimestampTz created_at;		/* when it was decided */
 	int			n;				/* participants */
 	Oid		   *servers;
 	Oid		   *userids;
@@ -269,6 +273,7 @@ read_decisions(void)
 		DecisionEntry *e = hash_search(decisions, &fxid, HASH_ENTER, NULL);
 		int			nu;
 
+		e->created_at = DatumGetTimestampTz(heap_getattr(tup, 5, RelationGetDescr(rel), &isnull));
 		e->n = ArrayGetNItems(ARR_NDIM(servers), ARR_DIMS(servers));
 		nu = ArrayGetNItems(ARR_NDIM(userids), ARR_DIMS(userids));
 		e->servers = palloc(sizeof(Oid) * Max(e->n, 1));
@@ -483,6 +488,7 @@ step_act(ServerScan *scan, void *arg)
 			if (status[i] == DTX_RESULT_OK)
 			{
 				cand->finished = true;
+				DtxStatsResolved(scan->serverid, action[0] == 'c');
 				add_action(a->actions, scan->name, cand->gid, action, "done");
 			}
 			else if (states[i] && strcmp(states[i], SQLSTATE_UNDEFINED_OBJECT) == 0)
@@ -612,6 +618,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	char	   *prefix;
 	HTAB	   *decisions;
 	int			ret;
+	int			level;
 	uint64		i;
 
 	*skipped = false;
@@ -625,6 +632,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	owner = DtxExtensionOwner();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	level = DtxUseSafeSearchPath();
 
 	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", DtxCoordinatorId(), MyDatabaseId);
 	arg[0] = prefix;
@@ -721,12 +729,29 @@ DtxResolvePass(bool in_worker, bool *skipped)
 			DecisionEntry *e;
 			Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
 			int			forgotten = 0;
+			DecisionEntry *oldest = NULL;
 
 			hash_seq_init(&hs, decisions);
 			while ((e = hash_seq_search(&hs)) != NULL)
-				if (decision_finished(e, scans) &&
-					DtxDecisionDelete(rel, FullTransactionIdFromU64(e->fxid)))
-					forgotten++;
+			{
+				if (decision_finished(e, scans))
+				{
+					if (DtxDecisionDelete(rel, FullTransactionIdFromU64(e->fxid)))
+						forgotten++;
+				}
+				else if (oldest == NULL || e->created_at < oldest->created_at)
+					oldest = e;
+			}
+			if (oldest != NULL && dtx_in_doubt_warning_age > 0 &&
+				TimestampDifferenceExceeds(oldest->created_at, GetCurrentTimestamp(),
+										   dtx_in_doubt_warning_age * 1000))
+				ereport(WARNING,
+						(errmsg("pg_dtx: a distributed transaction has been in doubt since %s",
+								timestamptz_to_str(oldest->created_at)),
+						 errdetail("Transaction %" PRIu64 " is committed, but not yet on every participant; "
+								   "its prepared transactions hold their locks and hold back VACUUM there.",
+								   oldest->fxid),
+						 errhint("See dtx.in_doubt for the participant and the last error met.")));
 			forgotten += DtxConfirmedDelete(rel);
 			table_close(rel, NoLock);
 			if (forgotten > 0)
@@ -764,6 +789,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
+	DtxRestoreSearchPath(level);
 
 	return actions;
 }
@@ -821,4 +847,99 @@ dtx_global_id(PG_FUNCTION_ARGS)
 	g.participant_no = PG_GETARG_INT32(4);
 	DtxFormatGid(buf, &g);
 	PG_RETURN_TEXT_P(cstring_to_text(buf));
+}
+
+/*
+ * dtx_resolve_manually
+ *		SQL: dtx.resolve_manually(global_id, commit) commits or rolls back
+ *		one prepared transaction of this coordinator and database by hand,
+ *		for an operator who knows better than the decision table.
+ *		Superuser only; logged.
+ */
+PG_FUNCTION_INFO_V1(dtx_resolve_manually);
+Datum
+dtx_resolve_manually(PG_FUNCTION_ARGS)
+{
+	char	   *gid = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		commit = PG_GETARG_BOOL(1);
+	DtxGid		parts;
+	ForeignServer *server;
+	DtxConnection *volatile c = NULL;
+	Oid			user;
+	char	   *sql;
+	const char *sqls[1];
+	DtxResultStatus status;
+	char	   *msg;
+	char	   *state;
+	char	   *outcome;
+	uint64		key;
+	HTAB	   *decisions;
+	bool		decided;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only a superuser can resolve a transaction by hand")));
+	if (!DtxParseGid(gid, &parts) || parts.coordinator_id != DtxCoordinatorId() ||
+		parts.dboid != MyDatabaseId)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not a global id of this coordinator and database", gid),
+				 errhint("Global ids look like dtx_<coordinator id>_<database OID>_<xid>_<server OID>_<user OID>_<n>; see dtx.in_doubt.")));
+	server = GetForeignServerExtended(parts.serverid, FSV_MISSING_OK);
+	if (server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the server of \"%s\" (OID %u) no longer exists", gid, parts.serverid)));
+	if (xact_may_be_running(parts.fxid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("the local transaction of \"%s\" is still running", gid)));
+
+	decisions = read_decisions();
+	key = U64FromFullTransactionId(parts.fxid);
+	decided = hash_search(decisions, &key, HASH_FIND, NULL) != NULL;
+	if (decided != commit)
+		ereport(WARNING,
+				(errmsg("resolving a prepared transaction by hand against its decision (%s)",
+						decided ? "commit" : "none: roll back"),
+				 errdetail("The other participants of the transaction are finished by the resolver according to the decision.")));
+
+	user = SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(parts.userid),
+								 ObjectIdGetDatum(parts.serverid)) ||
+		SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							  ObjectIdGetDatum(parts.serverid)) ?
+		parts.userid : listing_user(parts.serverid, DtxExtensionOwner());
+	sql = psprintf("%s PREPARED '%s'", commit ? "COMMIT" : "ROLLBACK", gid);
+	sqls[0] = sql;
+	PG_TRY();
+	{
+		c = DtxConnectStandalone(parts.serverid, user,
+								 DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS));
+		DtxRunBatch(c, sqls, 1, &status, &msg, &state);
+	}
+	PG_FINALLY();
+	{
+		if (c)
+			DtxDisconnect(c);
+	}
+	PG_END_TRY();
+
+	if (status == DTX_RESULT_OK)
+		outcome = "done";
+	else if (state && strcmp(state, SQLSTATE_UNDEFINED_OBJECT) == 0)
+		outcome = "already finished";
+	else
+		outcome = psprintf("failed: %s", msg ? msg : "unknown error");
+	ereport(LOG,
+			(errmsg("pg_dtx: %s by hand of %s on server \"%s\" by role \"%s\": %s",
+					commit ? "commit" : "rollback", gid, server->servername,
+					GetUserNameFromId(GetUserId(), false), outcome)));
+	if (status != DTX_RESULT_OK && !(state && strcmp(state, SQLSTATE_UNDEFINED_OBJECT) == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not %s \"%s\" on server \"%s\": %s",
+						commit ? "commit" : "roll back", gid, server->servername,
+						msg ? msg : "unknown error")));
+	PG_RETURN_TEXT_P(cstring_to_text(outcome));
 }

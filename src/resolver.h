@@ -24,6 +24,8 @@ typedef struct DtxResolveAction
 	char	   *outcome;		/* done, already finished, failed: ... */
 } DtxResolveAction;
 
+extern int	dtx_in_doubt_warning_age;
+
 extern List *DtxResolvePass(bool in_worker, bool *skipped);
 
 #endif							/* DTX_RESOLVER_H */

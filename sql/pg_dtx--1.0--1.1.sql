@@ -1,0 +1,137 @@
+/* pg_dtx 1.0 -> 1.1: statistics, activity, connections, manual resolution */
+
+\echo Use "ALTER EXTENSION pg_dtx UPDATE TO '1.1'" to load this file. \quit
+
+-------------------------------------------------------------------------------
+-- Statistics and activity (shared memory: needs shared_preload_libraries)
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION dtx.stats(
+    OUT two_phase_commits pg_catalog.int8,
+    OUT one_phase_commits pg_catalog.int8,
+    OUT read_only_commits pg_catalog.int8,
+    OUT aborts pg_catalog.int8,
+    OUT prepare_failures pg_catalog.int8,
+    OUT left_in_doubt pg_catalog.int8,
+    OUT resolver_commits pg_catalog.int8,
+    OUT resolver_rollbacks pg_catalog.int8,
+    OUT prepare_time_ms pg_catalog.float8,
+    OUT prepare_time_max_ms pg_catalog.float8,
+    OUT commit_prepared_time_ms pg_catalog.float8,
+    OUT commit_prepared_time_max_ms pg_catalog.float8,
+    OUT stats_reset pg_catalog.timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dtx_stats'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW dtx.stats AS SELECT * FROM dtx.stats();
+COMMENT ON VIEW dtx.stats IS 'pg_dtx counters since the last dtx.stats_reset()';
+
+CREATE FUNCTION dtx.server_stats(
+    OUT server_id pg_catalog.oid,
+    OUT prepare_failures pg_catalog.int8,
+    OUT left_in_doubt pg_catalog.int8,
+    OUT resolver_commits pg_catalog.int8,
+    OUT resolver_rollbacks pg_catalog.int8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dtx_server_stats'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW dtx.server_stats AS
+SELECT s.srvname AS server, st.prepare_failures, st.left_in_doubt, st.resolver_commits, st.resolver_rollbacks
+  FROM dtx.server_stats() st
+  LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) st.server_id;
+COMMENT ON VIEW dtx.server_stats IS 'pg_dtx counters per participant server of this database';
+
+CREATE FUNCTION dtx.stats_reset()
+RETURNS pg_catalog.void
+AS 'MODULE_PATHNAME', 'dtx_stats_reset'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION dtx.stats_reset() FROM PUBLIC;
+
+CREATE FUNCTION dtx.activity(
+    OUT pid pg_catalog.int4,
+    OUT database_id pg_catalog.oid,
+    OUT phase pg_catalog.text,
+    OUT server pg_catalog.text,
+    OUT since pg_catalog.timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dtx_activity'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW dtx.activity AS
+SELECT a.pid, d.datname AS database, a.phase, a.server, a.since
+  FROM dtx.activity() a
+  LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) a.database_id;
+COMMENT ON VIEW dtx.activity IS 'backends waiting on a participant: the phase (statement, prepare, commit prepared, ...) and the server';
+
+-------------------------------------------------------------------------------
+-- This backend's participants and connections
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION dtx.participants(
+    OUT participant pg_catalog.int4,
+    OUT server pg_catalog.text,
+    OUT userid pg_catalog.oid,
+    OUT state pg_catalog.text,
+    OUT wrote pg_catalog.bool)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dtx_participants'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW dtx.participants AS SELECT * FROM dtx.participants();
+COMMENT ON VIEW dtx.participants IS 'the participants of the current transaction and their state';
+
+CREATE FUNCTION dtx.connections(
+    OUT server pg_catalog.text,
+    OUT userid pg_catalog.oid,
+    OUT remote_pid pg_catalog.int4,
+    OUT in_transaction pg_catalog.bool,
+    OUT usable pg_catalog.bool,
+    OUT invalidated pg_catalog.bool)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dtx_connections'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION dtx.connections() IS 'the cached connections of this backend';
+
+CREATE FUNCTION dtx.disconnect(server pg_catalog.text)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'dtx_disconnect'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION dtx.disconnect(pg_catalog.text) IS 'close this backend''s connections to a server';
+
+CREATE FUNCTION dtx.disconnect_all()
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'dtx_disconnect_all'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION dtx.disconnect_all() IS 'close all of this backend''s connections';
+
+-------------------------------------------------------------------------------
+-- Manual resolution, and dtx.in_doubt for everybody (their own transactions)
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION dtx.resolve_manually(global_id pg_catalog.text, commit pg_catalog.bool)
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'dtx_resolve_manually'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION dtx.resolve_manually(pg_catalog.text, pg_catalog.bool) FROM PUBLIC;
+COMMENT ON FUNCTION dtx.resolve_manually(pg_catalog.text, pg_catalog.bool) IS
+  'commit or roll back one prepared transaction by hand (superuser; logged)';
+
+CREATE OR REPLACE VIEW dtx.in_doubt AS
+SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalog.int4) AS global_id,
+       s.srvname AS server,
+       'commit'::pg_catalog.text AS decision,
+       d.xid AS xid,
+       pg_catalog.now() OPERATOR(pg_catalog.-) d.created_at AS age,
+       r.failures AS failures,
+       r.last_error AS last_error,
+       r.next_attempt AS next_attempt
+  FROM dtx.decisions d
+ CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(d.servers), pg_catalog.unnest(d.userids)) WITH ORDINALITY AS p(server, userid, n)
+  LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) p.server
+  LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) p.server
+ WHERE d.xid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT c.xid FROM dtx.confirmed_pending() c))
+   AND (pg_catalog.pg_has_role(p.userid, 'MEMBER')
+        OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'));
+GRANT SELECT ON dtx.in_doubt TO PUBLIC;
