@@ -897,56 +897,28 @@ DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 }
 
 /*
- * DtxCancelAndDrain
- *		Cancels the command in flight on c, if any, and reads its results
- *		until deadline; true when the connection is idle again.
+ * DtxAbandonCommand
+ *		Makes c's connection idle after an interrupted command: true when
+ *		nothing was in flight.  A command in flight is abandoned: the
+ *		connection is closed (marked broken, its remote transaction state
+ *		kept for the caller), and the remote backend ends its transaction
+ *		when it notices.  PostgreSQL 15's libpq has only a blocking cancel
+ *		request, which a paused server would never answer; closing is
+ *		bounded.  Never raises.
  */
 bool
-DtxCancelAndDrain(DtxConnection *c, TimestampTz deadline)
+DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 {
-	PGcancel   *cancel;
-	char		errbuf[256];
-
-	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+	(void) deadline;
+	if (c->conn == NULL)
 		return false;
-	if (!c->busy)
+	if (!c->busy && PQstatus(c->conn) == CONNECTION_OK)
 		return true;
-
-	if ((cancel = PQgetCancel(c->conn)) != NULL)
-	{
-		(void) PQcancel(cancel, errbuf, sizeof(errbuf));
-		PQfreeCancel(cancel);
-	}
-	if (PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF)
-	{
-		/* read up to and including the sync, then leave pipeline mode */
-		for (;;)
-		{
-			PGresult   *res;
-
-			while (PQisBusy(c->conn))
-			{
-				if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, false) ||
-					!PQconsumeInput(c->conn))
-					return false;
-			}
-			res = PQgetResult(c->conn);
-			if (res == NULL)
-				continue;
-			if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
-			{
-				PQclear(res);
-				break;
-			}
-			PQclear(res);
-		}
-		if (!PQexitPipelineMode(c->conn))
-			return false;
-		c->busy = false;
-		return true;
-	}
-	return DtxGetResultNoError(c, deadline, NULL, NULL, NULL) != DTX_RESULT_LOST &&
-		!c->busy;
+	PQfinish(c->conn);
+	c->conn = NULL;
+	c->busy = false;
+	c->broken = true;
+	return false;
 }
 
 /*

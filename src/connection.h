@@ -99,7 +99,7 @@ extern bool DtxSendQueryNoError(DtxConnection *c, const char *sql);
 extern DtxResultStatus DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 										   char **errmsg_out, char *sqlstate_out,
 										   PGresult **err_out);
-extern bool DtxCancelAndDrain(DtxConnection *c, TimestampTz deadline);
+extern bool DtxAbandonCommand(DtxConnection *c, TimestampTz deadline);
 
 extern void DtxRunBatch(DtxConnection *c, const char *const *sqls, int n,
 						DtxResultStatus *status, char **errmsgs, char **sqlstates);

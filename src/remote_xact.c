@@ -685,7 +685,7 @@ dtx_abort(void)
 
 		if (c->conn == NULL)
 			continue;
-		if (c->busy && !DtxCancelAndDrain(c, deadline))
+		if (c->busy && !DtxAbandonCommand(c, deadline))
 		{
 			c->broken = true;
 			continue;
@@ -872,7 +872,7 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			c->pending_cmds = NIL;
 			c->xact_depth = level - 1;
 			if (c->broken || c->conn == NULL ||
-				(c->busy && !DtxCancelAndDrain(c, deadline)))
+				(c->busy && !DtxAbandonCommand(c, deadline)))
 			{
 				c->abort_required = true;
 				continue;
