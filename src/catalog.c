@@ -16,6 +16,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "miscadmin.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -102,4 +103,32 @@ void
 DtxRestoreSearchPath(int level)
 {
 	AtEOXact_GUC(true, level);
+}
+
+/*
+ * DtxEnterOwnerScope
+ *		Switches to the extension's owner (owner, or looked up when
+ *		InvalidOid) and a safe search_path, for pg_dtx's own SQL on its
+ *		tables; DtxLeaveOwnerScope switches back.  An error undoes both
+ *		with the (sub)transaction.
+ */
+void
+DtxEnterOwnerScope(DtxOwnerScope *scope, Oid owner)
+{
+	if (!OidIsValid(owner))
+		owner = DtxExtensionOwner();
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	SetUserIdAndSecContext(owner, scope->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	scope->guc_level = DtxUseSafeSearchPath();
+}
+
+/*
+ * DtxLeaveOwnerScope
+ *		Undoes DtxEnterOwnerScope.
+ */
+void
+DtxLeaveOwnerScope(DtxOwnerScope *scope)
+{
+	DtxRestoreSearchPath(scope->guc_level);
+	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
 }

@@ -63,18 +63,14 @@ DtxDdlGuardInit(void)
 static int64
 count_needing(Oid serverid, Oid userid)
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	DtxOwnerScope scope;
 	Oid			argtypes[2] = {OIDOID, OIDOID};
 	Datum		args[2];
 	const char *sql;
 	int64		n = 0;
 	int			ret;
-	int			level;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(DtxExtensionOwner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	DtxEnterOwnerScope(&scope, InvalidOid);
 
 	/* confirmed decisions are not in doubt */
 	DtxDecisionDeleteConfirmed();
@@ -97,7 +93,6 @@ count_needing(Oid serverid, Oid userid)
 	args[0] = ObjectIdGetDatum(serverid);
 	args[1] = ObjectIdGetDatum(userid);
 
-	level = DtxUseSafeSearchPath();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute_with_args(sql, OidIsValid(serverid) ? (OidIsValid(userid) ? 2 : 1) : 0,
@@ -109,8 +104,7 @@ count_needing(Oid serverid, Oid userid)
 		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	SPI_finish();
-	DtxRestoreSearchPath(level);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	DtxLeaveOwnerScope(&scope);
 	return n;
 }
 

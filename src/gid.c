@@ -47,10 +47,8 @@ static uint64 coordinator_id = 0;
 uint64
 DtxCoordinatorId(void)
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	DtxOwnerScope scope;
 	int			ret;
-	int			level;
 	uint64		value;
 
 	if (coordinator_id_valid)
@@ -58,10 +56,7 @@ DtxCoordinatorId(void)
 
 	value = GetSystemIdentifier();
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(DtxExtensionOwner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	level = DtxUseSafeSearchPath();
+	DtxEnterOwnerScope(&scope, InvalidOid);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute("SELECT coordinator_id FROM dtx.coordinator", true, 1);
@@ -76,8 +71,7 @@ DtxCoordinatorId(void)
 			value = (uint64) DatumGetInt64(d);
 	}
 	SPI_finish();
-	DtxRestoreSearchPath(level);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	DtxLeaveOwnerScope(&scope);
 
 	coordinator_id = value;
 	coordinator_id_valid = true;

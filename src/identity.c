@@ -47,14 +47,12 @@ void
 DtxCheckServerIdentity(Oid serverid, const char *servername,
 					   uint64 sysid, const char *dbname)
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	DtxOwnerScope scope;
 	Oid			argtypes[3] = {OIDOID, INT8OID, NAMEOID};
 	Datum		args[3];
 	int			ret;
 	bool		mismatch = false;
 	bool		same_cluster = false;
-	int			level;
 	uint64		rec_sysid = 0;
 	char	   *rec_db = NULL;
 
@@ -62,10 +60,7 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 	args[1] = Int64GetDatum((int64) sysid);
 	args[2] = CStringGetDatum(dbname);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(DtxExtensionOwner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	level = DtxUseSafeSearchPath();
+	DtxEnterOwnerScope(&scope, InvalidOid);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -98,8 +93,7 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 				 servername, SPI_result_code_string(ret));
 	}
 	SPI_finish();
-	DtxRestoreSearchPath(level);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	DtxLeaveOwnerScope(&scope);
 
 	if (mismatch)
 		ereport(ERROR,

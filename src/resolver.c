@@ -612,13 +612,11 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	List	   *volatile scans = NIL;
 	ListCell   *lc;
 	Oid			owner;
-	Oid			save_userid;
-	int			save_sec_context;
+	DtxOwnerScope scope;
 	const void *arg[2];
 	char	   *prefix;
 	HTAB	   *decisions;
 	int			ret;
-	int			level;
 	uint64		i;
 
 	*skipped = false;
@@ -630,9 +628,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	}
 
 	owner = DtxExtensionOwner();
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	level = DtxUseSafeSearchPath();
+	DtxEnterOwnerScope(&scope, owner);
 
 	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", DtxCoordinatorId(), MyDatabaseId);
 	arg[0] = prefix;
@@ -786,10 +782,9 @@ DtxResolvePass(bool in_worker, bool *skipped)
 			foreach(lc2, scan->conns)
 				DtxDisconnect(lfirst(lc2));
 		}
-		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	PG_END_TRY();
-	DtxRestoreSearchPath(level);
+	DtxLeaveOwnerScope(&scope);
 
 	return actions;
 }
