@@ -135,3 +135,36 @@ SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalo
    AND (pg_catalog.pg_has_role(p.userid, 'MEMBER')
         OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'));
 GRANT SELECT ON dtx.in_doubt TO PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Distributed locks
+-------------------------------------------------------------------------------
+
+CREATE FUNCTION dtx.lock(servers pg_catalog.text[], key pg_catalog.int8,
+                         lock_local_too pg_catalog.bool DEFAULT false)
+RETURNS pg_catalog.void
+AS 'MODULE_PATHNAME', 'dtx_lock'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION dtx.lock(servers pg_catalog.text[], key1 pg_catalog.int4, key2 pg_catalog.int4,
+                         lock_local_too pg_catalog.bool DEFAULT false)
+RETURNS pg_catalog.void
+AS 'MODULE_PATHNAME', 'dtx_lock'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION dtx.try_lock(servers pg_catalog.text[], key pg_catalog.int8,
+                             lock_local_too pg_catalog.bool DEFAULT false)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'dtx_try_lock'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION dtx.try_lock(servers pg_catalog.text[], key1 pg_catalog.int4, key2 pg_catalog.int4,
+                             lock_local_too pg_catalog.bool DEFAULT false)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'dtx_try_lock'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION dtx.lock(pg_catalog.text[], pg_catalog.int8, pg_catalog.bool) IS
+  'take a transaction-scoped advisory lock on every listed server, in one global order, held until the distributed transaction ends everywhere';
+COMMENT ON FUNCTION dtx.try_lock(pg_catalog.text[], pg_catalog.int8, pg_catalog.bool) IS
+  'like dtx.lock, but returns false instead of waiting';

@@ -452,3 +452,152 @@ dtx_query(PG_FUNCTION_ARGS)
 
 	return (Datum) 0;
 }
+
+/*
+ * compare_names
+ *		qsort comparator of C strings.
+ */
+static int
+compare_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * lock_everywhere
+ *		Takes a transaction-scoped advisory lock on every server of the
+ *		array at argument 0 (and locally first, when the last argument is
+ *		true), in one global order (local, then servers by name), so that
+ *		two lockers never deadlock among themselves.  The key is argument 1
+ *		(bigint) or arguments 1 and 2 (two integers).  With try_only, returns
+ *		false at the first server where the lock is taken; the locks already
+ *		taken are held until the transaction ends.
+ *
+ * The servers become participants that must be prepared at commit (they
+ * hold a lock, not a transaction id), so that their locks are held until
+ * COMMIT PREPARED, like every write of the transaction.
+ */
+static bool
+lock_everywhere(FunctionCallInfo fcinfo, bool two_keys, bool try_only)
+{
+	int			nkeys = two_keys ? 2 : 1;
+	bool		local_too = !PG_ARGISNULL(1 + nkeys) && PG_GETARG_BOOL(1 + nkeys);
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	char	  **names;
+	DtxParams	p;
+	Oid			types[2];
+	const char *values[2];
+	const char *sql;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the array of servers must not be NULL")));
+	for (i = 1; i <= nkeys; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("the lock key must not be NULL")));
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot take distributed locks on a hot standby")));
+
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	names = palloc(sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("server names must not be NULL")));
+		names[i] = TextDatumGetCString(elems[i]);
+	}
+	qsort(names, n, sizeof(char *), compare_names);
+
+	if (two_keys)
+	{
+		types[0] = types[1] = INT4OID;
+		values[0] = psprintf("%d", PG_GETARG_INT32(1));
+		values[1] = psprintf("%d", PG_GETARG_INT32(2));
+		sql = try_only ? "SELECT pg_catalog.pg_try_advisory_xact_lock($1, $2)"
+			: "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)";
+	}
+	else
+	{
+		types[0] = INT8OID;
+		values[0] = psprintf(INT64_FORMAT, PG_GETARG_INT64(1));
+		sql = try_only ? "SELECT pg_catalog.pg_try_advisory_xact_lock($1)"
+			: "SELECT pg_catalog.pg_advisory_xact_lock($1)";
+	}
+	p.n = nkeys;
+	p.types = types;
+	p.local_types = types;
+	p.values = values;
+
+	if (local_too)
+	{
+		Datum		got;
+
+		if (two_keys)
+			got = try_only ?
+				DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
+									PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)) :
+				DirectFunctionCall2(pg_advisory_xact_lock_int4,
+									PG_GETARG_DATUM(1), PG_GETARG_DATUM(2));
+		else
+			got = try_only ?
+				DirectFunctionCall1(pg_try_advisory_xact_lock_int8, PG_GETARG_DATUM(1)) :
+				DirectFunctionCall1(pg_advisory_xact_lock_int8, PG_GETARG_DATUM(1));
+		if (try_only && !DatumGetBool(got))
+			return false;
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		DtxConnection *c;
+		PGresult   *res;
+		bool		got = true;
+
+		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+			continue;
+		res = run_remote(names[i], sql, &p, &c);
+		c->needs_prepare = true;
+		if (try_only)
+			got = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (!got)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * dtx_lock
+ *		SQL: dtx.lock(servers, key [, lock_local_too]) waits for and takes a
+ *		transaction-scoped advisory lock on every listed server.
+ */
+PG_FUNCTION_INFO_V1(dtx_lock);
+Datum
+dtx_lock(PG_FUNCTION_ARGS)
+{
+	(void) lock_everywhere(fcinfo, PG_NARGS() == 4, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * dtx_try_lock
+ *		SQL: dtx.try_lock(servers, key [, lock_local_too]) takes the locks if
+ *		it can without waiting; false otherwise.
+ */
+PG_FUNCTION_INFO_V1(dtx_try_lock);
+Datum
+dtx_try_lock(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(lock_everywhere(fcinfo, PG_NARGS() == 4, true));
+}
