@@ -41,6 +41,8 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xloginsert.h"
+#include "replication/syncrep.h"
 #include "lib/stringinfo.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -479,7 +481,6 @@ dtx_pre_commit(void)
 		{
 			DtxConnection *c = lfirst(lc);
 			DtxGid		gid;
-			char	   *sql;
 
 			gid.coordinator_id = coordid;
 			gid.dboid = MyDatabaseId;
@@ -492,10 +493,27 @@ dtx_pre_commit(void)
 			servers[n] = c->serverid;
 			userids[n] = c->userid;
 			n++;
+		}
 
-			sql = psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->gid);
+		/*
+		 * The decision row, and old confirmed ones deleted.  Its WAL record
+		 * carries the transaction id that the global ids name: it must be
+		 * durable (and on a synchronous standby) before any participant
+		 * prepares, or a crash could hand the same id to another transaction
+		 * whose decision would then commit this one's orphans.
+		 */
+		DtxDecisionInsert(fxid, coordid, servers, userids, n);
+		DtxDecisionDeleteConfirmed();
+		ForceSyncCommit();
+		XLogFlush(XactLastRecEnd);
+		SyncRepWaitForLSN(XactLastRecEnd, false);
+
+		foreach(lc, writers)
+		{
+			DtxConnection *c = lfirst(lc);
+
 			c->state = DTX_REMOTE_PREPARING;
-			DtxSendQuery(c, sql);
+			DtxSendQuery(c, psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->gid));
 		}
 		foreach(lc, readers)
 		{
@@ -504,11 +522,6 @@ dtx_pre_commit(void)
 			c->state = DTX_REMOTE_COMMITTING;
 			DtxSendQuery(c, psprintf("%sCOMMIT", take_pending(c)));
 		}
-
-		/* while the participants work: the decision, and old ones cleaned */
-		DtxDecisionInsert(fxid, coordid, servers, userids, n);
-		DtxDecisionDeleteConfirmed();
-		ForceSyncCommit();
 
 		deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
 		foreach(lc, writers)

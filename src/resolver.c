@@ -51,6 +51,7 @@
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_user_mapping.h"
 #include "executor/spi.h"
@@ -327,7 +328,7 @@ run_guarded(void (*fn) (ServerScan *scan, void *arg), ServerScan *scan, void *ar
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	bool		ok = true;
+	volatile bool ok = true;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -369,13 +370,14 @@ step_first_listing(ServerScan *scan, void *arg)
 {
 	const char *prefix = ((const char **) arg)[0];
 	Oid			owner = *(Oid *) ((const void **) arg)[1];
-	TimestampTz deadline = DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS);
+	TimestampTz deadline = DtxDeadlineAfterMs(DTX_RESOLVER_CONNECT_TIMEOUT_MS);
 	List	   *gids;
 	ListCell   *lc;
 
 	scan->lister = DtxConnectStandalone(scan->serverid, listing_user(scan->serverid, owner),
 										deadline);
 	scan->conns = lappend(scan->conns, scan->lister);
+	scan->lister->op_deadline = DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS);
 	gids = list_prepared(scan->lister, prefix);
 	foreach(lc, gids)
 	{
@@ -616,10 +618,17 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	const void *arg[2];
 	char	   *prefix;
 	HTAB	   *decisions;
+	HTAB	   *decisions_at_start;
 	int			ret;
 	uint64		i;
 
 	*skipped = false;
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot resolve distributed transactions on a hot standby"),
+				 errdetail("The resolver records what it did on the coordinator; it starts after promotion."),
+				 errhint("Run dtx.resolve() on the primary.")));
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, DTX_PASS_LOCK_KEY1, DTX_PASS_LOCK_KEY2, 2);
 	if (LockAcquire(&tag, ExclusiveLock, false, in_worker) == LOCKACQUIRE_NOT_AVAIL)
 	{
@@ -650,7 +659,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 								   "WHERE w.fdwname = 'dtx' "
 								   "   OR s.oid IN (SELECT server_id FROM dtx.server_identity) "
 								   "   OR s.oid IN (SELECT pg_catalog.unnest(servers) FROM dtx.decisions) "
-								   "ORDER BY s.oid"), true, 0);
+								   "ORDER BY r.failures IS NOT NULL, s.oid"), true, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not list the participant servers");
 		for (i = 0; i < SPI_processed; i++)
@@ -676,47 +685,48 @@ DtxResolvePass(bool in_worker, bool *skipped)
 		}
 		SPI_finish();
 
-		/* 1. list each participant's prepared transactions */
-		foreach(lc, scans)
-			(void) run_guarded(step_first_listing, lfirst(lc), arg);
+		/*
+		 * Decisions as of the start of the pass: only those may be deleted
+		 * below, since every listing of the pass came after they committed.
+		 */
+		decisions_at_start = read_decisions();
 
-		/* 2. which of their local transactions may still run */
+		/*
+		 * The protocol runs participant by participant, so that one that
+		 * hangs delays only those after it (those that failed before come
+		 * last).
+		 */
 		foreach(lc, scans)
 		{
 			ServerScan *scan = lfirst(lc);
 			ListCell   *lc2;
+			ActArg		a;
 
+			/* 1. list the participant's prepared transactions */
+			if (!run_guarded(step_first_listing, scan, arg))
+				continue;
+
+			/* 2. which of their local transactions may still run */
 			foreach(lc2, scan->candidates)
 			{
 				Candidate  *cand = lfirst(lc2);
 
 				cand->running = xact_may_be_running(cand->parts.fxid);
 			}
-		}
 
-		/* 3. the decisions, as of now */
-		decisions = read_decisions();
+			/* 3. the decisions, as of now */
+			decisions = read_decisions();
 
-		/* 4. list again */
-		foreach(lc, scans)
-		{
-			ServerScan *scan = lfirst(lc);
-
-			if (!scan->failed)
-				(void) run_guarded(step_second_listing, scan, arg);
-		}
-
-		/* act on what both lists hold */
-		foreach(lc, scans)
-		{
-			ServerScan *scan = lfirst(lc);
-			ActArg		a;
-
-			if (!scan->listed)
+			/* 4. list again, and act on what both lists hold */
+			if (!run_guarded(step_second_listing, scan, arg))
+			{
+				hash_destroy(decisions);
 				continue;
+			}
 			a.decisions = decisions;
 			a.actions = &actions;
 			(void) run_guarded(step_act, scan, &a);
+			hash_destroy(decisions);
 		}
 
 		/* decisions finished everywhere go */
@@ -727,7 +737,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 			int			forgotten = 0;
 			DecisionEntry *oldest = NULL;
 
-			hash_seq_init(&hs, decisions);
+			hash_seq_init(&hs, decisions_at_start);
 			while ((e = hash_seq_search(&hs)) != NULL)
 			{
 				if (decision_finished(e, scans))

@@ -12,6 +12,8 @@
 
 /* Backoff of a participant that cannot be reached: doubled up to this cap. */
 #define DTX_RESOLVER_MAX_BACKOFF_MS (5 * 60 * 1000)
+/* Longest a pass waits for a connection to a participant. */
+#define DTX_RESOLVER_CONNECT_TIMEOUT_MS (3 * 1000)
 /* Longest any one remote operation of a pass may take. */
 #define DTX_RESOLVER_OP_TIMEOUT_MS	(15 * 1000)
 
