@@ -15,6 +15,11 @@
 #   is(prepared_xacts($a), 0, 'nothing left prepared on bank_a');
 #   is(balance($a, 1), 900, 'bank_a debited');
 #
+# For crash tests: create_ledger / transfer_sql / release_stall (transfers
+# whose PREPARE on one participant can be held), start_sql / finish_sql
+# (psql in the background), poll_until, and processes: node_pids,
+# signal_node (SIGSTOP/SIGCONT a whole server), crash_node (SIGKILL).
+#
 # Nodes talk to each other over their Unix sockets ($node->host is the
 # socket directory, $node->port the port); PostgreSQL::Test::Cluster sets up
 # trust authentication for the OS user running the tests.
@@ -27,6 +32,8 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use POSIX ();
+use Time::HiRes ();
 
 our @EXPORT = qw(
   new_coordinator
@@ -37,6 +44,19 @@ our @EXPORT = qw(
   balance
   quote_literal
   quote_ident
+  create_ledger
+  release_stall
+  transfer_sql
+  start_sql
+  start_cmd
+  sql_done
+  finish_sql
+  poll_until
+  node_pids
+  signal_node
+  crash_node
+  backend_pids
+  ledger_rows
 );
 
 # SQL quoting for the statements built here.
@@ -159,4 +179,274 @@ sub balance
 		sprintf('SELECT balance FROM accounts WHERE id = %d', $id));
 }
 
+# --- crash tests: ledgers, background sessions, processes ---------------------
+
+# ledger(tag text primary key, amount bigint, stall float8) on $node, with a
+# deferred constraint trigger for rows whose stall is not 0: it waits
+# abs(stall) seconds, or less if release_stall() released the row's tag
+# meanwhile, then fails when stall < 0.  It runs at PREPARE TRANSACTION (or
+# COMMIT): it holds (or makes fail) the participant's PREPARE of the
+# transaction that inserted that row, and of that one only.
+#   dbname => 'postgres'
+sub create_ledger
+{
+	my ($node, %opts) = @_;
+	$node->safe_psql(
+		$opts{dbname} // 'postgres', q{
+		CREATE TABLE ledger (tag text PRIMARY KEY, amount bigint NOT NULL,
+		                     stall float8 NOT NULL DEFAULT 0);
+		CREATE TABLE ledger_release (tag text PRIMARY KEY);
+		CREATE FUNCTION ledger_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+		DECLARE
+			deadline timestamptz :=
+				clock_timestamp() + abs(NEW.stall) * interval '1 second';
+		BEGIN
+			WHILE clock_timestamp() < deadline
+			  AND NOT EXISTS (SELECT FROM ledger_release r WHERE r.tag = NEW.tag)
+			LOOP
+				PERFORM pg_sleep(least(0.01,
+					extract(epoch FROM deadline - clock_timestamp())));
+			END LOOP;
+			IF NEW.stall < 0 THEN
+				RAISE EXCEPTION 'ledger row % refused at commit', NEW.tag;
+			END IF;
+			RETURN NULL;
+		END $$;
+		CREATE CONSTRAINT TRIGGER ledger_stall AFTER INSERT ON ledger
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+			WHEN (NEW.stall <> 0) EXECUTE FUNCTION ledger_stall();
+	});
+	return;
+}
+
+# Ends the stall of the ledger row $tag on $node (see create_ledger).
+sub release_stall
+{
+	my ($node, $tag, %opts) = @_;
+	$node->safe_psql($opts{dbname} // 'postgres',
+		'INSERT INTO ledger_release VALUES (' . quote_literal($tag) . ')');
+	return;
+}
+
+# The SQL of one distributed transfer tagged $tag: a ledger row on each
+# pg_dtx server of @legs ([server, amount, stall seconds], ...), committed.
+sub transfer_sql
+{
+	my ($tag, @legs) = @_;
+	my $sql = "BEGIN;\n";
+	for my $leg (@legs)
+	{
+		my ($server, $amount, $stall) = @$leg;
+		$sql .= sprintf(
+			"SELECT dtx.exec(%s, 'INSERT INTO ledger (tag, amount, stall) VALUES (\$1, \$2, \$3)', %s::text, %d::bigint, %s::float8);\n",
+			quote_literal($server), quote_literal($tag), $amount,
+			$stall // 0);
+	}
+	return $sql . "COMMIT;\n";
+}
+
+# Runs $sql with psql on $node in the background (a child process; output
+# to files); returns a handle for sql_done / finish_sql.
+#   dbname        => 'postgres'
+#   on_error_stop => 1          0: run every statement whatever happens
+sub start_sql
+{
+	my ($node, $sql, %opts) = @_;
+	my $file = bg_file('sql');
+	open(my $fh, '>', $file) or die "cannot write $file: $!";
+	print $fh $sql;
+	close $fh;
+	return start_cmd(
+		[
+			'psql', '-XAtq', '-v',
+			'ON_ERROR_STOP=' . ($opts{on_error_stop} // 1),
+			'-d', $node->connstr($opts{dbname} // 'postgres'),
+			'-f', $file
+		]);
+}
+
+# A fresh file name in the test's temporary directory.
+my $bg_count = 0;
+
+sub bg_file
+{
+	my ($suffix) = @_;
+	return sprintf('%s/bg_%d_%d.%s',
+		$PostgreSQL::Test::Utils::tmp_check, $$, ++$bg_count, $suffix);
+}
+
+# Runs the command @$cmd in the background (stdin /dev/null, stdout and
+# stderr to files); returns a handle for sql_done / finish_sql.
+sub start_cmd
+{
+	my ($cmd) = @_;
+	my %h = (out => bg_file('out'), err => bg_file('err'));
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null');
+		open(STDOUT, '>', $h{out});
+		open(STDERR, '>', $h{err});
+		exec(@$cmd) or POSIX::_exit(127);
+	}
+	$h{pid} = $pid;
+	return \%h;
+}
+
+# Whether the background command $h has exited (without waiting).
+sub sql_done
+{
+	my ($h) = @_;
+	return 1 if defined $h->{rc};
+	my $r = waitpid($h->{pid}, POSIX::WNOHANG());
+	return 0 if $r == 0;
+	$h->{rc} = $? >> 8;
+	return 1;
+}
+
+# Waits (up to $timeout seconds, default 60) for the background command
+# $h; returns ($rc, $stdout, $stderr); $rc is undef on timeout (the command
+# is then killed).
+sub finish_sql
+{
+	my ($h, $timeout) = @_;
+	my $end = Time::HiRes::time() + ($timeout // 60);
+	until (sql_done($h))
+	{
+		if (Time::HiRes::time() > $end)
+		{
+			kill('KILL', $h->{pid});
+			waitpid($h->{pid}, 0);
+			$h->{rc} = undef;
+			last;
+		}
+		Time::HiRes::usleep(20_000);
+	}
+	my $slurp = sub {
+		my ($f) = @_;
+		return '' unless -e $f;
+		my $s = PostgreSQL::Test::Utils::slurp_file($f);
+		chomp $s;
+		return $s;
+	};
+	return ($h->{rc}, $slurp->($h->{out}), $slurp->($h->{err}));
+}
+
+# Runs $query on $node until it returns $expected (default 't'), at most
+# $timeout seconds (default 30); returns the seconds it took, undef if it
+# never did (after a diag with the last output).
+sub poll_until
+{
+	my ($node, $dbname, $query, $expected, $timeout) = @_;
+	$expected //= 't';
+	$timeout //= 30;
+	my $start = Time::HiRes::time();
+	my ($ret, $out, $err);
+	while (1)
+	{
+		($ret, $out, $err) = $node->psql($dbname, $query);
+		return Time::HiRes::time() - $start
+		  if defined $out && $out eq $expected;
+		last if Time::HiRes::time() - $start > $timeout;
+		Time::HiRes::usleep(100_000);
+	}
+	Test::More::diag("poll_until timed out after ${timeout}s on "
+		  . $node->name
+		  . ": $query\nexpected: $expected\ngot: "
+		  . ($out // '')
+		  . "\nstderr: "
+		  . ($err // ''));
+	return undef;
+}
+
+# The postmaster of $node and all its descendants (pids), from /proc.
+sub node_pids
+{
+	my ($node) = @_;
+	my $pm = $node->{_pid};
+	return () unless $pm;
+	my %children;
+	opendir(my $d, '/proc') or die "/proc: $!";
+	for my $p (grep { /^\d+$/ } readdir($d))
+	{
+		open(my $fh, '<', "/proc/$p/stat") or next;
+		my $stat = <$fh>;
+		close $fh;
+		next unless defined $stat && $stat =~ /\)\s+\S+\s+(\d+)/;
+		push @{ $children{$1} }, $p;
+	}
+	closedir($d);
+	my @pids = ($pm);
+	my @todo = ($pm);
+	while (@todo)
+	{
+		my $p = shift @todo;
+		for my $c (@{ $children{$p} // [] })
+		{
+			push @pids, $c;
+			push @todo, $c;
+		}
+	}
+	return @pids;
+}
+
+# Sends $signal ('STOP', 'CONT', 'KILL', ...) to the postmaster of $node and
+# to every process it started.
+sub signal_node
+{
+	my ($node, $signal) = @_;
+	my @pids = node_pids($node);
+	kill($signal, @pids);
+	return scalar @pids;
+}
+
+# Crashes the given nodes for real: every process of theirs is frozen
+# (SIGSTOP: none of them can react to the death of another, such as a
+# backend noticing the postmaster's), then killed (SIGKILL); waits until
+# they are gone (reaped: a zombie postmaster still holds its lock file).
+# $node->start brings a node back through crash recovery.
+sub crash_node
+{
+	my (@nodes) = @_;
+	my @pids = map { node_pids($_) } @nodes;
+	kill('STOP', @pids);
+	# a process forked meanwhile (a new backend) is frozen too
+	my %seen = map { $_ => 1 } @pids;
+	my @late = grep { !$seen{$_} } map { node_pids($_) } @nodes;
+	kill('STOP', @late);
+	push @pids, @late;
+	kill('KILL', @pids);
+	$_->kill9 for @nodes;
+	my $end = Time::HiRes::time() + 30;
+	while (Time::HiRes::time() < $end)
+	{
+		my @alive = grep { -e "/proc/$_" } @pids;
+		last unless @alive;
+		Time::HiRes::usleep(20_000);
+	}
+	return;
+}
+
+# The pids of $node's processes of backend type $type (pg_stat_activity).
+sub backend_pids
+{
+	my ($node, $type) = @_;
+	my $out = $node->safe_psql('postgres',
+		'SELECT pid FROM pg_stat_activity WHERE backend_type = '
+		  . quote_literal($type)
+		  . ' ORDER BY pid');
+	return grep { /^\d+$/ } split /\n/, $out;
+}
+
+# Rows of ledger on $node whose tag matches the LIKE pattern $pattern.
+sub ledger_rows
+{
+	my ($node, $pattern, %opts) = @_;
+	return $node->safe_psql($opts{dbname} // 'postgres',
+		'SELECT count(*) FROM ledger WHERE tag LIKE '
+		  . quote_literal($pattern));
+}
+
 1;
+
