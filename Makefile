@@ -21,7 +21,8 @@ OBJS = \
 	src/resolver.o \
 	src/launcher.o \
 	src/ddl_guard.o \
-	src/stats.o
+	src/stats.o \
+	src/deadlock.o
 
 DATA = $(wildcard sql/pg_dtx--*.sql)
 

@@ -44,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "connection.h"
+#include "deadlock.h"
 #include "fdw_options.h"
 #include "gid.h"
 #include "identity.h"
@@ -687,6 +688,21 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 			PGresult   *err = first_error;
 
 			first_error = NULL;
+			if (c->deadlock_msg != NULL)
+			{
+				/* this backend was chosen to break a distributed deadlock */
+				char	   *cycle = pstrdup(c->deadlock_msg);
+
+				pfree(c->deadlock_msg);
+				c->deadlock_msg = NULL;
+				PQclear(err);
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+						 errmsg("distributed deadlock detected"),
+						 errdetail("%s.", cycle),
+						 errhint("The youngest transaction of the cycle was cancelled; retry it."),
+						 errcontext("remote SQL on server \"%s\": %s", c->servername, failed)));
+			}
 			DtxReportResultError(ERROR, err, c, failed, NULL);
 		}
 	}
@@ -714,13 +730,28 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 PGresult *
 DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql)
 {
+	/* a statement of a distributed transaction that waits long looks for a deadlock */
+	TimestampTz next_check = (dtx_deadlock_check_interval > 0 && c->xact_depth > 0 &&
+							   c->state == DTX_REMOTE_IN_XACT) ?
+	DtxDeadlineAfterMs(dtx_deadlock_check_interval) : 0;
+
 	while (PQisBusy(c->conn))
 	{
-		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, true))
+		bool		checking = next_check != 0 && (deadline == 0 || next_check < deadline);
+
+		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, checking ? next_check : deadline, true))
+		{
+			if (checking)
+			{
+				DtxDeadlockCheck(c);
+				next_check = DtxDeadlineAfterMs(dtx_deadlock_check_interval);
+				continue;
+			}
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("timed out waiting for server \"%s\"", c->servername),
 					 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+		}
 		if (!PQconsumeInput(c->conn))
 			dtx_raise_lost(c, sql);
 	}

@@ -55,6 +55,9 @@ typedef struct DtxConnection
 	int			remote_max_prepared;	/* its max_prepared_transactions */
 
 	TimestampTz op_deadline;	/* if set, bounds every wait (resolver) */
+	char	   *deadlock_msg;	/* set when this backend is a distributed
+								 * deadlock's victim: the cycle, in
+								 * TopMemoryContext */
 
 	/* invalidation */
 	bool		invalidated;	/* server or mapping changed: drop when idle */

@@ -38,6 +38,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "catalog.h"
 #include "connection.h"
@@ -93,7 +94,7 @@ collect_remote(Oid serverid, List **edges)
 	DtxConnection *c;
 	PGresult   *res;
 	int			i;
-	TimestampTz deadline = DtxDeadlineAfterMs(Max(dtx_deadlock_check_interval, 1000));
+	TimestampTz deadline = DtxDeadlineAfterMs(Max(dtx_deadlock_check_interval, 5000));
 
 	if (!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(GetUserId()),
 							   ObjectIdGetDatum(serverid)) &&
@@ -320,7 +321,7 @@ check(DtxConnection *c)
 	/* cancel our own remote statement: its error becomes the deadlock error */
 	{
 		DtxConnection *side = DtxConnectStandalone(c->serverid, c->userid,
-												   DtxDeadlineAfterMs(Max(dtx_deadlock_check_interval, 1000)));
+												   DtxDeadlineAfterMs(Max(dtx_deadlock_check_interval, 5000)));
 		char	   *sql = psprintf("SELECT pg_catalog.pg_cancel_backend(%d)", PQbackendPID(c->conn));
 
 		PG_TRY();

@@ -37,6 +37,9 @@
 #include "fdw_options.h"
 #include "identity.h"
 
+/* class of the advisory locks that serialise first uses of a server */
+#define DTX_IDENTITY_LOCK_KEY 0x647479
+
 /*
  * DtxCheckServerIdentity
  *		Compares the cluster (sysid) and database reached through serverid
@@ -82,8 +85,17 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 		if (mismatch)
 			rec_db = MemoryContextStrdup(TopTransactionContext, rec_db);
 	}
-	else if (!XactReadOnly && !RecoveryInProgress())
+	else if (!XactReadOnly && !RecoveryInProgress() &&
+			 DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
+											  Int32GetDatum(DTX_IDENTITY_LOCK_KEY),
+											  Int32GetDatum((int32) serverid))))
 	{
+		/*
+		 * Only one transaction records a server at a time; the others go
+		 * on without waiting (waiting on each other's uncommitted rows,
+		 * transactions that meet two new servers in opposite orders would
+		 * deadlock).  A record lost to an abort is made at a later use.
+		 */
 		ret = SPI_execute_with_args("INSERT INTO dtx.server_identity "
 									"(server_id, system_identifier, database) "
 									"VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

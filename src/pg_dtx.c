@@ -16,6 +16,7 @@
 
 #include "connection.h"
 #include "ddl_guard.h"
+#include "deadlock.h"
 #include "fdw_guard.h"
 #include "launcher.h"
 #include "remote_xact.h"
@@ -34,6 +35,7 @@ void
 _PG_init(void)
 {
 	DtxConnectionInit();
+	DtxDeadlockInit();
 	DtxRemoteXactInit();
 	DtxFdwGuardInit();
 	DtxLauncherInit();

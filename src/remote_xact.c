@@ -786,6 +786,11 @@ dtx_forget_participants(void)
 		c->abort_required = false;
 		c->participant_no = 0;
 		c->gid[0] = '\0';
+		if (c->deadlock_msg != NULL)
+		{
+			pfree(c->deadlock_msg);
+			c->deadlock_msg = NULL;
+		}
 		if (c->pending_cmds != NIL)
 		{
 			list_free_deep(c->pending_cmds);
