@@ -353,10 +353,18 @@ dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptib
 
 		if (timeout == 0)
 			return false;
+		/*
+		 * After the local commit (not interruptible) the backend must not
+		 * exit from inside the commit callback, which would PANIC: a dead
+		 * postmaster ends the wait instead, and the backend exits later.
+		 */
 		rc = WaitLatchOrSocket(MyLatch,
-							   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | events |
+							   WL_LATCH_SET | events |
+							   (interruptible ? WL_EXIT_ON_PM_DEATH : WL_POSTMASTER_DEATH) |
 							   (timeout > 0 ? WL_TIMEOUT : 0),
 							   PQsocket(conn), timeout, PG_WAIT_EXTENSION);
+		if (rc & WL_POSTMASTER_DEATH)
+			return false;
 		if (rc & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);

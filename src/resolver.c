@@ -87,6 +87,8 @@
 
 /* the SQLSTATE of "prepared transaction ... does not exist" */
 #define SQLSTATE_UNDEFINED_OBJECT "42704"
+/* the SQLSTATE of "prepared transaction ... is busy" */
+#define SQLSTATE_OBJECT_IN_USE_2PC "55000"
 
 /* A prepared transaction of ours seen on a participant. */
 typedef struct Candidate
@@ -497,6 +499,12 @@ step_act(ServerScan *scan, void *arg)
 			{
 				cand->finished = true;
 				add_action(a->actions, scan->name, cand->gid, action, "already finished");
+			}
+			else if (states[i] && strcmp(states[i], SQLSTATE_OBJECT_IN_USE_2PC) == 0)
+			{
+				/* its backend is finishing it right now: not this server's failure */
+				add_action(a->actions, scan->name, cand->gid, action,
+						   "busy: another session is finishing it");
 			}
 			else
 			{
