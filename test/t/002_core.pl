@@ -30,7 +30,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
-use DtxCluster qw(new_participant add_server balance prepared_xacts);
+use DtxCluster qw(new_participant add_server balance prepared_xacts node_pids);
 
 my $started = time;
 
@@ -159,44 +159,13 @@ sub resolve
 	);
 }
 
-# The pids of $pm and all its descendants, from /proc.
-sub process_tree
-{
-	my ($pm) = @_;
-	my %children;
-	opendir(my $d, '/proc') or die "/proc: $!";
-	for my $p (grep { /^\d+$/ } readdir($d))
-	{
-		open(my $fh, '<', "/proc/$p/stat") or next;
-		my $stat = <$fh>;
-		close $fh;
-		next unless defined $stat && $stat =~ /\)\s+\S+\s+(\d+)/;
-		push @{ $children{$1} }, $p;
-	}
-	closedir($d);
-	my @pids = ($pm);
-	my @todo = ($pm);
-	while (@todo)
-	{
-		my $p = shift @todo;
-		push @pids, @{ $children{$p} // [] };
-		push @todo, @{ $children{$p} // [] };
-	}
-	return @pids;
-}
-
 # Crash $n: SIGKILL to its postmaster and every process it started, at once;
 # waits until they are gone (a zombie postmaster still counts: it would
 # make the next start refuse the lock file).  $n->start recovers it.
 sub crash
 {
 	my ($n) = @_;
-	my $pidfile = $n->data_dir . '/postmaster.pid';
-	open(my $fh, '<', $pidfile) or die "$pidfile: $!";
-	my $pm = <$fh>;
-	close $fh;
-	chomp $pm;
-	my @pids = process_tree($pm);
+	my @pids = node_pids($n);
 	kill('KILL', @pids);
 	$n->kill9;
 	my $end = time + 30;
