@@ -4,6 +4,7 @@
 #   make install         install it into the PostgreSQL found by pg_config
 #   make test            every test tier on throw-away servers (see test/run_tests.sh)
 #   make demo            three throw-away servers and an atomic money transfer (see test/demo.sh)
+#   make bench           the benchmark against postgres_fdw and dblink (see bench/README.md)
 
 EXTENSION = pg_dtx
 MODULE_big = pg_dtx
@@ -42,9 +43,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo
+.PHONY: test demo bench
 test:
 	bash test/run_tests.sh
 
 demo:
 	bash test/demo.sh
+
+bench:
+	bash bench/run.sh

@@ -1,0 +1,799 @@
+#!/usr/bin/env bash
+#
+# bench/run.sh - "Atomic at no cost": what pg_dtx's atomic commit costs next to
+# the non-atomic alternatives, on throw-away PostgreSQL 15 servers.
+#
+#   bash bench/run.sh            full run (about 13 minutes on an idle 2-CPU machine)
+#   bash bench/run.sh --quick    short run (about 3 minutes): a smoke test, not a measurement
+#
+# Options (after --quick, if any, to override it):
+#   --clients N        pgbench clients (and threads) of the comparisons (8)
+#   --time T           seconds per variant per round (15; quick 5); the sweep and
+#                      latency runs take 2/3 of it
+#   --rounds R         interleaved rounds (3; quick 1)
+#   --only LIST        sections to run, comma-separated:
+#                      main,sweep,latency,resolver,memory (all)
+#   --participants P   participant servers to start, 2..8 (8; the sweep touches 2, 4, 8)
+#   --in-doubt N       in-doubt transactions for the resolver test (10000; quick 1000)
+#   --memory-xacts N   transactions of the memory test (100000; quick 10000)
+#   --out DIR          where to keep the results (default: a new /tmp/pg_dtx_bench_results.*)
+#   --keep             keep the servers' directory (stopped) after the run
+#   --port P           first TCP port to try (25500)
+#   --serve            only set the servers up, print their ports and wait (for
+#                      profiling by hand); stop with Ctrl-C
+#
+# Servers: a coordinator (pg_dtx preloaded; postgres_fdw and dblink installed)
+# and P participants, each an instance of its own, listening on 127.0.0.1
+# only, run as the "postgres" OS user in a private directory under /tmp.
+# Durability is never weakened: fsync = on, synchronous_commit = on,
+# full_page_writes = on everywhere.  Each participant holds accounts(id,
+# balance, filler) with 100,000 rows; the coordinator holds accounts_1 and
+# accounts_2 (100,000 rows each) for the "local" variant.
+#
+# Sections (see bench/README.md for what each measures and how to read it):
+#   main      5 variants x R rounds, interleaved (the order rotates each round):
+#             local, postgres_fdw, postgres_fdw parallel_commit, dblink 2PC, pg_dtx;
+#             tps, p50, p99 (medians of rounds) and ratios (medians of the
+#             per-round ratios)
+#   sweep     2, 4, 8 participants per transaction: pg_dtx vs postgres_fdw
+#             parallel_commit
+#   latency   a delaying TCP proxy (bench/delay_proxy.py) in front of two
+#             participants, 1 ms and 5 ms added round trip; one client
+#   resolver  N in-doubt committed transactions over two participants; time of
+#             one dtx.resolve() and of the background resolver
+#   memory    one coordinator backend (VmRSS, RssAnon, memory contexts, remote
+#             connections) after 1, 1,000, 10,000, 100,000 transactions
+#
+# Needs root (servers run as "postgres"); builds and installs pg_dtx first.
+
+set -euo pipefail
+
+BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=test/lib/common.sh
+source "$BENCH_SRC/../test/lib/common.sh"
+
+COMMAND_LINE="bash bench/run.sh $*"
+
+# --- options ---------------------------------------------------------------------
+
+QUICK=0
+CLIENTS=8
+TIME=15
+ROUNDS=3
+WARM=3
+SWEEP_TIME=10
+LAT_TIME=10
+LAT_CLIENTS=1
+INDOUBT=10000
+MEM_XACTS=100000
+NPART=8
+ONLY=main,sweep,latency,resolver,memory
+OUT=""
+KEEP=0
+SERVE=0
+BASE_PORT=${BENCH_PORT:-25500}   # below Linux's ephemeral range (32768-60999)
+ACCOUNTS=100000
+
+set_quick() {
+	QUICK=1
+	TIME=5
+	ROUNDS=1
+	WARM=1
+	SWEEP_TIME=4
+	LAT_TIME=4
+	INDOUBT=1000
+	MEM_XACTS=10000
+}
+
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--quick) set_quick ;;
+	--clients) CLIENTS=$2; shift ;;
+	--time) TIME=$2; SWEEP_TIME=$(( $2 * 2 / 3 > 2 ? $2 * 2 / 3 : 2 )); LAT_TIME=$SWEEP_TIME; shift ;;
+	--rounds) ROUNDS=$2; shift ;;
+	--only) ONLY=$2; shift ;;
+	--participants) NPART=$2; shift ;;
+	--in-doubt) INDOUBT=$2; shift ;;
+	--memory-xacts) MEM_XACTS=$2; shift ;;
+	--out) OUT=$2; shift ;;
+	--keep) KEEP=1 ;;
+	--serve) SERVE=1 ;;
+	--port) BASE_PORT=$2; shift ;;
+	-h | --help) sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown option $1 (see --help)" ;;
+	esac
+	shift
+done
+[[ $NPART -ge 2 && $NPART -le 8 ]] || die "--participants must be 2..8"
+is_root || die "run as root: the servers run as the postgres OS user"
+
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# --- state -------------------------------------------------------------------------
+
+W=""                      # the servers' directory (owned by postgres)
+R=""                      # results directory (owned by postgres while running)
+NODES=()
+declare -A PORT=()
+PROXY_PIDS=()
+SUMMARY=""                # the summary file
+
+cleanup() {
+	local rc=$? node pid
+	set +e
+	trap - EXIT INT TERM
+	[[ $SERVE == 1 && ($rc -eq 130 || $rc -eq 143) ]] && rc=0
+	if [[ -n $W && -d $W ]]; then
+		for pid in "$W"/proxy-*.pid; do
+			[[ -s $pid ]] && kill "$(cat "$pid")" 2>/dev/null
+		done
+		if [[ $rc -ne 0 ]]; then
+			for node in "${NODES[@]}"; do
+				if [[ -s $W/$node.log ]]; then
+					printf '\n---- server log of %s (last 20 lines) ----\n' "$node" >&2
+					tail -n 20 "$W/$node.log" >&2
+				fi
+			done
+		fi
+		for node in "${NODES[@]}"; do
+			[[ -f $W/$node/postmaster.pid ]] &&
+				as_pg pg_ctl -D "$W/$node" -m fast -w -t 60 stop >/dev/null 2>&1
+		done
+		if [[ -n $R && -d $R ]]; then
+			chown -R root: "$R" 2>/dev/null
+			for node in "${NODES[@]}"; do
+				cp "$W/$node.log" "$R/server-$node.log" 2>/dev/null
+			done
+		fi
+		cd /
+		if [[ $KEEP == 1 ]]; then
+			log "servers' directory kept: $W"
+		else
+			rm -rf -- "$W"
+		fi
+	fi
+	[[ -n $R ]] && log "results: $R"
+	[[ $rc -ne 0 ]] && log "BENCHMARK FAILED (exit status $rc)"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers -----------------------------------------------------------------------
+
+port_free() { ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# psql on a node's database "bench" (or -d other), superuser, over TCP
+q() {
+	local node=$1
+	shift
+	as_pg psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${PORT[$node]}" -U postgres -d bench "$@"
+}
+# one value
+val() { q "$1" -At -c "$2"; }
+
+# print and keep in the summary
+out() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
+section() {
+	out ""
+	out "## $*"
+	out ""
+	out "load: $(cut -d' ' -f1-3 /proc/loadavg) ($(date +%H:%M:%S))"
+	out ""
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# median of the numbers on stdin
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# --- scripts -------------------------------------------------------------------------
+#
+# gen_script VARIANT K TAG: a pgbench script updating one random row on each
+# of K participants named TAG1..TAGk (TAG "p": direct; "lp": through the
+# delaying proxy).  The first account pays k-1, the others get 1 each, so that
+# every committed transfer keeps the total at 0.
+
+gen_script() {
+	local variant=$1 k=$2 tag=$3 i amt
+	for ((i = 1; i <= k; i++)); do
+		echo "\\set id$i random(1, $ACCOUNTS)"
+	done
+	amt() { if [[ $1 -eq 1 ]]; then echo "- $((k - 1))"; else echo "+ 1"; fi; }
+	case $variant in
+	local)
+		echo "BEGIN;"
+		for ((i = 1; i <= k; i++)); do
+			echo "UPDATE accounts_$i SET balance = balance $(amt $i) WHERE id = :id$i;"
+		done
+		echo "COMMIT;"
+		;;
+	fdw | fdwpc)
+		echo "BEGIN;"
+		for ((i = 1; i <= k; i++)); do
+			echo "UPDATE $variant.accounts_$tag$i SET balance = balance $(amt $i) WHERE id = :id$i;"
+		done
+		echo "COMMIT;"
+		;;
+	dtx)
+		echo "BEGIN;"
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dtx.exec('$tag$i', 'UPDATE accounts SET balance = balance $(amt $i) WHERE id = \$1', :id$i::int);"
+		done
+		echo "COMMIT;"
+		;;
+	dblink)
+		# hand-written two-phase commit: BEGIN + UPDATE in one dblink_exec per
+		# participant, PREPARE TRANSACTION on each, then COMMIT PREPARED on
+		# each; gids from the client id, the run and a per-client counter
+		echo "\\set n :n + 1"
+		local conns=""
+		for ((i = 1; i <= k; i++)); do conns+="${conns:+,}'$tag$i'"; done
+		echo "SELECT dblink_connect(c, 'fdw_' || c) FROM unnest(ARRAY[$conns]) c WHERE c <> ALL (coalesce(dblink_get_connections(), '{}'));"
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dblink_exec('$tag$i', 'BEGIN; UPDATE accounts SET balance = balance $(amt $i) WHERE id = ' || :id$i::int);"
+		done
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dblink_exec('$tag$i', 'PREPARE TRANSACTION ' || quote_literal('bench_' || :run::text || '_' || :client_id::text || '_' || :n::text || '_$i'));"
+		done
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dblink_exec('$tag$i', 'COMMIT PREPARED ' || quote_literal('bench_' || :run::text || '_' || :client_id::text || '_' || :n::text || '_$i'));"
+		done
+		;;
+	*) die "unknown variant $variant" ;;
+	esac
+}
+
+# cpu_ticks: CPU time used so far (clock ticks) by each server - postmaster,
+# live children, and children already gone - as "coord p1 ... pN"
+cpu_ticks() {
+	local node pm t ch x y
+	for node in "${NODES[@]}"; do
+		pm=$(head -n 1 "$W/$node/postmaster.pid")
+		# fields after the command name: 12 utime, 13 stime, 14 cutime, 15 cstime
+		t=$(sed 's/.*) //' "/proc/$pm/stat" | awk '{ print $12 + $13 + $14 + $15 }')
+		for ch in $(pgrep -P "$pm"); do
+			x=$(sed 's/.*) //' "/proc/$ch/stat" 2>/dev/null | awk '{ print $12 + $13 }') || x=0
+			t=$((t + ${x:-0}))
+		done
+		printf '%s ' "$t"
+	done
+	echo
+}
+
+# bench_run LABEL SCRIPT CLIENTS SECONDS: runs pgbench on the coordinator and
+# prints "tps p50_ms p99_ms transactions coord_cpu_ms participants_cpu_ms"
+# (latencies from the per-transaction log, nearest-rank percentiles over all
+# transactions of the run; CPU per transaction, all server processes, the
+# participants summed)
+bench_run() {
+	local label=$1 script=$2 clients=$3 secs=$4 dir rc=0 tps lat seq before after
+	seq=$(($(find "$R/runs" -mindepth 1 -maxdepth 1 | wc -l) + 1))
+	dir=$R/runs/$(printf '%03d' "$seq")-$label
+	as_pg mkdir -p "$dir"
+	before=$(cpu_ticks)
+	as_pg pgbench -n -M prepared -h 127.0.0.1 -p "${PORT[coord]}" -U postgres \
+		-c "$clients" -j "$clients" -T "$secs" -f "$script" \
+		-D n=0 -D run="$seq" -l --log-prefix="$dir/tx" bench \
+		>"$dir/pgbench.out" 2>&1 || rc=$?
+	sleep 0.3 # the backends exit
+	after=$(cpu_ticks)
+	if [[ $rc -ne 0 ]] || grep -q "aborted in command" "$dir/pgbench.out"; then
+		cat "$dir/pgbench.out" >&2
+		die "pgbench failed for $label (see $dir/pgbench.out)"
+	fi
+	tps=$(awk '/^tps = / { print $3; exit }' "$dir/pgbench.out")
+	# field 3 of the log: the transaction's latency in microseconds
+	lat=$(cat "$dir"/tx.* | awk '{ print $3 }' | sort -n |
+		awk '{ v[NR] = $1 } END {
+			if (NR == 0) { print "nan nan 0"; exit }
+			i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++
+			i99 = int(NR * 0.99); if (i99 < NR * 0.99) i99++
+			printf "%.3f %.3f %d", v[i50] / 1000, v[i99] / 1000, NR }')
+	rm -f "$dir"/tx.*
+	echo "$tps $lat $(awk -v b="$before" -v a="$after" -v n="${lat##* }" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		k = split(b, x, " "); split(a, y, " "); p = 0
+		for (i = 2; i <= k; i++) p += y[i] - x[i]
+		if (n == 0) n = 1
+		printf "%.3f %.3f", (y[1] - x[1]) * 1000 / hz / n, p * 1000 / hz / n }')"
+}
+
+# --- build, servers, schema ----------------------------------------------------------
+
+# server_sql NAME: the SQL that makes, on the coordinator, the pg_dtx server
+# NAME, the postgres_fdw servers fdw_NAME and fdwpc_NAME (parallel_commit)
+# and their foreign tables fdw.accounts_NAME and fdwpc.accounts_NAME, all
+# reaching participant NAME (or, for lpN, the proxy in front of pN)
+server_sql() {
+	local name=$1 port=${PORT[$1]}
+	echo "CREATE SERVER $name FOREIGN DATA WRAPPER dtx OPTIONS (host '127.0.0.1', port '$port', dbname 'bench');"
+	echo "CREATE USER MAPPING FOR postgres SERVER $name OPTIONS (user 'postgres');"
+	echo "CREATE SERVER fdw_$name FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$port', dbname 'bench');"
+	echo "CREATE USER MAPPING FOR postgres SERVER fdw_$name OPTIONS (user 'postgres');"
+	echo "CREATE SERVER fdwpc_$name FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$port', dbname 'bench', parallel_commit 'true');"
+	echo "CREATE USER MAPPING FOR postgres SERVER fdwpc_$name OPTIONS (user 'postgres');"
+	echo "CREATE FOREIGN TABLE fdw.accounts_$name (id int, balance bigint, filler char(84)) SERVER fdw_$name OPTIONS (schema_name 'public', table_name 'accounts');"
+	echo "CREATE FOREIGN TABLE fdwpc.accounts_$name (id int, balance bigint, filler char(84)) SERVER fdwpc_$name OPTIONS (schema_name 'public', table_name 'accounts');"
+}
+
+setup() {
+	local node port limit i pd mpx
+	heading "Build and install pg_dtx"
+	ensure_build_deps
+	build_and_install >/dev/null
+	ensure_pg_os_user
+
+	W=$(mktemp -d /tmp/pg_dtx_bench.XXXXXX)
+	chown "$PG_OS_USER": "$W"
+	if [[ -z $OUT ]]; then
+		OUT=$(mktemp -d /tmp/pg_dtx_bench_results.XXXXXX)
+	fi
+	mkdir -p "$OUT"
+	R=$OUT
+	chown -R "$PG_OS_USER": "$R"
+	SUMMARY=$R/summary.md
+	: >"$SUMMARY"
+	chmod 644 "$SUMMARY"
+	as_pg mkdir -p "$R/runs" "$R/scripts"
+	cd "$W"
+
+	NODES=(coord)
+	for ((i = 1; i <= NPART; i++)); do NODES+=("p$i"); done
+	port=$BASE_PORT
+	limit=$((port + 200))
+	for node in "${NODES[@]}" lp1 lp2; do
+		while ! port_free "$port"; do
+			port=$((port + 1))
+			[[ $port -lt $limit ]] || die "no free port below $limit"
+		done
+		PORT[$node]=$port
+		port=$((port + 1))
+	done
+
+	heading "Start ${#NODES[@]} servers in $W"
+	for node in "${NODES[@]}"; do
+		(as_pg initdb -D "$W/$node" -U postgres --auth=trust --no-instructions) \
+			>"$W/$node.initdb.log" 2>&1 || { cat "$W/$node.initdb.log"; die "initdb $node failed"; }
+		(as_pg tee "$W/$node/pg_hba.conf") >/dev/null <<-EOF
+			# benchmark only: trust on loopback and the private socket directory
+			local all all               trust
+			host  all all 127.0.0.1/32  trust
+		EOF
+		mpx=200
+		[[ $node == p1 || $node == p2 ]] && mpx=$((INDOUBT + 200))
+		{
+			echo "# pg_dtx benchmark"
+			echo "cluster_name = '$node'"
+			echo "listen_addresses = '127.0.0.1'"
+			echo "port = ${PORT[$node]}"
+			echo "unix_socket_directories = '$W'"
+			echo "log_line_prefix = '%m [%p] %q%a '"
+			echo "fsync = on"
+			echo "synchronous_commit = on"
+			echo "full_page_writes = on"
+			echo "max_connections = 100"
+			echo "shared_buffers = 128MB"
+			echo "max_wal_size = 4GB"
+			echo "checkpoint_timeout = 30min"
+			if [[ $node == coord ]]; then
+				echo "shared_preload_libraries = 'pg_dtx'"
+				echo "max_prepared_transactions = 0"
+			else
+				echo "max_prepared_transactions = $mpx"
+			fi
+		} | (as_pg tee -a "$W/$node/postgresql.conf") >/dev/null
+		(as_pg pg_ctl -D "$W/$node" -l "$W/$node.log" -w -t 60 start) >/dev/null ||
+			die "$node did not start"
+		as_pg createdb -h 127.0.0.1 -p "${PORT[$node]}" -U postgres bench
+	done
+
+	heading "Schema and data (${ACCOUNTS} accounts per table)"
+	pd=()
+	for ((i = 1; i <= NPART; i++)); do
+		q "p$i" <<-SQL &
+			CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL, filler char(84) NOT NULL DEFAULT '');
+			INSERT INTO accounts (id, balance) SELECT g, 0 FROM generate_series(1, $ACCOUNTS) g;
+			VACUUM ANALYZE accounts;
+			CHECKPOINT;
+		SQL
+		pd+=($!)
+	done
+	{
+		echo "CREATE EXTENSION pg_dtx; CREATE EXTENSION postgres_fdw; CREATE EXTENSION dblink;"
+		echo "CREATE SCHEMA fdw; CREATE SCHEMA fdwpc;"
+		for i in 1 2; do
+			echo "CREATE TABLE accounts_$i (id int PRIMARY KEY, balance bigint NOT NULL, filler char(84) NOT NULL DEFAULT '');"
+			echo "INSERT INTO accounts_$i (id, balance) SELECT g, 0 FROM generate_series(1, $ACCOUNTS) g;"
+			echo "VACUUM ANALYZE accounts_$i;"
+		done
+		# servers p1..pN (lp1/lp2, through the proxies, are made by the latency run)
+		local name
+		for name in $(seq -f 'p%g' 1 "$NPART"); do
+			server_sql "$name"
+		done
+		echo "CHECKPOINT;"
+	} | q coord
+	for i in "${pd[@]}"; do wait "$i" || die "loading a participant failed"; done
+}
+
+print_header() {
+	local s
+	out "# pg_dtx benchmark: atomic at no cost?"
+	out ""
+	out "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	out "- command: \`$COMMAND_LINE\`$([[ $QUICK == 1 ]] && echo ' (quick: a smoke test, not a measurement)')"
+	out "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ { print $2 }') GB RAM, $(uname -sr)"
+	out "- load at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shares its $(nproc) CPUs)"
+	out "- pg_dtx built from the work tree at $(git -C "$BENCH_SRC/.." describe --always --dirty 2>/dev/null || echo '?') ($(git -C "$BENCH_SRC/.." status --porcelain -- src sql 2>/dev/null | wc -l) uncommitted file(s) in src/ and sql/), $(val coord 'SELECT version()' | cut -d, -f1)"
+	out "- servers: 1 coordinator + $NPART participants, separate instances on 127.0.0.1, data in $W (ext4)"
+	out "- pgbench: -M prepared, -c $CLIENTS -j $CLIENTS, $TIME s per variant per round, $ROUNDS round(s), variants interleaved (order rotating), $WARM s warm-up each"
+	out ""
+	out "Settings (coordinator / participant p1):"
+	out ""
+	out '```'
+	s="name IN ('fsync','synchronous_commit','full_page_writes','wal_sync_method','shared_buffers','max_connections','max_prepared_transactions','max_wal_size','checkpoint_timeout','shared_preload_libraries','wal_level','max_worker_processes') OR name LIKE 'dtx.%'"
+	q coord -At -F ' = ' -c "SELECT name, current_setting(name) FROM pg_settings WHERE $s ORDER BY name" | sed 's/^/coord: /' | tee -a "$SUMMARY"
+	q p1 -At -F ' = ' -c "SELECT name, current_setting(name) FROM pg_settings WHERE $s ORDER BY name" | sed 's/^/p1:    /' | tee -a "$SUMMARY"
+	out '```'
+}
+
+# --- main comparison -----------------------------------------------------------------
+
+VARIANTS=(local fdw fdwpc dblink dtx)
+declare -A VNAME=([local]="local (coordinator tables)" [fdw]="postgres_fdw" [fdwpc]="postgres_fdw parallel_commit"
+	[dblink]="dblink 2PC (hand-written)" [dtx]="pg_dtx")
+
+dtx_phase_times() {
+	# average PREPARE phase and COMMIT PREPARED phase (ms) since the last reset
+	val coord "SELECT round((prepare_time_ms / nullif(two_phase_commits, 0))::numeric, 3) || ' ' || round((commit_prepared_time_ms / nullif(two_phase_commits, 0))::numeric, 3) FROM dtx.stats()" 2>/dev/null ||
+		echo "? ?"
+}
+
+main_section() {
+	local v r i res file
+	section "Main comparison: 2 participants, $CLIENTS clients, $ROUNDS x $TIME s per variant"
+	for v in "${VARIANTS[@]}"; do
+		gen_script "$v" 2 p >"$R/scripts/$v.pgb"
+	done
+	log "warm-up: ${WARM}s per variant"
+	for v in "${VARIANTS[@]}"; do
+		bench_run "warm-$v" "$R/scripts/$v.pgb" "$CLIENTS" "$WARM" >/dev/null
+	done
+	file=$R/main.tsv
+	: >"$file"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((i = 0; i < ${#VARIANTS[@]}; i++)); do
+			v=${VARIANTS[$(((i + r - 1) % ${#VARIANTS[@]}))]}
+			[[ $v == dtx ]] && val coord "SELECT dtx.stats_reset()" >/dev/null
+			res=$(bench_run "main-r$r-$v" "$R/scripts/$v.pgb" "$CLIENTS" "$TIME")
+			if [[ $v == dtx ]]; then res="$res $(dtx_phase_times)"; fi
+			echo "$r $v $res" >>"$file"
+			log "round $r $(printf '%-7s' "$v"): tps p50 p99 n cpu-coord cpu-parts [prepare commit-prepared] = $res (load $(cut -d' ' -f1 /proc/loadavg))"
+		done
+	done
+
+	out "| variant | atomic | tps | p50 ms | p99 ms | CPU ms per transaction: coordinator | participants |"
+	out "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+	for v in "${VARIANTS[@]}"; do
+		local atomic=no c cells=""
+		[[ $v == local || $v == dtx ]] && atomic=yes
+		[[ $v == dblink ]] && atomic="yes, no recovery"
+		for c in 3:%.0f 4:%.2f 5:%.2f 7:%.3f 8:%.3f; do
+			cells+=" $(awk -v v="$v" -v c="${c%%:*}" '$2 == v { print $c }' "$file" | median | xargs printf "${c#*:}") |"
+		done
+		out "| ${VNAME[$v]} | $atomic |$cells"
+	done
+	out ""
+	out "Ratios, pg_dtx / other (median of the per-round ratios; tps below 1 and latency above 1 mean pg_dtx is slower):"
+	out ""
+	out "| pg_dtx vs | tps | p50 | p99 |"
+	out "| --- | ---: | ---: | ---: |"
+	for v in local fdw fdwpc dblink; do
+		local col cells=""
+		for col in 3 4 5; do
+			cells+=" $(awk -v v="$v" -v c="$col" '$2 == v { o[$1] = $c } $2 == "dtx" { d[$1] = $c }
+				END { for (r in d) if ((r in o) && o[r] > 0) print d[r] / o[r] }' "$file" | median | xargs printf '%.2f') |"
+		done
+		out "| ${VNAME[$v]} |$cells"
+	done
+	out ""
+	out "pg_dtx phases (dtx.stats, median of rounds): PREPARE phase $(awk '$2 == "dtx" { print $9 }' "$file" | median) ms, COMMIT PREPARED phase $(awk '$2 == "dtx" { print $10 }' "$file" | median) ms per transaction."
+	out ""
+	out "Per round (round, variant, tps, p50 ms, p99 ms, transactions, CPU ms per transaction on the coordinator and on the participants; pg_dtx: PREPARE and COMMIT PREPARED phase ms):"
+	out ""
+	out '```'
+	tee -a "$SUMMARY" <"$file"
+	out '```'
+}
+
+# --- participant sweep ------------------------------------------------------------------
+
+sweep_section() {
+	local k v res file=$R/sweep.tsv ks=()
+	for k in 2 4 8; do [[ $k -le $NPART ]] && ks+=("$k"); done
+	section "Participant sweep: ${ks[*]} participants per transaction, $CLIENTS clients, $SWEEP_TIME s each ($NPART separate participant instances)"
+	: >"$file"
+	for k in "${ks[@]}"; do
+		for v in fdwpc dtx; do
+			gen_script "$v" "$k" p >"$R/scripts/sweep-$v-$k.pgb"
+			bench_run "sweep-$v-$k" "$R/scripts/sweep-$v-$k.pgb" "$CLIENTS" 1 >/dev/null # warm-up
+			res=$(bench_run "sweep-$v-$k" "$R/scripts/sweep-$v-$k.pgb" "$CLIENTS" "$SWEEP_TIME")
+			echo "$k $v $res" >>"$file"
+			log "sweep $k participants $(printf '%-6s' "$v"): tps p50 p99 n = $res"
+		done
+	done
+	out "| participants | postgres_fdw parallel_commit tps | pg_dtx tps | tps ratio | fdw p50 ms | pg_dtx p50 ms | fdw p99 ms | pg_dtx p99 ms | p99 ratio |"
+	out "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	for k in "${ks[@]}"; do
+		out "$(awk -v k="$k" '$1 == k && $2 == "fdwpc" { ft = $3; f50 = $4; f99 = $5 } $1 == k && $2 == "dtx" { dt = $3; d50 = $4; d99 = $5 }
+			END { printf "| %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |", k, ft, dt, dt / ft, f50, d50, f99, d99, d99 / f99 }' "$file")"
+	done
+}
+
+# --- latency-injected run -----------------------------------------------------------------
+
+start_proxies() {
+	local delay=$1 i pidfile
+	PROXY_PIDS=()
+	for i in 1 2; do
+		pidfile=$W/proxy-lp$i.pid
+		rm -f "$pidfile"
+		as_pg /usr/bin/python3 "$BENCH_SRC/delay_proxy.py" --listen "127.0.0.1:${PORT[lp$i]}" \
+			--target "127.0.0.1:${PORT[p$i]}" --delay-ms "$delay" --pidfile "$pidfile" \
+			2>>"$W/proxy.log" &
+		PROXY_PIDS+=($!)
+	done
+	for i in 1 2; do
+		local n=0
+		while ! [[ -s $W/proxy-lp$i.pid ]] || port_free "${PORT[lp$i]}"; do
+			sleep 0.1
+			n=$((n + 1))
+			[[ $n -lt 100 ]] || die "proxy lp$i did not start"
+		done
+	done
+}
+
+stop_proxies() {
+	local pid i
+	for i in 1 2; do
+		# the proxy itself (runuser, its parent, exits with it)
+		[[ -s $W/proxy-lp$i.pid ]] && kill "$(cat "$W/proxy-lp$i.pid")" 2>/dev/null
+		rm -f "$W/proxy-lp$i.pid"
+	done
+	for pid in "${PROXY_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	PROXY_PIDS=()
+}
+
+latency_section() {
+	local delay v res file=$R/latency.tsv rtt
+	local lvariants=(fdw fdwpc dblink dtx)
+	section "Latency injected: a proxy in front of p1 and p2 adding 1 ms and 5 ms per round trip, $LAT_CLIENTS client(s), $LAT_TIME s each"
+	: >"$file"
+	for v in "${lvariants[@]}"; do
+		gen_script "$v" 2 lp >"$R/scripts/latency-$v.pgb"
+	done
+	{ server_sql lp1; server_sql lp2; } | q coord
+	for delay in 0.5 2.5; do
+		rtt=$(awk -v d="$delay" 'BEGIN { print 2 * d }')
+		start_proxies "$delay"
+		for v in "${lvariants[@]}"; do
+			bench_run "lat$rtt-$v-warm" "$R/scripts/latency-$v.pgb" "$LAT_CLIENTS" 1 >/dev/null
+			res=$(bench_run "lat$rtt-$v" "$R/scripts/latency-$v.pgb" "$LAT_CLIENTS" "$LAT_TIME")
+			echo "$rtt $v $res" >>"$file"
+			log "latency +${rtt}ms RTT $(printf '%-6s' "$v"): tps p50 p99 n = $res"
+		done
+		if [[ $delay == 2.5 ]]; then
+			# finish what is pending with the proxies still up, then forget them
+			val coord "SELECT count(*) FROM dtx.resolve()" >/dev/null
+			q coord -c "DROP SERVER lp1, lp2, fdw_lp1, fdw_lp2, fdwpc_lp1, fdwpc_lp2 CASCADE" 2>/dev/null
+		fi
+		stop_proxies
+	done
+	out "| variant | p50 ms, +1 ms RTT | p99 ms, +1 ms RTT | p50 ms, +5 ms RTT | p99 ms, +5 ms RTT | round trips on the critical path (p50 slope) |"
+	out "| --- | ---: | ---: | ---: | ---: | ---: |"
+	for v in "${lvariants[@]}"; do
+		out "$(awk -v v="$v" -v name="${VNAME[$v]}" '$2 == v && $1 == 1 { a50 = $4; a99 = $5 } $2 == v && $1 == 5 { b50 = $4; b99 = $5 }
+			END { printf "| %s | %.2f | %.2f | %.2f | %.2f | %.1f |", name, a50, a99, b50, b99, (b50 - a50) / 4 }' "$file")"
+	done
+	out ""
+	out "pg_dtx minus postgres_fdw, in round trips of the injected delay (p50):"
+	out ""
+	for v in fdw fdwpc dblink; do
+		out "- vs ${VNAME[$v]}: $(awk -v v="$v" '$2 == v { o[$1] = $4 } $2 == "dtx" { d[$1] = $4 }
+			END { printf "%+.2f ms = %+.1f round trips at 1 ms, %+.2f ms = %+.1f round trips at 5 ms", d[1] - o[1], d[1] - o[1], d[5] - o[5], (d[5] - o[5]) / 5 }' "$file")"
+	done
+	out ""
+	out "(The slope column is (p50 at 5 ms - p50 at 1 ms) / 4 ms: how many sequential round trips to the participants a transaction waits for.)"
+}
+
+# --- resolver -------------------------------------------------------------------------------
+
+# make_in_doubt N: N committed transactions in doubt on p1 and p2: a decision
+# row per transaction (inserted by a real local transaction whose xid it
+# records, as pg_dtx does) and, on each participant, a transaction prepared
+# under the global id pg_dtx would give it.
+make_in_doubt() {
+	local n=$1 ids t0 t1 per
+	ids=$(val coord "SELECT (SELECT CASE WHEN c < 0 THEN c::numeric + 18446744073709551616 ELSE c END FROM dtx.coordinator_id() c)
+		|| ' ' || dtx.coordinator_id() || ' ' || (SELECT oid FROM pg_database WHERE datname = current_database())
+		|| ' ' || (SELECT oid FROM pg_foreign_server WHERE srvname = 'p1') || ' ' || (SELECT oid FROM pg_foreign_server WHERE srvname = 'p2')
+		|| ' ' || 'postgres'::regrole::oid")
+	read -r UCOORD SCOORD DBOID P1OID P2OID ME <<<"$ids"
+	local mark
+	mark=$(val coord "SELECT clock_timestamp()")
+	echo "INSERT INTO dtx.decisions VALUES (pg_current_xact_id(), :coord, ARRAY[:p1, :p2]::oid[], ARRAY[:me, :me]::oid[], now());" |
+		as_pg tee "$W/decision.pgb" >/dev/null
+	per=$(( (n + 3) / 4 ))
+	as_pg pgbench -n -M simple -h 127.0.0.1 -p "${PORT[coord]}" -U postgres -c 4 -j 2 -t "$per" \
+		-D coord="$SCOORD" -D p1="$P1OID" -D p2="$P2OID" -D me="$ME" -f "$W/decision.pgb" bench >"$W/decisions.out" 2>&1 ||
+		{ cat "$W/decisions.out"; die "inserting decisions failed"; }
+	local i oid
+	for i in 1 2; do
+		oid=$P1OID
+		[[ $i == 2 ]] && oid=$P2OID
+		val coord "SELECT format('BEGIN; UPDATE accounts SET balance = balance WHERE id = %s; PREPARE TRANSACTION %L;',
+				row_number() OVER (ORDER BY xid), format('dtx_%s_%s_%s_%s_%s_%s', $UCOORD, $DBOID, xid, $oid, $ME, $i))
+			FROM dtx.decisions WHERE created_at >= '$mark' ORDER BY xid LIMIT $n" | as_pg tee "$W/prepare-p$i.sql" >/dev/null
+	done
+	t0=$(now)
+	q p1 -f "$W/prepare-p1.sql" >/dev/null &
+	local a=$!
+	q p2 -f "$W/prepare-p2.sql" >/dev/null &
+	local b=$!
+	wait $a && wait $b || die "preparing the in-doubt transactions failed"
+	t1=$(now)
+	log "made $(val p1 'SELECT count(*) FROM pg_prepared_xacts') + $(val p2 'SELECT count(*) FROM pg_prepared_xacts') in-doubt prepared transactions in $(elapsed "$t0" "$t1") s"
+}
+
+prepared_left() { echo $(($(val p1 'SELECT count(*) FROM pg_prepared_xacts') + $(val p2 'SELECT count(*) FROM pg_prepared_xacts'))); }
+
+# resolve_once N: N in doubt on each of p1, p2, then one dtx.resolve(), timed
+# (the prepared transactions are counted every 0.25 s meanwhile); prints
+# "seconds_until_none_prepared seconds_until_returned actions"
+resolve_once() {
+	local n=$1 t0 t1 t_empty="" left
+	make_in_doubt "$n"
+	rm -f "$W/resolve.out"
+	t0=$(now)
+	(val coord "SELECT count(*) || ' actions (' || count(*) FILTER (WHERE outcome = 'done') || ' done, ' || count(*) FILTER (WHERE outcome LIKE 'failed%') || ' failed)' FROM dtx.resolve()" >"$W/resolve.tmp" &&
+		mv "$W/resolve.tmp" "$W/resolve.out") &
+	local bg=$!
+	while [[ ! -s $W/resolve.out ]]; do
+		if [[ -z $t_empty ]]; then
+			left=$(prepared_left)
+			[[ $left -eq 0 ]] && t_empty=$(now)
+		fi
+		kill -0 "$bg" 2>/dev/null || break
+		sleep 0.25
+	done
+	wait "$bg" || die "dtx.resolve() failed"
+	t1=$(now)
+	[[ -n $t_empty ]] || { left=$(prepared_left); [[ $left -eq 0 ]] && t_empty=$t1; }
+	[[ -n $t_empty ]] || die "dtx.resolve() left $left prepared transactions"
+	echo "$(elapsed "$t0" "$t_empty") $(elapsed "$t0" "$t1") $(cat "$W/resolve.out")"
+}
+
+resolver_section() {
+	local t0 t1 t_empty="" t_done="" left dec n=$INDOUBT small res
+	small=$((INDOUBT / 5))
+	section "Resolver: in-doubt committed transactions on p1 and p2, finished by dtx.resolve() and by the background resolver"
+	q coord -c "ALTER SYSTEM SET dtx.resolver_interval = 0" -c "SELECT pg_reload_conf()" >/dev/null
+	sleep 2
+	val coord "SELECT count(*) FROM dtx.resolve()" >/dev/null
+
+	out "| in doubt per participant | prepared transactions | how | none left prepared after | pass ended after | prepared transactions finished per second |"
+	out "| ---: | ---: | --- | ---: | ---: | ---: |"
+	for n in "$small" "$INDOUBT"; do
+		res=$(resolve_once "$n")
+		log "dtx.resolve() with $n in doubt per participant: $res"
+		out "$(echo "$res" | awk -v n="$n" '{ printf "| %d | %d | one `SELECT count(*) FROM dtx.resolve()`: %s %s %s %s %s %s | %.1f s | %.1f s | %.0f |", n, 2 * n, $3, $4, $5, $6, $7, $8, $1, $2, 2 * n / $1 }')"
+	done
+
+	# the background resolver
+	n=$INDOUBT
+	make_in_doubt "$n"
+	t0=$(now)
+	q coord -c "ALTER SYSTEM SET dtx.resolver_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
+	while :; do
+		t1=$(now)
+		if [[ -z $t_empty ]]; then
+			left=$(prepared_left)
+			[[ $left -eq 0 ]] && t_empty=$t1
+		fi
+		if [[ -n $t_empty ]]; then
+			dec=$(val coord "SELECT count(*) FROM dtx.decisions")
+			[[ $dec -eq 0 ]] && { t_done=$t1; break; }
+		fi
+		if awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a > 900) }'; then
+			break
+		fi
+		sleep 0.25
+	done
+	out "| $n | $((2 * n)) | background resolver, \`dtx.resolver_interval = 1s\` (timed from the reload) | ${t_empty:+$(elapsed "$t0" "$t_empty") s} | ${t_done:+$(elapsed "$t0" "$t_done") s (decisions deleted)} | $([[ -n $t_empty ]] && awk -v n=$((2 * n)) -v s="$(elapsed "$t0" "$t_empty")" 'BEGIN { printf "%.0f", n / s }') |"
+	q coord -c "ALTER SYSTEM RESET dtx.resolver_interval" -c "SELECT pg_reload_conf()" >/dev/null
+	[[ -n $t_done ]] || val coord "SELECT count(*) FROM dtx.resolve()" >/dev/null
+	out ""
+	out "Decisions left: $(val coord 'SELECT count(*) FROM dtx.decisions'), in doubt: $(val coord 'SELECT count(*) FROM dtx.in_doubt'), prepared on p1+p2: $(prepared_left)."
+}
+
+# --- memory ---------------------------------------------------------------------------------
+
+memory_section() {
+	local marks="1 1000 10000 100000" m list=""
+	for m in $marks; do [[ $m -le $MEM_XACTS ]] && list+="$m "; done
+	section "Memory: one coordinator backend running $MEM_XACTS pg_dtx transactions (psql, one session)"
+	val coord "SELECT count(*) FROM dtx.resolve()" >/dev/null
+	awk -v n="$MEM_XACTS" -v marks="$list" -v accts="$ACCOUNTS" 'BEGIN {
+		k = split(marks, m, " "); for (i = 1; i <= k; i++) mark[m[i]] = 1
+		print "\\o /dev/null"
+		print "SELECT clock_timestamp() AS t0 \\gset"
+		for (i = 1; i <= n; i++) {
+			print "BEGIN;"
+			print "SELECT dtx.exec(\047p1\047, \047UPDATE accounts SET balance = balance - 1 WHERE id = $1\047, 1 + (random() * " accts - 1 ")::int);"
+			print "SELECT dtx.exec(\047p2\047, \047UPDATE accounts SET balance = balance + 1 WHERE id = $1\047, 1 + (random() * " accts - 1 ")::int);"
+			print "COMMIT;"
+			if (i in mark) {
+				print "\\o"
+				print "SELECT " i ", round(extract(epoch FROM clock_timestamp() - :\047t0\047::timestamptz)::numeric, 1),"
+				print "  (regexp_match(pg_read_file(\047/proc/self/status\047), \047VmRSS:\\s+(\\d+)\047))[1],"
+				print "  (regexp_match(pg_read_file(\047/proc/self/status\047), \047RssAnon:\\s+(\\d+)\047))[1],"
+				print "  (SELECT sum(total_bytes) / 1024 FROM pg_backend_memory_contexts),"
+				print "  (SELECT count(*) FROM pg_backend_memory_contexts),"
+				print "  (SELECT count(*) FROM dtx.connections()),"
+				print "  pg_relation_size(\047dtx.decisions\047) / 1024;"
+				print "\\o /dev/null"
+			}
+		}
+	}' | q coord -At -F ' ' >"$R/memory.txt" || die "memory test failed"
+	# the biggest contexts at the end, for the record
+	out "| transactions | seconds | VmRSS kB | RssAnon kB | memory contexts kB | contexts | remote connections | dtx.decisions kB |"
+	out "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	awk '{ printf "| %d | %s | %d | %d | %d | %d | %d | %d |\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$R/memory.txt" | tee -a "$SUMMARY"
+	out ""
+	out "$(awk 'NR == 1 || $1 == 1000 { c0 = $5; r0 = $4; n0 = $1 } { c1 = $5; r1 = $4; n1 = $1; k = $7 }
+		END { dc = c1 - c0; dr = r1 - r0
+			printf "From %d to %d transactions: memory contexts %+d kB, RssAnon %+d kB, %d remote connection(s) at the end: %s.",
+				n0, n1, dc, dr, k, (dc <= 64 && dr <= 1024) ? "flat" : "NOT flat (growing)" }' "$R/memory.txt")"
+	out ""
+	out "(VmRSS counts the shared buffers the backend has touched, which grows until it has seen all it uses; RssAnon and the memory contexts are its private memory. Flat: contexts within 64 kB and RssAnon within 1 MB.)"
+}
+
+# --- final checks ---------------------------------------------------------------------------
+
+final_checks() {
+	local i total=0 s prepared=0
+	for ((i = 1; i <= NPART; i++)); do
+		s=$(val "p$i" "SELECT coalesce(sum(balance), 0) FROM accounts")
+		total=$((total + s))
+		prepared=$((prepared + $(val "p$i" "SELECT count(*) FROM pg_prepared_xacts")))
+	done
+	section "Checks"
+	out "- sum of all participants' balances: $total (0: every transfer committed whole)"
+	out "- local accounts_1 + accounts_2: $(val coord 'SELECT (SELECT sum(balance) FROM accounts_1) + (SELECT sum(balance) FROM accounts_2)')"
+	out "- prepared transactions left on participants: $prepared; dtx.in_doubt: $(val coord 'SELECT count(*) FROM dtx.in_doubt')"
+	out "- dtx.stats: $(q coord -At -F ', ' -c "SELECT two_phase_commits || ' two-phase', one_phase_commits || ' one-phase', aborts || ' aborted', left_in_doubt || ' left in doubt', resolver_commits || ' resolver commits' FROM dtx.stats()")"
+	out "- load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# --- run --------------------------------------------------------------------------------------
+
+START=$(now)
+setup
+if [[ $SERVE == 1 ]]; then
+	for node in "${NODES[@]}"; do echo "$node: psql -h 127.0.0.1 -p ${PORT[$node]} -U postgres bench"; done
+	echo "proxy ports (not started): lp1 ${PORT[lp1]}, lp2 ${PORT[lp2]}; results dir $R; Ctrl-C to stop"
+	while :; do sleep 3600; done
+fi
+print_header
+want main && main_section
+want sweep && sweep_section
+want latency && latency_section
+want resolver && resolver_section
+want memory && memory_section
+final_checks
+out ""
+out "Total time: $(elapsed "$START" "$(now)") s. Raw results: $R"
