@@ -3,7 +3,7 @@
 # bench/run.sh - "Atomic at no cost": what pg_dtx's atomic commit costs next to
 # the non-atomic alternatives, on throw-away PostgreSQL 15 servers.
 #
-#   bash bench/run.sh            full run (about 13 minutes on an idle 2-CPU machine)
+#   bash bench/run.sh            full run (about 12 minutes on an idle 2-CPU machine)
 #   bash bench/run.sh --quick    short run (about 3 minutes): a smoke test, not a measurement
 #
 # Options (after --quick, if any, to override it):
@@ -37,8 +37,9 @@
 #             per-round ratios)
 #   sweep     2, 4, 8 participants per transaction: pg_dtx vs postgres_fdw
 #             parallel_commit
-#   latency   a delaying TCP proxy (bench/delay_proxy.py) in front of two
-#             participants, 1 ms and 5 ms added round trip; one client
+#   latency   one client, direct, then through a delaying TCP proxy
+#             (bench/delay_proxy.py) in front of two participants, 1 ms and
+#             5 ms added per round trip
 #   resolver  N in-doubt committed transactions over two participants; time of
 #             one dtx.resolve() and of the background resolver
 #   memory    one coordinator backend (VmRSS, RssAnon, memory contexts, remote
@@ -196,31 +197,33 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit 
 # delaying proxy).  The first account pays k-1, the others get 1 each, so that
 # every committed transfer keeps the total at 0.
 
+# amount K I: the change to the balance on participant I of K
+amount() { if [[ $2 -eq 1 ]]; then echo "- $(($1 - 1))"; else echo "+ 1"; fi; }
+
 gen_script() {
-	local variant=$1 k=$2 tag=$3 i amt
+	local variant=$1 k=$2 tag=$3 i
 	for ((i = 1; i <= k; i++)); do
 		echo "\\set id$i random(1, $ACCOUNTS)"
 	done
-	amt() { if [[ $1 -eq 1 ]]; then echo "- $((k - 1))"; else echo "+ 1"; fi; }
 	case $variant in
 	local)
 		echo "BEGIN;"
 		for ((i = 1; i <= k; i++)); do
-			echo "UPDATE accounts_$i SET balance = balance $(amt $i) WHERE id = :id$i;"
+			echo "UPDATE accounts_$i SET balance = balance $(amount "$k" "$i") WHERE id = :id$i;"
 		done
 		echo "COMMIT;"
 		;;
 	fdw | fdwpc)
 		echo "BEGIN;"
 		for ((i = 1; i <= k; i++)); do
-			echo "UPDATE $variant.accounts_$tag$i SET balance = balance $(amt $i) WHERE id = :id$i;"
+			echo "UPDATE $variant.accounts_$tag$i SET balance = balance $(amount "$k" "$i") WHERE id = :id$i;"
 		done
 		echo "COMMIT;"
 		;;
 	dtx)
 		echo "BEGIN;"
 		for ((i = 1; i <= k; i++)); do
-			echo "SELECT dtx.exec('$tag$i', 'UPDATE accounts SET balance = balance $(amt $i) WHERE id = \$1', :id$i::int);"
+			echo "SELECT dtx.exec('$tag$i', 'UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = \$1', :id$i::int);"
 		done
 		echo "COMMIT;"
 		;;
@@ -233,7 +236,7 @@ gen_script() {
 		for ((i = 1; i <= k; i++)); do conns+="${conns:+,}'$tag$i'"; done
 		echo "SELECT dblink_connect(c, 'fdw_' || c) FROM unnest(ARRAY[$conns]) c WHERE c <> ALL (coalesce(dblink_get_connections(), '{}'));"
 		for ((i = 1; i <= k; i++)); do
-			echo "SELECT dblink_exec('$tag$i', 'BEGIN; UPDATE accounts SET balance = balance $(amt $i) WHERE id = ' || :id$i::int);"
+			echo "SELECT dblink_exec('$tag$i', 'BEGIN; UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = ' || :id$i::int);"
 		done
 		for ((i = 1; i <= k; i++)); do
 			echo "SELECT dblink_exec('$tag$i', 'PREPARE TRANSACTION ' || quote_literal('bench_' || :run::text || '_' || :client_id::text || '_' || :n::text || '_$i'));"
@@ -249,7 +252,7 @@ gen_script() {
 # cpu_ticks: CPU time used so far (clock ticks) by each server - postmaster,
 # live children, and children already gone - as "coord p1 ... pN"
 cpu_ticks() {
-	local node pm t ch x y
+	local node pm t ch x
 	for node in "${NODES[@]}"; do
 		pm=$(head -n 1 "$W/$node/postmaster.pid")
 		# fields after the command name: 12 utime, 13 stime, 14 cutime, 15 cstime
@@ -425,7 +428,7 @@ print_header() {
 	out "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 	out "- command: \`$COMMAND_LINE\`$([[ $QUICK == 1 ]] && echo ' (quick: a smoke test, not a measurement)')"
 	out "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ { print $2 }') GB RAM, $(uname -sr)"
-	out "- load at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shares its $(nproc) CPUs)"
+	out "- load at start: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min; other work on the machine shares its $(nproc) CPUs; the loads printed later include this benchmark's own clients and servers, about $CLIENTS while pgbench runs)"
 	out "- pg_dtx built from the work tree at $(git -C "$BENCH_SRC/.." describe --always --dirty 2>/dev/null || echo '?') ($(git -C "$BENCH_SRC/.." status --porcelain -- src sql 2>/dev/null | wc -l) uncommitted file(s) in src/ and sql/), $(val coord 'SELECT version()' | cut -d, -f1)"
 	out "- servers: 1 coordinator + $NPART participants, separate instances on 127.0.0.1, data in $W (ext4)"
 	out "- pgbench: -M prepared, -c $CLIENTS -j $CLIENTS, $TIME s per variant per round, $ROUNDS round(s), variants interleaved (order rotating), $WARM s warm-up each"
@@ -451,8 +454,16 @@ dtx_phase_times() {
 		echo "? ?"
 }
 
+# WAL flushes (fdatasync) so far on coord, p1, p2 (pg_stat_wal)
+wal_syncs() {
+	local node
+	for node in coord p1 p2; do
+		printf '%s ' "$(val "$node" "SELECT wal_sync FROM pg_stat_wal")"
+	done
+}
+
 main_section() {
-	local v r i res file
+	local v r i res file w0
 	section "Main comparison: 2 participants, $CLIENTS clients, $ROUNDS x $TIME s per variant"
 	for v in "${VARIANTS[@]}"; do
 		gen_script "$v" 2 p >"$R/scripts/$v.pgb"
@@ -467,20 +478,24 @@ main_section() {
 		for ((i = 0; i < ${#VARIANTS[@]}; i++)); do
 			v=${VARIANTS[$(((i + r - 1) % ${#VARIANTS[@]}))]}
 			[[ $v == dtx ]] && val coord "SELECT dtx.stats_reset()" >/dev/null
+			w0=$(wal_syncs)
 			res=$(bench_run "main-r$r-$v" "$R/scripts/$v.pgb" "$CLIENTS" "$TIME")
+			res="$res $(awk -v a="$w0" -v b="$(wal_syncs)" -v n="$(echo "$res" | cut -d' ' -f4)" 'BEGIN {
+				split(a, x, " "); split(b, y, " "); if (n == 0) n = 1
+				printf "%.2f %.2f", (y[1] - x[1]) / n, (y[2] - x[2] + y[3] - x[3]) / n }')"
 			if [[ $v == dtx ]]; then res="$res $(dtx_phase_times)"; fi
 			echo "$r $v $res" >>"$file"
-			log "round $r $(printf '%-7s' "$v"): tps p50 p99 n cpu-coord cpu-parts [prepare commit-prepared] = $res (load $(cut -d' ' -f1 /proc/loadavg))"
+			log "round $r $(printf '%-7s' "$v"): tps p50 p99 n cpu-coord cpu-parts flush-coord flush-parts [prepare commit-prepared] = $res (load $(cut -d' ' -f1 /proc/loadavg))"
 		done
 	done
 
-	out "| variant | atomic | tps | p50 ms | p99 ms | CPU ms per transaction: coordinator | participants |"
-	out "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+	out "| variant | atomic | tps | p50 ms | p99 ms | CPU ms per transaction: coordinator | participants | WAL flushes per transaction: coordinator | participants |"
+	out "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for v in "${VARIANTS[@]}"; do
 		local atomic=no c cells=""
 		[[ $v == local || $v == dtx ]] && atomic=yes
 		[[ $v == dblink ]] && atomic="yes, no recovery"
-		for c in 3:%.0f 4:%.2f 5:%.2f 7:%.3f 8:%.3f; do
+		for c in 3:%.0f 4:%.2f 5:%.2f 7:%.3f 8:%.3f 9:%.2f 10:%.2f; do
 			cells+=" $(awk -v v="$v" -v c="${c%%:*}" '$2 == v { print $c }' "$file" | median | xargs printf "${c#*:}") |"
 		done
 		out "| ${VNAME[$v]} | $atomic |$cells"
@@ -499,9 +514,9 @@ main_section() {
 		out "| ${VNAME[$v]} |$cells"
 	done
 	out ""
-	out "pg_dtx phases (dtx.stats, median of rounds): PREPARE phase $(awk '$2 == "dtx" { print $9 }' "$file" | median) ms, COMMIT PREPARED phase $(awk '$2 == "dtx" { print $10 }' "$file" | median) ms per transaction."
+	out "pg_dtx phases (dtx.stats, median of rounds): PREPARE phase $(awk '$2 == "dtx" { print $11 }' "$file" | median) ms, COMMIT PREPARED phase $(awk '$2 == "dtx" { print $12 }' "$file" | median) ms per transaction."
 	out ""
-	out "Per round (round, variant, tps, p50 ms, p99 ms, transactions, CPU ms per transaction on the coordinator and on the participants; pg_dtx: PREPARE and COMMIT PREPARED phase ms):"
+	out "Per round (round, variant, tps, p50 ms, p99 ms, transactions, CPU ms per transaction on the coordinator and on the participants, WAL flushes per transaction on the coordinator and on the participants; pg_dtx: PREPARE and COMMIT PREPARED phase ms):"
 	out ""
 	out '```'
 	tee -a "$SUMMARY" <"$file"
@@ -569,45 +584,52 @@ stop_proxies() {
 }
 
 latency_section() {
-	local delay v res file=$R/latency.tsv rtt
+	local delay v res file=$R/latency.tsv rtt script
 	local lvariants=(fdw fdwpc dblink dtx)
-	section "Latency injected: a proxy in front of p1 and p2 adding 1 ms and 5 ms per round trip, $LAT_CLIENTS client(s), $LAT_TIME s each"
+	section "Latency: $LAT_CLIENTS client(s), $LAT_TIME s each, direct, then through a proxy in front of p1 and p2 adding 1 ms and 5 ms per round trip"
 	: >"$file"
 	for v in "${lvariants[@]}"; do
+		gen_script "$v" 2 p >"$R/scripts/latency-direct-$v.pgb"
 		gen_script "$v" 2 lp >"$R/scripts/latency-$v.pgb"
 	done
 	{ server_sql lp1; server_sql lp2; } | q coord
-	for delay in 0.5 2.5; do
-		rtt=$(awk -v d="$delay" 'BEGIN { print 2 * d }')
-		start_proxies "$delay"
+	for delay in direct 0.5 2.5; do
+		if [[ $delay == direct ]]; then
+			rtt=0
+			script=$R/scripts/latency-direct-
+		else
+			rtt=$(awk -v d="$delay" 'BEGIN { print 2 * d }')
+			script=$R/scripts/latency-
+			start_proxies "$delay"
+		fi
 		for v in "${lvariants[@]}"; do
-			bench_run "lat$rtt-$v-warm" "$R/scripts/latency-$v.pgb" "$LAT_CLIENTS" 1 >/dev/null
-			res=$(bench_run "lat$rtt-$v" "$R/scripts/latency-$v.pgb" "$LAT_CLIENTS" "$LAT_TIME")
+			bench_run "lat$rtt-$v-warm" "$script$v.pgb" "$LAT_CLIENTS" 1 >/dev/null
+			res=$(bench_run "lat$rtt-$v" "$script$v.pgb" "$LAT_CLIENTS" "$LAT_TIME")
 			echo "$rtt $v $res" >>"$file"
-			log "latency +${rtt}ms RTT $(printf '%-6s' "$v"): tps p50 p99 n = $res"
+			log "latency +${rtt}ms RTT $(printf '%-6s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
 		done
 		if [[ $delay == 2.5 ]]; then
 			# finish what is pending with the proxies still up, then forget them
 			val coord "SELECT count(*) FROM dtx.resolve()" >/dev/null
 			q coord -c "DROP SERVER lp1, lp2, fdw_lp1, fdw_lp2, fdwpc_lp1, fdwpc_lp2 CASCADE" 2>/dev/null
 		fi
-		stop_proxies
+		[[ $delay == direct ]] || stop_proxies
 	done
-	out "| variant | p50 ms, +1 ms RTT | p99 ms, +1 ms RTT | p50 ms, +5 ms RTT | p99 ms, +5 ms RTT | round trips on the critical path (p50 slope) |"
-	out "| --- | ---: | ---: | ---: | ---: | ---: |"
+	out "| variant | p50 ms, direct | p99 ms, direct | p50 ms, +1 ms RTT | p99 ms, +1 ms RTT | p50 ms, +5 ms RTT | p99 ms, +5 ms RTT | round trips on the critical path (p50 slope) |"
+	out "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for v in "${lvariants[@]}"; do
-		out "$(awk -v v="$v" -v name="${VNAME[$v]}" '$2 == v && $1 == 1 { a50 = $4; a99 = $5 } $2 == v && $1 == 5 { b50 = $4; b99 = $5 }
-			END { printf "| %s | %.2f | %.2f | %.2f | %.2f | %.1f |", name, a50, a99, b50, b99, (b50 - a50) / 4 }' "$file")"
+		out "$(awk -v v="$v" -v name="${VNAME[$v]}" '$2 == v { p50[$1] = $4; p99[$1] = $5 }
+			END { printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |", name, p50[0], p99[0], p50[1], p99[1], p50[5], p99[5], (p50[5] - p50[1]) / 4 }' "$file")"
 	done
 	out ""
-	out "pg_dtx minus postgres_fdw, in round trips of the injected delay (p50):"
+	out "pg_dtx minus the others, p50, in round trips of the injected delay:"
 	out ""
 	for v in fdw fdwpc dblink; do
 		out "- vs ${VNAME[$v]}: $(awk -v v="$v" '$2 == v { o[$1] = $4 } $2 == "dtx" { d[$1] = $4 }
-			END { printf "%+.2f ms = %+.1f round trips at 1 ms, %+.2f ms = %+.1f round trips at 5 ms", d[1] - o[1], d[1] - o[1], d[5] - o[5], (d[5] - o[5]) / 5 }' "$file")"
+			END { printf "%+.2f ms direct; %+.2f ms = %+.1f round trips at 1 ms; %+.2f ms = %+.1f round trips at 5 ms", d[0] - o[0], d[1] - o[1], d[1] - o[1], d[5] - o[5], (d[5] - o[5]) / 5 }' "$file")"
 	done
 	out ""
-	out "(The slope column is (p50 at 5 ms - p50 at 1 ms) / 4 ms: how many sequential round trips to the participants a transaction waits for.)"
+	out "(The slope column is (p50 at 5 ms - p50 at 1 ms) / 4 ms: how many sequential round trips to the participants a transaction waits for. \"direct\" is loopback without the proxy.)"
 }
 
 # --- resolver -------------------------------------------------------------------------------
@@ -644,7 +666,9 @@ make_in_doubt() {
 	local a=$!
 	q p2 -f "$W/prepare-p2.sql" >/dev/null &
 	local b=$!
-	wait $a && wait $b || die "preparing the in-doubt transactions failed"
+	if ! wait $a || ! wait $b; then
+		die "preparing the in-doubt transactions failed"
+	fi
 	t1=$(now)
 	log "made $(val p1 'SELECT count(*) FROM pg_prepared_xacts') + $(val p2 'SELECT count(*) FROM pg_prepared_xacts') in-doubt prepared transactions in $(elapsed "$t0" "$t1") s"
 }
