@@ -26,13 +26,16 @@ COMMENT ON FOREIGN DATA WRAPPER dtx IS
 -- The row is inserted inside the local transaction, so the local commit
 -- record is the commit decision. Rows go once every participant confirmed
 -- COMMIT PREPARED.  Participant i (from 1) of a decision prepared under
--- the global id dtx_<coordinator_id>_<database OID>_<xid>_<servers[i]>_<userids[i]>_<i>.
+-- the global id dtx_<coordinator_id>_<database OID>_<xid>_<servers[i]>_<userids[i]>_<i>_<nonce>.
+-- The nonce, random, tells apart two transactions that got the same xid
+-- across a crash of the coordinator (0, and no _<nonce>, for version 1.0).
 CREATE TABLE dtx.decisions (
     xid             pg_catalog.xid8        NOT NULL PRIMARY KEY,  -- local (coordinator) transaction
     coordinator_id  pg_catalog.int8        NOT NULL,              -- coordinator id in the global ids
     servers         pg_catalog.oid[]       NOT NULL,              -- foreign servers that prepared
     userids         pg_catalog.oid[]       NOT NULL,              -- local role of each one's user mapping
-    created_at      pg_catalog.timestamptz NOT NULL
+    created_at      pg_catalog.timestamptz NOT NULL,
+    nonce           pg_catalog.int8        NOT NULL DEFAULT 0     -- in the global ids
 );
 
 -- The cluster behind each participant server, recorded at first use, so that
@@ -135,7 +138,8 @@ COMMENT ON FUNCTION dtx.resolve() IS
   'run one resolver pass now: finish every in-doubt transaction of this database that can be finished';
 
 CREATE FUNCTION dtx.global_id(coordinator_id pg_catalog.int8, xid pg_catalog.xid8,
-                              server pg_catalog.oid, userid pg_catalog.oid, n pg_catalog.int4)
+                              server pg_catalog.oid, userid pg_catalog.oid, n pg_catalog.int4,
+                              nonce pg_catalog.int8 DEFAULT 0)
 RETURNS pg_catalog.text
 AS 'MODULE_PATHNAME', 'dtx_global_id'
 LANGUAGE C STABLE STRICT;
@@ -278,11 +282,29 @@ REVOKE ALL ON FUNCTION dtx.resolve_manually(pg_catalog.text, pg_catalog.bool) FR
 COMMENT ON FUNCTION dtx.resolve_manually(pg_catalog.text, pg_catalog.bool) IS
   'commit or roll back one prepared transaction by hand (superuser; logged)';
 
--- Transactions not yet finished everywhere: one row per participant of a
--- commit decision that has not confirmed COMMIT PREPARED.  Everybody sees
--- the transactions of the roles they belong to; pg_read_all_stats all.
+-- Prepared transactions without a decision that the resolver's last pass
+-- could not finish, for dtx.in_doubt (rewritten by every pass).
+CREATE TABLE dtx.undecided (
+    server_id   pg_catalog.oid         NOT NULL,
+    global_id   pg_catalog.text        NOT NULL,
+    xid         pg_catalog.xid8        NOT NULL,
+    userid      pg_catalog.oid         NOT NULL,
+    first_seen  pg_catalog.timestamptz NOT NULL,
+    seen_at     pg_catalog.timestamptz NOT NULL,
+    last_error  pg_catalog.text,
+    PRIMARY KEY (server_id, global_id)
+);
+REVOKE ALL ON dtx.undecided FROM PUBLIC;
+
+-- Transactions not yet finished everywhere.  'commit': one row per
+-- participant of a commit decision that has not confirmed COMMIT PREPARED.
+-- 'none yet': a prepared transaction without a decision that the
+-- resolver's last pass saw on a participant and could not finish (its local
+-- transaction was still running, or ROLLBACK PREPARED failed); age counts
+-- from the first pass that saw it.  Everybody sees the transactions of the
+-- roles they belong to; pg_read_all_stats all.
 CREATE VIEW dtx.in_doubt AS
-SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalog.int4) AS global_id,
+SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalog.int4, d.nonce) AS global_id,
        s.srvname AS server,
        'commit'::pg_catalog.text AS decision,
        d.xid AS xid,
@@ -296,6 +318,21 @@ SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalo
   LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) p.server
  WHERE d.xid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT c.xid FROM dtx.confirmed_pending() c))
    AND (pg_catalog.pg_has_role(p.userid, 'MEMBER')
+        OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
+UNION ALL
+SELECT u.global_id,
+       s.srvname,
+       'none yet'::pg_catalog.text,
+       u.xid,
+       pg_catalog.now() OPERATOR(pg_catalog.-) u.first_seen,
+       r.failures,
+       COALESCE(u.last_error, r.last_error),
+       r.next_attempt
+  FROM dtx.undecided u
+  LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) u.server_id
+  LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) u.server_id
+ WHERE NOT EXISTS (SELECT 1 FROM dtx.decisions d WHERE d.xid OPERATOR(pg_catalog.=) u.xid)
+   AND (pg_catalog.pg_has_role(u.userid, 'MEMBER')
         OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'));
 GRANT SELECT ON dtx.in_doubt TO PUBLIC;
 

@@ -253,6 +253,8 @@ DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz op_deadline)
 void
 DtxDisconnect(DtxConnection *c)
 {
+	if (c->commit_in_flight)
+		DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_DROP);
 	if (c->conn != NULL)
 	{
 		PQfinish(c->conn);
@@ -304,6 +306,10 @@ DtxCloseUnusableConnections(void)
 	{
 		if (c->conn == NULL)
 			continue;
+		if (c->commit_in_flight)
+			DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_POLL);
+		if (c->commit_in_flight)
+			continue;			/* its answer is read later */
 		if (c->broken || c->invalidated || c->busy ||
 			PQstatus(c->conn) != CONNECTION_OK ||
 			PQtransactionStatus(c->conn) != PQTRANS_IDLE)

@@ -49,6 +49,11 @@ typedef struct DtxConnection
 								 * TopMemoryContext */
 	int			participant_no; /* order of first use in the transaction */
 	char		gid[DTX_GID_MAXLEN];	/* global id once preparing */
+	bool		commit_in_flight;	/* COMMIT PREPARED of commit_gid sent
+									 * after an earlier transaction, answer
+									 * not read (dtx.synchronous_commit_prepared
+									 * off) */
+	char		commit_gid[DTX_GID_MAXLEN];
 
 	/* what the remote server told us at connection */
 	uint64		remote_sysid;	/* system identifier of its cluster */
@@ -108,5 +113,14 @@ extern void DtxRunBatch(DtxConnection *c, const char *const *sqls, int n,
 						DtxResultStatus *status, char **errmsgs, char **sqlstates);
 
 extern TimestampTz DtxDeadlineAfterMs(int ms);
+
+/* remote_xact.c: a COMMIT PREPARED left in flight on c */
+typedef enum DtxInFlightMode
+{
+	DTX_IN_FLIGHT_WAIT,			/* wait for the answer */
+	DTX_IN_FLIGHT_POLL,			/* take it if it has arrived */
+	DTX_IN_FLIGHT_DROP			/* take it if arrived, else give up */
+} DtxInFlightMode;
+extern void DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode);
 
 #endif							/* DTX_CONNECTION_H */

@@ -39,12 +39,13 @@
 #include "decision.h"
 
 /* columns of dtx.decisions */
-#define Natts_dtx_decisions				5
+#define Natts_dtx_decisions				6
 #define Anum_dtx_decisions_xid			1
 #define Anum_dtx_decisions_coordinator	2
 #define Anum_dtx_decisions_servers		3
 #define Anum_dtx_decisions_userids		4
 #define Anum_dtx_decisions_created		5
+#define Anum_dtx_decisions_nonce		6	/* from version 1.1 */
 
 /* transactions whose participants all confirmed COMMIT PREPARED */
 static uint64 confirmed[DTX_CONFIRMED_BATCH];
@@ -54,12 +55,16 @@ static int	ndeleting = 0;		/* the first ones, deleted by the current
 
 /*
  * DtxDecisionInsert
- *		Inserts the commit decision of the current transaction.
+ *		Inserts the commit decision of the current transaction, with nonce
+ *		when the installed version of the table has that column; returns
+ *		whether it had (false: a 1.0 table, whose global ids carry no nonce).
  */
-void
+bool
 DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
-				  const Oid *servers, const Oid *userids, int nservers)
+				  const Oid *servers, const Oid *userids, int nservers,
+				  uint64 nonce)
 {
+	bool		with_nonce;
 	Relation	rel;
 	Datum		values[Natts_dtx_decisions];
 	bool		nulls[Natts_dtx_decisions];
@@ -86,11 +91,15 @@ DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
 	values[Anum_dtx_decisions_userids - 1] =
 		PointerGetDatum(construct_array(uelems, nservers, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	values[Anum_dtx_decisions_created - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[Anum_dtx_decisions_nonce - 1] = Int64GetDatum((int64) nonce);
+	with_nonce = RelationGetDescr(rel)->natts >= Anum_dtx_decisions_nonce;
 
+	/* heap_form_tuple takes as many values as the descriptor has columns */
 	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	CatalogTupleInsert(rel, tuple);
 	heap_freetuple(tuple);
 	table_close(rel, NoLock);
+	return with_nonce;
 }
 
 /*

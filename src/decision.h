@@ -14,8 +14,9 @@
 /* Confirmed decisions are deleted in batches of at most this many. */
 #define DTX_CONFIRMED_BATCH 256
 
-extern void DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
-							  const Oid *servers, const Oid *userids, int nservers);
+extern bool DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
+							  const Oid *servers, const Oid *userids, int nservers,
+							  uint64 nonce);
 extern void DtxDecisionConfirmed(FullTransactionId fxid);
 extern int	DtxDecisionDeleteConfirmed(void);
 extern void DtxDecisionEndXact(bool committed);

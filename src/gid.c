@@ -24,12 +24,14 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 
 #include "access/xlog.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "catalog/pg_type.h"
+#include "common/pg_prng.h"
 #include "utils/builtins.h"
 
 #include "catalog.h"
@@ -90,16 +92,47 @@ dtx_coordinator_id_sql(PG_FUNCTION_ARGS)
 }
 
 /*
+ * DtxNewNonce
+ *		A random positive 63-bit number for the global ids and the decision
+ *		of a new distributed transaction.
+ *
+ * A coordinator that crashes may hand an xid that was never made durable to
+ * another transaction after restart.  The nonce tells the two apart: the
+ * resolver commits a prepared transaction only if the decision of its xid
+ * carries its nonce, which is why the xid need not be made durable before
+ * PREPARE.
+ */
+uint64
+DtxNewNonce(void)
+{
+	uint64		nonce;
+
+	do
+	{
+		nonce = pg_prng_uint64(&pg_global_prng_state) & (uint64) PG_INT64_MAX;
+	} while (nonce == 0);
+	return nonce;
+}
+
+/*
  * DtxFormatGid
- *		Writes the global id of *gid into buf (DTX_GID_MAXLEN bytes).
+ *		Writes the global id of *gid into buf (DTX_GID_MAXLEN bytes):
+ *		dtx_<coordinator>_<database>_<xid>_<server>_<user>_<n>_<nonce>, or
+ *		without _<nonce> when it is 0 (version 1.0's format).
  */
 void
 DtxFormatGid(char *buf, const DtxGid *gid)
 {
-	snprintf(buf, DTX_GID_MAXLEN, DTX_GID_PREFIX "%" PRIu64 "_%u_%" PRIu64 "_%u_%u_%d",
-			 gid->coordinator_id, gid->dboid,
-			 U64FromFullTransactionId(gid->fxid),
-			 gid->serverid, gid->userid, gid->participant_no);
+	if (gid->nonce == 0)
+		snprintf(buf, DTX_GID_MAXLEN, DTX_GID_PREFIX "%" PRIu64 "_%u_%" PRIu64 "_%u_%u_%d",
+				 gid->coordinator_id, gid->dboid,
+				 U64FromFullTransactionId(gid->fxid),
+				 gid->serverid, gid->userid, gid->participant_no);
+	else
+		snprintf(buf, DTX_GID_MAXLEN, DTX_GID_PREFIX "%" PRIu64 "_%u_%" PRIu64 "_%u_%u_%d_%" PRIu64,
+				 gid->coordinator_id, gid->dboid,
+				 U64FromFullTransactionId(gid->fxid),
+				 gid->serverid, gid->userid, gid->participant_no, gid->nonce);
 }
 
 /*
@@ -115,14 +148,25 @@ DtxParseGid(const char *str, DtxGid *gid)
 	unsigned int server;
 	unsigned int user;
 	int			n;
+	uint64		nonce = 0;
 	int			consumed = 0;
+	const char *rest;
 
 	if (strncmp(str, DTX_GID_PREFIX, strlen(DTX_GID_PREFIX)) != 0)
 		return false;
 	if (sscanf(str + strlen(DTX_GID_PREFIX), "%" SCNu64 "_%u_%" SCNu64 "_%u_%u_%d%n",
 			   &coord, &db, &xid, &server, &user, &n, &consumed) != 6)
 		return false;
-	if (str[strlen(DTX_GID_PREFIX) + consumed] != '\0')
+	rest = str + strlen(DTX_GID_PREFIX) + consumed;
+	if (*rest == '_')
+	{
+		consumed = 0;
+		if (sscanf(rest + 1, "%" SCNu64 "%n", &nonce, &consumed) != 1 || nonce == 0 ||
+			!isdigit((unsigned char) rest[1]))
+			return false;
+		rest += 1 + consumed;
+	}
+	if (*rest != '\0')
 		return false;
 
 	gid->coordinator_id = coord;
@@ -131,6 +175,7 @@ DtxParseGid(const char *str, DtxGid *gid)
 	gid->serverid = server;
 	gid->userid = user;
 	gid->participant_no = n;
+	gid->nonce = nonce;
 	return true;
 }
 

@@ -25,9 +25,13 @@ typedef struct DtxGid
 	Oid			serverid;		/* participant foreign server */
 	Oid			userid;			/* local role whose user mapping was used */
 	int			participant_no; /* participant's number in the transaction */
+	uint64		nonce;			/* random, distinguishes two transactions
+								 * that got the same xid across a crash;
+								 * 0 in global ids of version 1.0 */
 } DtxGid;
 
 extern uint64 DtxCoordinatorId(void);
+extern uint64 DtxNewNonce(void);
 extern void DtxFormatGid(char *buf, const DtxGid *gid);
 extern bool DtxParseGid(const char *str, DtxGid *gid);
 

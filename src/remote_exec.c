@@ -251,6 +251,8 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	refuse_transaction_control(sql, servername);
 	server = DtxResolveServer(servername, userid);
 	c = DtxGetConnection(server->serverid, userid);
+	/* an earlier transaction's COMMIT PREPARED is answered first */
+	DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_WAIT);
 	DtxConnectionEnsureOpen(c);
 
 	prelude = DtxRemoteXactPrelude(c);

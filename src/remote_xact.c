@@ -65,6 +65,22 @@
 int			dtx_commit_timeout = 30000; /* dtx.commit_timeout, ms */
 int			dtx_prepare_timeout = 0;	/* dtx.prepare_timeout, ms */
 int			dtx_max_participants = 64;	/* dtx.max_participants */
+bool		dtx_synchronous_commit_prepared = true; /* dtx.synchronous_commit_prepared */
+
+/*
+ * Local transactions whose COMMIT PREPAREDs were left in flight (with
+ * dtx.synchronous_commit_prepared off): how many answers are still to
+ * come, and whether one was not a success.  The decision is confirmed
+ * when the last one arrives and all succeeded.
+ */
+typedef struct InFlightXact
+{
+	uint64		fxid;			/* hash key */
+	int			remaining;
+	bool		failed;
+} InFlightXact;
+
+static HTAB *in_flight = NULL;
 
 /* participants of the current transaction, in order of first use */
 static List *participants = NIL;
@@ -79,6 +95,7 @@ static void dtx_pre_commit(void);
 static void dtx_post_commit(void);
 static void dtx_abort(void);
 static void dtx_forget_participants(void);
+static void leave_commits_in_flight(void);
 
 /*
  * DtxRemoteXactInit
@@ -101,6 +118,15 @@ DtxRemoteXactInit(void)
 							0, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("dtx.synchronous_commit_prepared",
+							 "Whether COMMIT waits for every participant's COMMIT PREPARED.",
+							 "Off: COMMIT returns once the decision is durable and COMMIT PREPARED has been sent; "
+							 "the other sessions of a participant may not see the transaction for a moment. "
+							 "The answer is read before the next statement on that connection.",
+							 &dtx_synchronous_commit_prepared,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	DefineCustomIntVariable("dtx.max_participants",
 							"Most participants (server, user mapping pairs) in one transaction.",
 							NULL,
@@ -476,7 +502,38 @@ dtx_pre_commit(void)
 		DtxConnection *failed = NULL;
 		PGresult   *failed_res = NULL;
 		char	   *failed_sql = NULL;
+		uint64		nonce;
 
+		foreach(lc, writers)
+		{
+			DtxConnection *c = lfirst(lc);
+
+			servers[n] = c->serverid;
+			userids[n] = c->userid;
+			n++;
+		}
+
+		/*
+		 * The decision row (it becomes the decision with the local commit
+		 * record), and old confirmed ones deleted.  The global ids carry the
+		 * decision's nonce: should a crash hand this xid to another
+		 * transaction, the resolver still tells this one's prepared
+		 * transactions from that one's.  A 1.0 table has no nonce column;
+		 * then the xid itself must be durable (and on a synchronous standby)
+		 * before any participant prepares.
+		 */
+		nonce = DtxNewNonce();
+		if (!DtxDecisionInsert(fxid, coordid, servers, userids, n, nonce))
+			nonce = 0;
+		DtxDecisionDeleteConfirmed();
+		ForceSyncCommit();
+		if (nonce == 0)
+		{
+			XLogFlush(XactLastRecEnd);
+			SyncRepWaitForLSN(XactLastRecEnd, false);
+		}
+
+		n = 0;
 		foreach(lc, writers)
 		{
 			DtxConnection *c = lfirst(lc);
@@ -488,25 +545,10 @@ dtx_pre_commit(void)
 			gid.serverid = c->serverid;
 			gid.userid = c->userid;
 			/* writers are numbered from 1 as in the decision's arrays */
-			gid.participant_no = n + 1;
+			gid.participant_no = ++n;
+			gid.nonce = nonce;
 			DtxFormatGid(c->gid, &gid);
-			servers[n] = c->serverid;
-			userids[n] = c->userid;
-			n++;
 		}
-
-		/*
-		 * The decision row, and old confirmed ones deleted.  Its WAL record
-		 * carries the transaction id that the global ids name: it must be
-		 * durable (and on a synchronous standby) before any participant
-		 * prepares, or a crash could hand the same id to another transaction
-		 * whose decision would then commit this one's orphans.
-		 */
-		DtxDecisionInsert(fxid, coordid, servers, userids, n);
-		DtxDecisionDeleteConfirmed();
-		ForceSyncCommit();
-		XLogFlush(XactLastRecEnd);
-		SyncRepWaitForLSN(XactLastRecEnd, false);
 
 		foreach(lc, writers)
 		{
@@ -581,6 +623,133 @@ dtx_pre_commit(void)
 }
 
 /*
+ * leave_commits_in_flight
+ *		dtx.synchronous_commit_prepared is off: the COMMIT PREPAREDs just
+ *		sent are not waited for.  Each connection remembers its global id;
+ *		the answers are read by DtxFinishCommitInFlight.  A participant whose
+ *		COMMIT PREPARED could not even be sent is left to the resolver, with
+ *		the WARNING of the synchronous path.
+ */
+static void
+leave_commits_in_flight(void)
+{
+	ListCell   *lc;
+	InFlightXact *e = NULL;
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+		DtxGid		gid;
+		uint64		key;
+
+		if (c->gid[0] == '\0' || !DtxParseGid(c->gid, &gid))
+			continue;
+		if (e == NULL)
+		{
+			if (in_flight == NULL)
+			{
+				HASHCTL		ctl;
+
+				ctl.keysize = sizeof(uint64);
+				ctl.entrysize = sizeof(InFlightXact);
+				ctl.hcxt = TopMemoryContext;
+				in_flight = hash_create("pg_dtx commits in flight", 16, &ctl,
+										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			}
+			key = U64FromFullTransactionId(gid.fxid);
+			e = hash_search(in_flight, &key, HASH_ENTER, NULL);
+			e->remaining = 0;
+			e->failed = false;
+		}
+		if (c->state == DTX_REMOTE_COMMITTING)
+		{
+			c->commit_in_flight = true;
+			strlcpy(c->commit_gid, c->gid, DTX_GID_MAXLEN);
+			e->remaining++;
+			continue;
+		}
+		e->failed = true;
+		DtxStatsInDoubt(c->serverid);
+		ereport(WARNING,
+				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+				 errmsg("committed, but server \"%s\" has not confirmed COMMIT PREPARED",
+						c->servername),
+				 errdetail("Global id %s: connection lost.", c->gid),
+				 errhint("The transaction is committed; the resolver finishes it on that server (see dtx.in_doubt).")));
+	}
+	if (e == NULL)
+		return;
+	if (e->failed)
+		DtxResolverWake();
+	if (e->remaining == 0)
+		hash_search(in_flight, &e->fxid, HASH_REMOVE, NULL);
+}
+
+/*
+ * DtxFinishCommitInFlight
+ *		Reads the answer to the COMMIT PREPARED left in flight on c by an
+ *		earlier transaction.  DTX_IN_FLIGHT_WAIT waits for it (within
+ *		dtx.commit_timeout); DTX_IN_FLIGHT_POLL takes it only if it has
+ *		arrived; DTX_IN_FLIGHT_DROP takes it if it has arrived and otherwise
+ *		gives up on it (the connection is about to close).  The decision is
+ *		confirmed once every participant of its transaction answered with
+ *		success; anything else is left to the resolver (woken, and logged
+ *		with the global id and the server).  Never raises.
+ */
+void
+DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
+{
+	DtxResultStatus st;
+	char	   *msg = NULL;
+	char		sqlstate[6];
+	DtxGid		gid;
+	InFlightXact *e;
+	uint64		key;
+	bool		arrived;
+	bool		ok;
+
+	if (!c->commit_in_flight)
+		return;
+	arrived = c->conn == NULL || !PQconsumeInput(c->conn) || !PQisBusy(c->conn);
+	if (mode == DTX_IN_FLIGHT_POLL && !arrived)
+		return;
+	if (mode == DTX_IN_FLIGHT_WAIT || arrived)
+		st = DtxGetResultNoError(c, DtxDeadlineAfterMs(dtx_commit_timeout),
+								 &msg, sqlstate, NULL);
+	else
+		st = DTX_RESULT_LOST;
+	c->commit_in_flight = false;
+	ok = st == DTX_RESULT_OK ||
+		(st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0);
+	if (st == DTX_RESULT_LOST || st == DTX_RESULT_TIMEOUT)
+		c->broken = true;
+	if (!ok)
+	{
+		DtxStatsInDoubt(c->serverid);
+		ereport(LOG,
+				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+				 errmsg("pg_dtx: server \"%s\" has not confirmed COMMIT PREPARED of %s; left to the resolver",
+						c->servername, c->commit_gid),
+				 errdetail("%s", st == DTX_RESULT_TIMEOUT ? "No answer within dtx.commit_timeout." :
+						   msg ? msg : "The connection was closed before the answer.")));
+		DtxResolverWake();
+	}
+	if (in_flight == NULL || !DtxParseGid(c->commit_gid, &gid))
+		return;
+	key = U64FromFullTransactionId(gid.fxid);
+	e = hash_search(in_flight, &key, HASH_FIND, NULL);
+	if (e == NULL)
+		return;
+	if (!ok)
+		e->failed = true;
+	if (--e->remaining > 0)
+		return;
+	if (!e->failed && !DtxConfirmedPush(gid.fxid))
+		DtxDecisionConfirmed(gid.fxid);
+	hash_search(in_flight, &key, HASH_REMOVE, NULL);
+}
+
+/*
  * dtx_post_commit
  *		After the local commit: COMMIT PREPARED on every prepared
  *		participant at once, within dtx.commit_timeout.  Never raises; what
@@ -614,6 +783,11 @@ dtx_post_commit(void)
 	}
 	if (!any_prepared)
 		return;
+	if (!dtx_synchronous_commit_prepared)
+	{
+		leave_commits_in_flight();
+		return;
+	}
 
 	deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
 	foreach(lc, participants)

@@ -98,6 +98,7 @@ typedef struct Candidate
 	bool		running;		/* local transaction running at step 2 */
 	bool		in_second;		/* still there at step 4 */
 	bool		finished;		/* committed or rolled back by this pass */
+	bool		undecided;		/* left prepared here without a decision */
 } Candidate;
 
 /* What the pass knows of one participant server. */
@@ -110,6 +111,8 @@ typedef struct ServerScan
 	char	   *error;			/* the last error met */
 	List	   *candidates;		/* Candidate *, from the first listing */
 	List	   *second;			/* global ids (char *) of the second */
+	HTAB	   *pending;		/* local xids (uint64) whose prepared
+								 * transactions this pass left here */
 	DtxConnection *lister;		/* the listing connection */
 	List	   *conns;			/* every connection opened for it */
 } ServerScan;
@@ -121,6 +124,7 @@ typedef struct DecisionEntry
 {
 	uint64		fxid;			/* hash key */
 	TimestampTz created_at;		/* when it was decided */
+	uint64		nonce;			/* of its global ids (0: version 1.0) */
 	int			n;				/* participants */
 	Oid		   *servers;
 	Oid		   *userids;
@@ -225,9 +229,14 @@ list_prepared(DtxConnection *c, const char *prefix)
 
 /*
  * xact_may_be_running
- *		Whether the local transaction fxid may still be running (or is
- *		unknown here, such as a transaction id from the future): then its
+ *		Whether the local transaction fxid may still be running: then its
  *		prepared transactions are left alone.
+ *
+ * An xid at or past the next one to be assigned belongs to no transaction
+ * now: it was handed out before a crash without reaching the WAL (its
+ * decision never committed), so it is not running.  Its prepared
+ * transactions were listed before this call, hence prepared before it, so
+ * they cannot be of a transaction that gets that xid later on.
  */
 static bool
 xact_may_be_running(FullTransactionId fxid)
@@ -236,7 +245,7 @@ xact_may_be_running(FullTransactionId fxid)
 	uint64		distance;
 
 	if (!FullTransactionIdPrecedes(fxid, next))
-		return true;
+		return false;
 	distance = U64FromFullTransactionId(next) - U64FromFullTransactionId(fxid);
 	if (distance > (uint64) MaxTransactionId / 2)
 		return false;			/* far too old to be running */
@@ -277,6 +286,14 @@ read_decisions(void)
 		int			nu;
 
 		e->created_at = DatumGetTimestampTz(heap_getattr(tup, 5, RelationGetDescr(rel), &isnull));
+		e->nonce = 0;
+		if (RelationGetDescr(rel)->natts >= 6)
+		{
+			Datum		d = heap_getattr(tup, 6, RelationGetDescr(rel), &isnull);
+
+			if (!isnull)
+				e->nonce = (uint64) DatumGetInt64(d);
+		}
 		e->n = ArrayGetNItems(ARR_NDIM(servers), ARR_DIMS(servers));
 		nu = ArrayGetNItems(ARR_NDIM(userids), ARR_DIMS(userids));
 		e->servers = palloc(sizeof(Oid) * Max(e->n, 1));
@@ -402,25 +419,107 @@ step_first_listing(ServerScan *scan, void *arg)
 	}
 }
 
+/* A global id and its candidate, for matching the two listings. */
+typedef struct GidEntry
+{
+	char		gid[DTX_GID_MAXLEN];	/* hash key */
+	Candidate  *cand;
+} GidEntry;
+
 /* step 4: list again */
 static void
 step_second_listing(ServerScan *scan, void *arg)
 {
 	const char *prefix = ((const char **) arg)[0];
 	ListCell   *lc;
-	ListCell   *lc2;
+	HASHCTL		ctl;
+	HTAB	   *first;
 
 	scan->lister->op_deadline = DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS);
 	scan->second = list_prepared(scan->lister, prefix);
+
+	/* match the listings through a hash: thousands may be in doubt */
+	ctl.keysize = DTX_GID_MAXLEN;
+	ctl.entrysize = sizeof(GidEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	first = hash_create("pg_dtx first listing", Max(list_length(scan->candidates), 16),
+						&ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	foreach(lc, scan->candidates)
 	{
 		Candidate  *cand = lfirst(lc);
 
-		foreach(lc2, scan->second)
-			if (strcmp(cand->gid, (char *) lfirst(lc2)) == 0)
-				cand->in_second = true;
+		((GidEntry *) hash_search(first, cand->gid, HASH_ENTER, NULL))->cand = cand;
 	}
+	foreach(lc, scan->second)
+	{
+		GidEntry   *e = hash_search(first, lfirst(lc), HASH_FIND, NULL);
+
+		if (e != NULL)
+			e->cand->in_second = true;
+	}
+	hash_destroy(first);
 	scan->listed = true;
+}
+
+/*
+ * note_pending
+ *		Fills scan->pending with the local transactions that still have a
+ *		prepared transaction on the server after this pass: those of the
+ *		second listing that the pass did not finish (including those
+ *		prepared after the first listing).
+ */
+static void
+note_pending(ServerScan *scan)
+{
+	HASHCTL		ctl;
+	HTAB	   *finished;
+	ListCell   *lc;
+
+	ctl.keysize = DTX_GID_MAXLEN;
+	ctl.entrysize = sizeof(GidEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	finished = hash_create("pg_dtx finished", 64, &ctl,
+						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	foreach(lc, scan->candidates)
+	{
+		Candidate  *cand = lfirst(lc);
+
+		if (cand->finished)
+			(void) hash_search(finished, cand->gid, HASH_ENTER, NULL);
+	}
+
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(uint64);
+	scan->pending = hash_create("pg_dtx pending", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	foreach(lc, scan->second)
+	{
+		DtxGid		g;
+		uint64		key;
+
+		if (!DtxParseGid((char *) lfirst(lc), &g) ||
+			hash_search(finished, lfirst(lc), HASH_FIND, NULL) != NULL)
+			continue;
+		key = U64FromFullTransactionId(g.fxid);
+		(void) hash_search(scan->pending, &key, HASH_ENTER, NULL);
+	}
+	hash_destroy(finished);
+}
+
+/*
+ * decision_matches
+ *		Whether decisions hold the commit decision of the prepared
+ *		transaction gid: one for its xid, with its nonce.  A decision of the
+ *		same xid with another nonce is another transaction's, which got the
+ *		xid after a crash: gid's own transaction never committed.
+ */
+static bool
+decision_matches(HTAB *decisions, const DtxGid *gid)
+{
+	uint64		key = U64FromFullTransactionId(gid->fxid);
+	DecisionEntry *e = hash_search(decisions, &key, HASH_FIND, NULL);
+
+	return e != NULL && e->nonce == gid->nonce;
 }
 
 /* the actions of one server: commits and rollbacks, batched per connection */
@@ -476,8 +575,7 @@ step_act(ServerScan *scan, void *arg)
 		foreach(lc, batch)
 		{
 			Candidate  *cand = lfirst(lc);
-			uint64		key = U64FromFullTransactionId(cand->parts.fxid);
-			bool		decided = hash_search(a->decisions, &key, HASH_FIND, NULL) != NULL;
+			bool		decided = decision_matches(a->decisions, &cand->parts);
 
 			sqls[n++] = psprintf("%s PREPARED '%s'", decided ? "COMMIT" : "ROLLBACK", cand->gid);
 		}
@@ -537,32 +635,10 @@ decision_finished(DecisionEntry *e, List *scans)
 		foreach(lc, scans)
 			if (((ServerScan *) lfirst(lc))->serverid == e->servers[i])
 				scan = lfirst(lc);
-		if (scan == NULL || !scan->listed)
+		if (scan == NULL || !scan->listed || scan->pending == NULL)
 			return false;
-		foreach(lc, scan->candidates)
-		{
-			Candidate  *cand = lfirst(lc);
-
-			if (U64FromFullTransactionId(cand->parts.fxid) == e->fxid &&
-				cand->in_second && !cand->finished)
-				return false;
-		}
-		/* prepared after the first listing, still there at the second */
-		foreach(lc, scan->second)
-		{
-			DtxGid		g;
-			ListCell   *lc2;
-			bool		known = false;
-
-			if (!DtxParseGid((char *) lfirst(lc), &g) ||
-				U64FromFullTransactionId(g.fxid) != e->fxid)
-				continue;
-			foreach(lc2, scan->candidates)
-				if (strcmp(((Candidate *) lfirst(lc2))->gid, (char *) lfirst(lc)) == 0)
-					known = true;
-			if (!known)
-				return false;
-		}
+		if (hash_search(scan->pending, &e->fxid, HASH_FIND, NULL) != NULL)
+			return false;
 	}
 	return true;
 }
@@ -608,6 +684,75 @@ record_status(ServerScan *scan, int interval_ms)
 }
 
 /*
+ * text_array
+ *		A text[] of the n C strings in strs.
+ */
+static Datum
+text_array(char **strs, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(strs[i]);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * record_undecided
+ *		Records in dtx.undecided, for dtx.in_doubt, the prepared transactions
+ *		without a decision that the pass left on scan's server (listed by
+ *		both listings), and forgets the server's other ones.
+ */
+static void
+record_undecided(ServerScan *scan)
+{
+	Oid			argtypes[5] = {OIDOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	int			n = 0;
+	int			cap = Max(list_length(scan->candidates), 1);
+	char	  **gids = palloc(sizeof(char *) * cap);
+	char	  **xids = palloc(sizeof(char *) * cap);
+	char	  **users = palloc(sizeof(char *) * cap);
+	ListCell   *lc;
+
+	foreach(lc, scan->candidates)
+	{
+		Candidate  *cand = lfirst(lc);
+
+		if (!cand->undecided)
+			continue;
+		gids[n] = cand->gid;
+		xids[n] = psprintf("%" PRIu64, U64FromFullTransactionId(cand->parts.fxid));
+		users[n] = psprintf("%u", cand->parts.userid);
+		n++;
+	}
+	args[0] = ObjectIdGetDatum(scan->serverid);
+	args[1] = text_array(gids, n);
+	args[2] = text_array(xids, n);
+	args[3] = text_array(users, n);
+	args[4] = scan->error ? CStringGetTextDatum(scan->error) : (Datum) 0;
+	nulls[4] = scan->error ? ' ' : 'n';
+
+	if (SPI_execute_with_args("DELETE FROM dtx.undecided WHERE server_id = $1 "
+							  "AND global_id <> ALL ($2)",
+							  5, argtypes, args, nulls, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not update dtx.undecided");
+	if (n == 0)
+		return;
+	if (SPI_execute_with_args("INSERT INTO dtx.undecided AS u "
+							  "(server_id, global_id, xid, userid, first_seen, seen_at, last_error) "
+							  "SELECT $1, g, x::pg_catalog.xid8, r::pg_catalog.oid, "
+							  "       pg_catalog.now(), pg_catalog.now(), $5 "
+							  "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) AS t(g, x, r) "
+							  "ON CONFLICT (server_id, global_id) DO UPDATE "
+							  "SET seen_at = excluded.seen_at, last_error = excluded.last_error",
+							  5, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not update dtx.undecided");
+}
+
+/*
  * DtxResolvePass
  *		Runs one resolver pass in the current transaction and returns what
  *		it did (DtxResolveAction *).  In the worker, a pass already running
@@ -629,6 +774,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	HTAB	   *decisions_at_start;
 	int			ret;
 	uint64		i;
+	bool		has_undecided;
 
 	*skipped = false;
 	if (RecoveryInProgress())
@@ -646,6 +792,8 @@ DtxResolvePass(bool in_worker, bool *skipped)
 
 	owner = DtxExtensionOwner();
 	DtxEnterOwnerScope(&scope, owner);
+	/* version 1.0 has no dtx.undecided */
+	has_undecided = OidIsValid(DtxTableRelid("undecided", true));
 
 	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", DtxCoordinatorId(), MyDatabaseId);
 	arg[0] = prefix;
@@ -734,6 +882,14 @@ DtxResolvePass(bool in_worker, bool *skipped)
 			a.decisions = decisions;
 			a.actions = &actions;
 			(void) run_guarded(step_act, scan, &a);
+			note_pending(scan);
+			foreach(lc2, scan->candidates)
+			{
+				Candidate  *cand = lfirst(lc2);
+
+				cand->undecided = cand->in_second && !cand->finished &&
+					!decision_matches(decisions, &cand->parts);
+			}
 			hash_destroy(decisions);
 		}
 
@@ -779,6 +935,10 @@ DtxResolvePass(bool in_worker, bool *skipped)
 		if (SPI_execute("DELETE FROM dtx.resolver_status WHERE server_id NOT IN "
 						"(SELECT oid FROM pg_catalog.pg_foreign_server)", false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not update dtx.resolver_status");
+		if (has_undecided &&
+			SPI_execute("DELETE FROM dtx.undecided WHERE server_id NOT IN "
+						"(SELECT oid FROM pg_catalog.pg_foreign_server)", false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not update dtx.undecided");
 		foreach(lc, scans)
 		{
 			ServerScan *scan = lfirst(lc);
@@ -787,6 +947,8 @@ DtxResolvePass(bool in_worker, bool *skipped)
 				add_action(&actions, scan->name, NULL, "list",
 						   psprintf("failed: %s", scan->error ? scan->error : "unknown error"));
 			record_status(scan, dtx_resolver_interval);
+			if (scan->listed && has_undecided)
+				record_undecided(scan);
 		}
 		SPI_finish();
 	}
@@ -858,6 +1020,7 @@ dtx_global_id(PG_FUNCTION_ARGS)
 	g.serverid = PG_GETARG_OID(2);
 	g.userid = PG_GETARG_OID(3);
 	g.participant_no = PG_GETARG_INT32(4);
+	g.nonce = PG_NARGS() > 5 && !PG_ARGISNULL(5) ? (uint64) PG_GETARG_INT64(5) : 0;
 	DtxFormatGid(buf, &g);
 	PG_RETURN_TEXT_P(cstring_to_text(buf));
 }
@@ -885,7 +1048,6 @@ dtx_resolve_manually(PG_FUNCTION_ARGS)
 	char	   *msg;
 	char	   *state;
 	char	   *outcome;
-	uint64		key;
 	HTAB	   *decisions;
 	bool		decided;
 
@@ -898,7 +1060,7 @@ dtx_resolve_manually(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" is not a global id of this coordinator and database", gid),
-				 errhint("Global ids look like dtx_<coordinator id>_<database OID>_<xid>_<server OID>_<user OID>_<n>; see dtx.in_doubt.")));
+				 errhint("Global ids look like dtx_<coordinator id>_<database OID>_<xid>_<server OID>_<user OID>_<n>_<nonce>; see dtx.in_doubt.")));
 	server = GetForeignServerExtended(parts.serverid, FSV_MISSING_OK);
 	if (server == NULL)
 		ereport(ERROR,
@@ -910,8 +1072,7 @@ dtx_resolve_manually(PG_FUNCTION_ARGS)
 				 errmsg("the local transaction of \"%s\" is still running", gid)));
 
 	decisions = read_decisions();
-	key = U64FromFullTransactionId(parts.fxid);
-	decided = hash_search(decisions, &key, HASH_FIND, NULL) != NULL;
+	decided = decision_matches(decisions, &parts);
 	if (decided != commit)
 		ereport(WARNING,
 				(errmsg("resolving a prepared transaction by hand against its decision (%s)",

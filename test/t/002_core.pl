@@ -252,10 +252,12 @@ sub appname
 }
 
 # The global id pg_dtx gives participant $n (from 1) of transaction $xid.
+# The global id of participant $n of local transaction $xid, up to its
+# nonce (random, chosen at commit): a prefix, "..._<n>_".
 sub gid
 {
 	my ($xid, $server, $n) = @_;
-	return "dtx_${coordid}_${dboid}_${xid}_$srvoid{$server}_${uid}_$n";
+	return "dtx_${coordid}_${dboid}_${xid}_$srvoid{$server}_${uid}_${n}_";
 }
 
 # Log position of $n now, and the log of $n written by pg_dtx sessions
@@ -474,8 +476,8 @@ sub transfer_killing_pa
 	sq_send($s, 'COMMIT;');
 	ok( wait_for(
 			$pa,
-			"SELECT count(*) = 1 FROM pg_prepared_xacts WHERE gid = '"
-			  . gid($xid, 'pa', 1) . "'"),
+			"SELECT count(*) = 1 FROM pg_prepared_xacts WHERE starts_with(gid, '"
+			  . gid($xid, 'pa', 1) . "')"),
 		"$tag: pa prepared while pb's PREPARE stalls");
 	# let pa's answer reach the coordinator
 	usleep(300_000);
@@ -504,8 +506,8 @@ sub transfer_killing_pa
 		is(local_count('s3 kill'), 1, '3 kill after PREPARE: committed locally');
 		is( $coord->safe_psql(
 				'postgres',
-				"SELECT count(*) FROM dtx.in_doubt WHERE server = 'pa' AND global_id = '"
-				  . gid($xid, 'pa', 1) . "'"),
+				"SELECT count(*) FROM dtx.in_doubt WHERE server = 'pa' AND starts_with(global_id, '"
+				  . gid($xid, 'pa', 1) . "')"),
 			1,
 			'3 kill after PREPARE: dtx.in_doubt shows pa in doubt');
 		is(ledger_count($pb, 's3 kill'), 1, '3 kill after PREPARE: pb committed');
@@ -524,7 +526,7 @@ sub transfer_killing_pa
 	is(prepared_xacts($pa), 1, '3 kill after PREPARE: pa still holds its prepared transaction after restart');
 	my $r = resolve();
 	my $expect = $committed ? 'commit' : 'rollback';
-	like($r, qr/^pa\|dtx_${coordid}_${dboid}_\d+_$srvoid{pa}_${uid}_1\|$expect\|done$/m,
+	like($r, qr/^pa\|dtx_${coordid}_${dboid}_\d+_$srvoid{pa}_${uid}_1_\d+\|$expect\|done$/m,
 		"3 kill after PREPARE: dtx.resolve() runs $expect on pa");
 	my $n = $committed ? 1 : 0;
 	is(ledger_count($pa, 's3 kill'), $n, "3 kill after PREPARE: pa ends " . ($committed ? 'committed' : 'rolled back'));
@@ -592,7 +594,7 @@ sub transfer_killing_pa
 		"SELECT pid FROM pg_stat_activity WHERE application_name = '"
 		  . appname($s->{pid}) . "'");
 	sq_send($s, 'COMMIT;');
-	ok(wait_for($pa, "SELECT count(*) = 1 FROM pg_prepared_xacts WHERE gid = '" . gid($xid, 'pa', 1) . "'"),
+	ok(wait_for($pa, "SELECT count(*) = 1 FROM pg_prepared_xacts WHERE starts_with(gid, '" . gid($xid, 'pa', 1) . "')"),
 		'3 frozen: pa prepared');
 	kill('STOP', $remote);
 	my $t = time;
@@ -601,7 +603,7 @@ sub transfer_killing_pa
 	diag(sprintf('3 frozen: COMMIT returned %.1fs after pa froze', $took));
 	like(
 		$err,
-		qr/WARNING:\s+committed, but server "pa" has not confirmed COMMIT PREPARED\nDETAIL:\s+Global id \Q@{[gid($xid, 'pa', 1)]}\E: no answer within dtx.commit_timeout/,
+		qr/WARNING:\s+committed, but server "pa" has not confirmed COMMIT PREPARED\nDETAIL:\s+Global id \Q@{[gid($xid, 'pa', 1)]}\E\d+: no answer within dtx.commit_timeout/,
 		'3 frozen: COMMIT succeeds with the WARNING naming pa and the timeout');
 	unlike($err, qr/ERROR/, '3 frozen: no error');
 	ok($took < $STALL + 8, '3 frozen: the wait is bounded');
@@ -609,8 +611,8 @@ sub transfer_killing_pa
 	is(local_count('s3 frozen'), 1, '3 frozen: committed locally');
 	is( $coord->safe_psql(
 			'postgres',
-			"SELECT count(*) FROM dtx.in_doubt WHERE server = 'pa' AND global_id = '"
-			  . gid($xid, 'pa', 1) . "'"),
+			"SELECT count(*) FROM dtx.in_doubt WHERE server = 'pa' AND starts_with(global_id, '"
+			  . gid($xid, 'pa', 1) . "')"),
 		1,
 		'3 frozen: dtx.in_doubt shows pa in doubt');
 	# the frozen backend resumes with COMMIT PREPARED in its input while the
@@ -795,10 +797,16 @@ sub transfer_killing_pa
 	my ($xid) = $out =~ /xid:(\d+)/;
 	($la, $lb) = (dtx_log_since($pa, $posa), dtx_log_since($pb, $posb));
 	my ($gida, $gidb) = (gid($xid, 'pa', 1), gid($xid, 'pb', 2));
-	like($la, qr/PREPARE TRANSACTION '\Q$gida\E'/, "5 two writers: pa gets PREPARE TRANSACTION '$gida'");
-	like($lb, qr/PREPARE TRANSACTION '\Q$gidb\E'/, "5 two writers: pb gets PREPARE TRANSACTION '$gidb'");
-	like($la, qr/COMMIT PREPARED '\Q$gida\E'/, '5 two writers: pa gets COMMIT PREPARED');
-	like($lb, qr/COMMIT PREPARED '\Q$gidb\E'/, '5 two writers: pb gets COMMIT PREPARED');
+	like($la, qr/PREPARE TRANSACTION '\Q$gida\E\d+'/, "5 two writers: pa gets PREPARE TRANSACTION '$gida<nonce>'");
+	like($lb, qr/PREPARE TRANSACTION '\Q$gidb\E\d+'/, "5 two writers: pb gets PREPARE TRANSACTION '$gidb<nonce>'");
+	like($la, qr/COMMIT PREPARED '\Q$gida\E\d+'/, '5 two writers: pa gets COMMIT PREPARED');
+	like($lb, qr/COMMIT PREPARED '\Q$gidb\E\d+'/, '5 two writers: pb gets COMMIT PREPARED');
+	{
+		my ($na) = $la =~ /PREPARE TRANSACTION '\Q$gida\E(\d+)'/;
+		my ($nb) = $lb =~ /PREPARE TRANSACTION '\Q$gidb\E(\d+)'/;
+		ok(defined $na && defined $nb && $na eq $nb && $na > 0,
+			'5 two writers: both global ids carry the same non-zero nonce');
+	}
 	unlike($la . $lb, $COMMIT, '5 two writers: no plain COMMIT');
 	is(decisions(), $d + 1, '5 two writers: one decision recorded');
 	is(ledger_count($pa, 's5 two writers') + ledger_count($pb, 's5 two writers'),

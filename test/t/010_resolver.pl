@@ -306,11 +306,15 @@ sub wait_up
 
 # 1b. The same crash while the coordinator's WAL for the transaction is still
 # in its buffers (WAL writer and background writer frozen): after the
-# restart the transaction id may be handed out again.  The prepared
-# transactions of the dead transaction must still be rolled back, and never
-# committed by the decision of another transaction that reuses its id.
+# restart the transaction id is handed out again.  pg_dtx does not make the
+# xid durable before PREPARE; the global ids carry a nonce instead.  With the
+# background resolver off, another distributed transaction is given the very
+# same xid while the dead one's prepared transactions still exist: it must
+# prepare and commit (its global ids differ by their nonce), and the next
+# pass must roll the dead one's back, never commit them by the other's
+# decision.
 {
-	set_interval($coord, '1s');
+	set_interval($coord, '0');
 	my @frozen = (backend_pids($coord, 'walwriter'),
 		backend_pids($coord, 'background writer'));
 	kill('STOP', @frozen);
@@ -323,34 +327,51 @@ sub wait_up
 	release_stall($pb, 'c1b');
 	finish_sql($h);
 	$coord->start;
-	my ($xid) = $gid =~ /^dtx_\d+_\d+_(\d+)_/;
+	my ($xid, $nonce) = $gid =~ /^dtx_\d+_\d+_(\d+)_\d+_\d+_\d+_(\d+)$/;
+	ok(defined $nonce, "c1b: the global id $gid carries a nonce");
+	$xid //= 0;
 	my $next = $coord->safe_psql('postgres',
 		'SELECT pg_snapshot_xmax(pg_current_snapshot())');
 	diag("c1b: transaction $xid, next transaction id after the restart $next");
 
   SKIP:
 	{
-		skip 'c1b: the WAL of the transaction reached the disk anyway', 4
+		skip 'c1b: the WAL of the transaction reached the disk anyway', 10
 		  if $next > $xid;
 
-		# pb's released PREPARE completes; then give the resolver a few passes.
 		wait_prepares_done($pb);
-		ok( defined poll_until(
-				$pa, 'postgres',
-				'SELECT count(*) FROM pg_prepared_xacts', '0', 4),
-			'c1b: the dead transaction is rolled back without waiting for its id to be reused'
-		);
+		is( $pa->safe_psql('postgres',
+				"SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'dtx\\_%\\_${xid}\\_%'")
+			  . $pb->safe_psql('postgres',
+				"SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'dtx\\_%\\_${xid}\\_%'"),
+			'11', 'c1b: the dead transaction is prepared on pa and pb');
 
-		# Another distributed transaction (a local write and pb) takes the id.
-		$coord->safe_psql(
+		# burn transaction ids up to the dead one's
+		for (my $n = $next; $n < $xid; $n++)
+		{
+			$coord->safe_psql('postgres', 'SELECT pg_current_xact_id()');
+		}
+		my ($rc, $out, $err) = $coord->psql(
 			'postgres', q{
 			BEGIN;
 			INSERT INTO ledger VALUES ('c1b-next', 0);
+			SELECT 'xid:' || pg_current_xact_id();
+			SELECT dtx.exec('pa', 'INSERT INTO ledger VALUES ($1, 0)', 'c1b-next');
 			SELECT dtx.exec('pb', 'INSERT INTO ledger VALUES ($1, 0)', 'c1b-next');
 			COMMIT;
 		});
+		my ($xid2) = $out =~ /xid:(\d+)/;
+		is($xid2, $xid, 'c1b: the next distributed transaction got the same xid');
+		is($rc, 0, 'c1b: it commits although the dead one\'s prepared transactions are there')
+		  or diag($err);
 		$coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.resolve()');
+		is( $pa->safe_psql('postgres',
+				"SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE '%\\_$nonce'")
+			  . $pb->safe_psql('postgres',
+				"SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE '%\\_$nonce'"),
+			'00', 'c1b: one dtx.resolve() rolled the dead transaction back on pa and pb');
 		check_outcome('c1b', 0, qw(coord pa pb));
+		check_outcome('c1b-next', 1, qw(coord pa pb));
 	}
 	# whatever happened, leave nothing of it for the next scenarios
 	$coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.resolve()');
@@ -362,6 +383,7 @@ sub wait_up
 		}
 	}
 	check_clean('c1b', resolve => 1);
+	set_interval($coord, '1s');
 }
 
 # --- 2. coordinator crash after the local commit, before every COMMIT PREPARED
@@ -792,6 +814,26 @@ sub two_in_doubt_and_pa_hanging
 	check_outcome('c8-1', 1, qw(pa pb));
 	check_outcome('c8-2', 1, qw(pa pb pc));
 	check_clean('c8');
+}
+
+# 8b. What such a pass leaves alone shows in dtx.in_doubt as "none yet": pa
+# prepared, pb's PREPARE held, so the local transaction still runs.
+{
+	my $before = gid_set($pa);
+	my $h = start_sql($coord, transfer_sql('c8b', [ 'pa', -1 ], [ 'pb', 1, $HOLD ]));
+	my $gid = wait_new_gid($pa, $before);
+	$coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.resolve()');
+	is( $coord->safe_psql('postgres',
+			q{SELECT global_id || '|' || server || '|' || decision || '|' || (age >= '0') FROM dtx.in_doubt}),
+		"$gid|pa|none yet|true",
+		'c8b: dtx.in_doubt shows the undecided prepared transaction on pa');
+	release_stall($pb, 'c8b');
+	is((finish_sql($h))[0], 0, 'c8b: committed');
+	$coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.resolve()');
+	is($coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.in_doubt'),
+		'0', 'c8b: gone from dtx.in_doubt after the next pass');
+	check_outcome('c8b', 1, qw(pa pb));
+	check_clean('c8b');
 }
 
 # --- 9. dtx.resolve() with the background resolver off ---------------------------
