@@ -52,3 +52,7 @@ demo:
 
 bench:
 	bash bench/run.sh
+
+# PGXS of distribution packages tracks no header dependencies: every object
+# depends on every header of the project (they are few).
+$(OBJS): $(wildcard src/*.h)
