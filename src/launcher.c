@@ -71,6 +71,16 @@ typedef struct DtxDbSlot
 	pid_t		worker_pid;		/* running worker, 0 if none */
 	TimestampTz last_start;		/* when the last worker started */
 	TimestampTz paused_until;	/* no worker before this (DDL) */
+
+	/*
+	 * What DROP DATABASE must know: how many transactions the last complete
+	 * resolver pass left unfinished there, and whether something may have
+	 * been left in doubt since (wakes moves on at each DtxResolverWake, a
+	 * pass records the value it started with in wakes_seen).
+	 */
+	int			in_doubt;
+	uint32		wakes;
+	uint32		wakes_seen;
 } DtxDbSlot;
 
 /* A decision whose participants all confirmed COMMIT PREPARED. */
@@ -242,11 +252,55 @@ DtxResolverWake(void)
 	{
 		slot->wake = true;
 		slot->has_extension = true;
+		slot->wakes++;
 	}
 	latch = shared->launcher_latch;
 	SpinLockRelease(&shared->mutex);
 	if (latch)
 		SetLatch(latch);
+}
+
+/*
+ * DtxInDoubtGeneration
+ *		The wake-up count of this database, read by a resolver pass as it
+ *		starts (0 without shared memory).
+ */
+uint32
+DtxInDoubtGeneration(void)
+{
+	DtxDbSlot  *slot;
+	uint32		generation = 0;
+
+	if (shared == NULL)
+		return 0;
+	SpinLockAcquire(&shared->mutex);
+	slot = slot_for(MyDatabaseId, false);
+	if (slot)
+		generation = slot->wakes;
+	SpinLockRelease(&shared->mutex);
+	return generation;
+}
+
+/*
+ * DtxRecordInDoubt
+ *		A resolver pass that started at wake-up count generation ended with
+ *		n transactions of this database unfinished.
+ */
+void
+DtxRecordInDoubt(int n, uint32 generation)
+{
+	DtxDbSlot  *slot;
+
+	if (shared == NULL)
+		return;
+	SpinLockAcquire(&shared->mutex);
+	slot = slot_for(MyDatabaseId, true);
+	if (slot)
+	{
+		slot->in_doubt = n;
+		slot->wakes_seen = generation;
+	}
+	SpinLockRelease(&shared->mutex);
 }
 
 /*
@@ -503,6 +557,27 @@ dtx_launcher_main(Datum arg)
 	shared->launcher_latch = MyLatch;
 	SpinLockRelease(&shared->mutex);
 
+	/*
+	 * After a start or a crash, nothing is known of the databases that
+	 * exist: each counts as possibly holding transactions in doubt until
+	 * its first pass.
+	 */
+	{
+		List	   *dbs = list_databases();
+		ListCell   *lc;
+
+		SpinLockAcquire(&shared->mutex);
+		foreach(lc, dbs)
+		{
+			DtxDbSlot  *slot = slot_for(lfirst_oid(lc), true);
+
+			if (slot && slot->wakes == slot->wakes_seen)
+				slot->wakes++;
+		}
+		SpinLockRelease(&shared->mutex);
+		list_free(dbs);
+	}
+
 	for (;;)
 	{
 		List	   *dbs;
@@ -576,7 +651,15 @@ dtx_resolver_main(Datum arg)
 	SpinLockAcquire(&shared->mutex);
 	slot = slot_for(dboid, false);
 	if (slot)
+	{
 		slot->has_extension = installed;
+		if (!installed)
+		{
+			/* nothing of pg_dtx's can be in doubt here */
+			slot->in_doubt = 0;
+			slot->wakes_seen = slot->wakes;
+		}
+	}
 	SpinLockRelease(&shared->mutex);
 
 	if (installed)
@@ -643,16 +726,55 @@ dtx_process_utility(PlannedStmt *pstmt, const char *queryString,
 		pid_t		pid = 0;
 		DtxDbSlot  *slot;
 		int			waited;
+		int			in_doubt = 0;
+		bool		unknown = false;
 
 		SpinLockAcquire(&shared->mutex);
 		slot = slot_for(dboid, false);
 		if (slot)
 		{
-			slot->paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-															 DTX_DDL_PAUSE_MS);
-			pid = slot->worker_pid;
+			in_doubt = slot->in_doubt;
+			unknown = slot->wakes != slot->wakes_seen;
+			if (IsA(pstmt->utilityStmt, DropdbStmt) && (in_doubt > 0 || unknown))
+			{
+				/* refused below: let the resolver finish them first */
+				slot->wake = true;
+				slot->paused_until = 0;
+			}
+			else
+			{
+				slot->paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																 DTX_DDL_PAUSE_MS);
+				pid = slot->worker_pid;
+			}
 		}
 		SpinLockRelease(&shared->mutex);
+
+		/*
+		 * Dropping a database forgets the decisions of its transactions in
+		 * doubt, and nothing would ever finish their prepared transactions
+		 * on the participants: refused while the resolver knows of any, or
+		 * cannot know.
+		 */
+		if (IsA(pstmt->utilityStmt, DropdbStmt) && (in_doubt > 0 || unknown))
+		{
+			const char *name = ((DropdbStmt *) pstmt->utilityStmt)->dbname;
+
+			if (in_doubt > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_IN_USE),
+						 errmsg("database \"%s\" has %d distributed transaction(s) in doubt",
+								name, in_doubt),
+						 errdetail("Dropping it would leave their prepared transactions on the participants for good."),
+						 errhint("Connect to \"%s\" and let the resolver finish them (dtx.resolve(), dtx.in_doubt), or finish them by hand with dtx.resolve_manually(); then drop it.",
+								 name)));
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("database \"%s\" may have distributed transactions in doubt", name),
+					 errdetail("No resolver pass has completed there since a transaction was left in doubt or since the server started."),
+					 errhint("Wait for the resolver's next pass (dtx.resolver_interval), or connect to \"%s\" and run dtx.resolve(); then drop it.",
+							 name)));
+		}
 
 		/* end the worker and wait for it to leave, a few seconds at most */
 		if (pid != 0)

@@ -28,5 +28,7 @@ extern void DtxLauncherInit(void);
 extern void DtxResolverWake(void);
 extern bool DtxConfirmedPush(FullTransactionId fxid);
 extern int	DtxConfirmedDelete(Relation decisions);
+extern uint32 DtxInDoubtGeneration(void);
+extern void DtxRecordInDoubt(int n, uint32 generation);
 
 #endif							/* DTX_LAUNCHER_H */

@@ -43,6 +43,7 @@
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "replication/syncrep.h"
+#include "storage/ipc.h"
 #include "lib/stringinfo.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -96,6 +97,7 @@ static void dtx_post_commit(void);
 static void dtx_abort(void);
 static void dtx_forget_participants(void);
 static void leave_commits_in_flight(void);
+static void in_flight_at_exit(int code, Datum arg);
 
 /*
  * DtxRemoteXactInit
@@ -655,6 +657,7 @@ leave_commits_in_flight(void)
 				ctl.hcxt = TopMemoryContext;
 				in_flight = hash_create("pg_dtx commits in flight", 16, &ctl,
 										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+				before_shmem_exit(in_flight_at_exit, (Datum) 0);
 			}
 			key = U64FromFullTransactionId(gid.fxid);
 			e = hash_search(in_flight, &key, HASH_ENTER, NULL);
@@ -683,6 +686,20 @@ leave_commits_in_flight(void)
 		DtxResolverWake();
 	if (e->remaining == 0)
 		hash_search(in_flight, &e->fxid, HASH_REMOVE, NULL);
+}
+
+/*
+ * in_flight_at_exit
+ *		The backend exits with COMMIT PREPAREDs whose answers it never read:
+ *		their decisions are not confirmed; the resolver is asked to look.
+ */
+static void
+in_flight_at_exit(int code, Datum arg)
+{
+	(void) code;
+	(void) arg;
+	if (in_flight != NULL && hash_get_num_entries(in_flight) > 0)
+		DtxResolverWake();
 }
 
 /*

@@ -684,6 +684,25 @@ record_status(ServerScan *scan, int interval_ms)
 }
 
 /*
+ * count_undecided
+ *		How many prepared transactions without a decision the pass left on
+ *		scan's server.
+ */
+static int
+count_undecided(ServerScan *scan)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, scan->candidates)
+	{
+		if (((Candidate *) lfirst(lc))->undecided)
+			n++;
+	}
+	return n;
+}
+
+/*
  * text_array
  *		A text[] of the n C strings in strs.
  */
@@ -775,6 +794,8 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	int			ret;
 	uint64		i;
 	bool		has_undecided;
+	uint32		generation;
+	volatile int left = 0;
 
 	*skipped = false;
 	if (RecoveryInProgress())
@@ -794,6 +815,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	DtxEnterOwnerScope(&scope, owner);
 	/* version 1.0 has no dtx.undecided */
 	has_undecided = OidIsValid(DtxTableRelid("undecided", true));
+	generation = DtxInDoubtGeneration();
 
 	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", DtxCoordinatorId(), MyDatabaseId);
 	arg[0] = prefix;
@@ -908,8 +930,10 @@ DtxResolvePass(bool in_worker, bool *skipped)
 				{
 					if (DtxDecisionDelete(rel, FullTransactionIdFromU64(e->fxid)))
 						forgotten++;
+					continue;
 				}
-				else if (oldest == NULL || e->created_at < oldest->created_at)
+				left++;
+				if (oldest == NULL || e->created_at < oldest->created_at)
 					oldest = e;
 			}
 			if (oldest != NULL && dtx_in_doubt_warning_age > 0 &&
@@ -949,8 +973,10 @@ DtxResolvePass(bool in_worker, bool *skipped)
 			record_status(scan, dtx_resolver_interval);
 			if (scan->listed && has_undecided)
 				record_undecided(scan);
+			left += count_undecided(scan);
 		}
 		SPI_finish();
+		DtxRecordInDoubt(left, generation);
 	}
 	PG_FINALLY();
 	{

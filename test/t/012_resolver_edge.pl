@@ -13,11 +13,15 @@
 #    and forget it once a later pass sees it gone.
 #
 # 2. DROP DATABASE of a database with pg_dtx whose resolver worker is in the
-#    middle of a pass, with a transaction in doubt: the worker waits for the
-#    result of its COMMIT PREPARED (held on the participant as above), or
-#    for a connection to a frozen participant (SIGSTOP); and CREATE DATABASE
-#    ... TEMPLATE of such a database.  Each succeeds within seconds, ending
-#    the worker, and the launcher goes on serving the other databases.
+#    middle of a pass: the worker waits for the result of its COMMIT
+#    PREPARED (held on the participant as above), or for a connection to a
+#    frozen participant (SIGSTOP); and CREATE DATABASE ... TEMPLATE of such
+#    a database.  With a transaction in doubt, DROP DATABASE is refused at
+#    once (its decision would go with the database, and nothing would ever
+#    finish its prepared transactions), and succeeds once the resolver has
+#    finished it; without, it succeeds within seconds, ending the worker.
+#    CREATE DATABASE ... TEMPLATE always succeeds.  The launcher goes on
+#    serving the other databases.
 #
 # Times of the DDL are printed with diag.
 
@@ -227,6 +231,22 @@ sub timed_psql
 	return ($rc, $err, time() - $t0);
 }
 
+# Tries DROP DATABASE $db every 0.2 s until it succeeds (the resolver's
+# next pass must first see nothing in doubt); true on success.
+sub drop_when_allowed
+{
+	my ($db, $timeout) = @_;
+	my $end = time() + $timeout;
+	while (time() < $end)
+	{
+		my ($rc, $err) = timed_psql("DROP DATABASE $db");
+		return 1 if $rc == 0;
+		diag("DROP DATABASE $db: $err") if $err !~ /distributed transaction/;
+		usleep(200_000);
+	}
+	return 0;
+}
+
 sub launcher_pid
 {
 	return $coord->safe_psql('postgres',
@@ -401,20 +421,18 @@ sub launcher_pid
 	);
 	ok($worker, 'ddl-s: the worker of sdb is in the middle of a pass');
 	my ($drc, $derr, $took) = timed_psql('DROP DATABASE sdb');
-	is($drc, 0, 'ddl-s: DROP DATABASE sdb succeeds during the pass');
-	is($derr, '', 'ddl-s: without any message');
-	cmp_ok($took, '<', 15, 'ddl-s: DROP DATABASE sdb takes less than 15 s');
-	diag(sprintf('ddl-s: DROP DATABASE while the worker waits for a result took %.2f s',
-			$took));
-	like(slurp_file($coord->logfile, $offset),
-		qr/\[$worker\].*FATAL:\s+terminating background worker "pg_dtx resolver" due to administrator command/,
-		'ddl-s: the worker was ended in the middle of its pass');
+	isnt($drc, 0, 'ddl-s: DROP DATABASE sdb is refused while a transaction is in doubt there');
+	like($derr, qr/database "sdb" (has 1|may have) distributed transaction/,
+		'ddl-s: the error says why');
+	cmp_ok($took, '<', 15, 'ddl-s: the refusal takes less than 15 s');
 	pa_sync_off();
 	ok( defined poll_until(
 			$pa, 'postgres',
 			"SELECT count(*) FROM pg_prepared_xacts WHERE gid = '$gid_s'",
 			'0', 20),
 		'ddl-s: the COMMIT PREPARED on pa finishes once pa stops waiting');
+	ok(drop_when_allowed('sdb', 30),
+		'ddl-s: DROP DATABASE sdb succeeds once the resolver has finished its transaction');
 	is(ledger_rows($pa, 'ddl-s'), '1', 'ddl-s: committed on pa');
 	is(ledger_rows($pb, 'ddl-s'), '1', 'ddl-s: committed on pb');
 
@@ -430,21 +448,11 @@ sub launcher_pid
 	like($err, qr/server "pc" has not confirmed COMMIT PREPARED/,
 		'ddl-e: with pc in doubt (frozen)');
 
-	$offset = -s $coord->logfile;
-	$worker = worker_in_slow_pass('edb');
-	ok($worker, 'ddl: the worker of edb is in the middle of a pass');
 	($drc, $derr, $took) = timed_psql('DROP DATABASE edb');
-	is($drc, 0, 'ddl: DROP DATABASE edb succeeds during the pass');
-	is($derr, '', 'ddl: without any message');
-	cmp_ok($took, '<', 15, 'ddl: DROP DATABASE edb takes less than 15 s');
-	diag(sprintf('ddl: DROP DATABASE during a pass took %.2f s', $took));
-	$worker //= 0;
-	is($coord->safe_psql('postgres',
-			"SELECT count(*) FROM pg_stat_activity WHERE pid = $worker"),
-		'0', 'ddl: the worker of edb is gone');
-	like(slurp_file($coord->logfile, $offset),
-		qr/\[$worker\].*FATAL:\s+terminating background worker "pg_dtx resolver" due to administrator command/,
-		'ddl: it was ended in the middle of its pass');
+	isnt($drc, 0, 'ddl-e: DROP DATABASE edb is refused while pc holds its transaction in doubt');
+	like($derr, qr/database "edb" (has 1|may have) distributed transaction/,
+		'ddl-e: the error says why');
+	cmp_ok($took, '<', 15, 'ddl-e: the refusal takes less than 15 s');
 
 	# tdb: pg_dtx with pc (frozen) as its only server; its worker waits
 	# for pc in its first passes.
@@ -469,6 +477,27 @@ sub launcher_pid
 	($drc, $derr, $took) = timed_psql('DROP DATABASE tclone');
 	is($drc, 0, 'ddl: DROP DATABASE tclone succeeds');
 	cmp_ok($took, '<', 15, 'ddl: DROP DATABASE tclone takes less than 15 s');
+
+	# ndb: pg_dtx with pc (frozen) as its only server and nothing in doubt:
+	# dropping it ends its worker in the middle of its pass
+	$coord->safe_psql('postgres', 'CREATE DATABASE ndb');
+	$coord->safe_psql('ndb', 'CREATE EXTENSION pg_dtx');
+	add_server($coord, 'pc', $pc, coord_dbname => 'ndb');
+	$offset = -s $coord->logfile;
+	$worker = worker_in_slow_pass('ndb');
+	ok($worker, 'ddl: the worker of ndb is in the middle of a pass');
+	($drc, $derr, $took) = timed_psql('DROP DATABASE ndb');
+	is($drc, 0, 'ddl: DROP DATABASE ndb succeeds during the pass');
+	is($derr, '', 'ddl: without any message');
+	cmp_ok($took, '<', 15, 'ddl: DROP DATABASE ndb takes less than 15 s');
+	diag(sprintf('ddl: DROP DATABASE during a pass took %.2f s', $took));
+	$worker //= 0;
+	is($coord->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE pid = $worker"),
+		'0', 'ddl: the worker of ndb is gone');
+	like(slurp_file($coord->logfile, $offset),
+		qr/\[$worker\].*FATAL:\s+terminating background worker "pg_dtx resolver" due to administrator command/,
+		'ddl: it was ended in the middle of its pass');
 
 	# the launcher goes on serving the other databases: a transaction left
 	# in doubt in edb2 is finished by the background resolver
@@ -496,15 +525,15 @@ sub launcher_pid
 	signal_node($pc, 'CONT');
 	$pc_frozen = 0;
 
-	# edb's prepared transaction on pc has no resolver left (its database
-	# is gone).  The COMMIT PREPARED that the client sent before giving up
-	# may still be in pc's socket buffer and run now; else it is committed
-	# by hand, as decided.
-	my $end = time() + 5;
-	usleep(100_000) while gid_set($pc)->{$gid_e} && time() < $end;
-	$pc->safe_psql('postgres', "COMMIT PREPARED '$gid_e'")
-	  if gid_set($pc)->{$gid_e};
+	# edb's resolver finishes its transaction on pc now: then edb may go
+	ok( defined poll_until(
+			$pc, 'postgres',
+			"SELECT count(*) FROM pg_prepared_xacts WHERE gid = '$gid_e'",
+			'0', 30),
+		'ddl-e: committed on pc by the resolver of edb once pc is back');
 	is(ledger_rows($pc, 'ddl-e'), '1', 'ddl-e: committed on pc');
+	ok(drop_when_allowed('edb', 30),
+		'ddl-e: DROP DATABASE edb succeeds once nothing is in doubt there');
 	is(prepared_xacts($_), '0', 'ddl: nothing prepared on ' . $_->name)
 	  for ($pa, $pb, $pc);
 }
