@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.h
- *	  Names and owner of the extension's own catalog objects.
+ *	  Names and owner of the extension's own catalog objects, and the
+ *	  context (owner, search_path, subtransaction) its internal work runs in.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,5 +27,9 @@ typedef struct DtxOwnerScope
 
 extern void DtxEnterOwnerScope(DtxOwnerScope *scope, Oid owner);
 extern void DtxLeaveOwnerScope(DtxOwnerScope *scope);
+
+/* Running a step that may fail without failing the caller. */
+struct ErrorData;
+extern struct ErrorData *DtxRunInSubtransaction(void (*fn) (void *arg), void *arg);
 
 #endif							/* DTX_CATALOG_H */

@@ -43,6 +43,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "connection.h"
 #include "deadlock.h"
 #include "fdw_options.h"
@@ -1057,7 +1058,7 @@ dtx_connections(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS scan;
 	DtxConnection *c;
 
-	InitMaterializedSRF(fcinfo, 0);
+	DtxInitMaterializedSRF(fcinfo, 0);
 	if (ConnectionHash == NULL)
 		return (Datum) 0;
 	hash_seq_init(&scan, ConnectionHash);

@@ -345,40 +345,30 @@ check(DtxConnection *c)
  *		cycle: the statement's error is then raised as 40P01.  A failure of
  *		the check itself is logged and changes nothing.
  */
+static void
+check_step(void *arg)
+{
+	check((DtxConnection *) arg);
+}
+
 void
 DtxDeadlockCheck(DtxConnection *c)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata;
 
 	if (in_check || c->deadlock_msg != NULL)
 		return;
 	in_check = true;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		check(c);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
+		edata = DtxRunInSubtransaction(check_step, c);
 	}
-	PG_CATCH();
+	PG_FINALLY();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
 		in_check = false;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		ereport(LOG,
-				(errmsg("pg_dtx: could not look for a distributed deadlock: %s", edata->message)));
 	}
 	PG_END_TRY();
-	in_check = false;
+	if (edata != NULL)
+		ereport(LOG,
+				(errmsg("pg_dtx: could not look for a distributed deadlock: %s", edata->message)));
 }

@@ -58,6 +58,7 @@
 #include "utils/xid8.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "decision.h"
 #include "launcher.h"
 #include "resolver.h"
@@ -379,7 +380,7 @@ dtx_confirmed_pending(PG_FUNCTION_ARGS)
 	int			n = 0;
 	int			i;
 
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	DtxInitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	if (shared == NULL)
 		return (Datum) 0;
 	mine = palloc(sizeof(uint64) * DTX_CONFIRMED_SLOTS);

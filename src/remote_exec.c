@@ -33,6 +33,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "compat.h"
 #include "connection.h"
 #include "fdw_options.h"
 #include "remote_xact.h"
@@ -411,7 +412,7 @@ dtx_query(PG_FUNCTION_ARGS)
 					 errdetail("Its command tag is \"%s\".", PQcmdStatus(res)),
 					 errhint("Use dtx.exec for statements that return no rows.")));
 
-		InitMaterializedSRF(fcinfo, 0);
+		DtxInitMaterializedSRF(fcinfo, 0);
 		desc = rsinfo->setDesc;
 		store = rsinfo->setResult;
 		check_row_shape(res, desc, servername);

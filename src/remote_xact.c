@@ -52,6 +52,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "connection.h"
 #include "decision.h"
 #include "fdw_guard.h"
@@ -1111,7 +1112,7 @@ dtx_participants(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ListCell   *lc;
 
-	InitMaterializedSRF(fcinfo, 0);
+	DtxInitMaterializedSRF(fcinfo, 0);
 	foreach(lc, participants)
 	{
 		DtxConnection *c = lfirst(lc);

@@ -73,6 +73,7 @@
 #include "utils/xid8.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "connection.h"
 #include "decision.h"
 #include "fdw_options.h"
@@ -337,6 +338,22 @@ connection_for(ServerScan *scan, Oid userid, TimestampTz deadline)
 	return c;
 }
 
+/* A step of the pass on one server, for run_guarded. */
+typedef struct GuardedStep
+{
+	void		(*fn) (ServerScan *scan, void *arg);
+	ServerScan *scan;
+	void	   *arg;
+} GuardedStep;
+
+static void
+guarded_step(void *arg)
+{
+	GuardedStep *step = arg;
+
+	step->fn(step->scan, step->arg);
+}
+
 /*
  * run_guarded
  *		Runs fn(scan, arg) in a subtransaction; an error is recorded on the
@@ -345,42 +362,17 @@ connection_for(ServerScan *scan, Oid userid, TimestampTz deadline)
 static bool
 run_guarded(void (*fn) (ServerScan *scan, void *arg), ServerScan *scan, void *arg)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = true;
+	GuardedStep step = {fn, scan, arg};
+	ErrorData  *edata = DtxRunInSubtransaction(guarded_step, &step);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		fn(scan, arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-
-		/* a cancel or statement_timeout ends the pass, not just this server */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		scan->failed = true;
-		scan->error = edata->detail ?
-			psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
-		ereport(LOG,
-				(errmsg("pg_dtx resolver: server \"%s\": %s", scan->name, scan->error)));
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	if (edata == NULL)
+		return true;
+	scan->failed = true;
+	scan->error = edata->detail ?
+		psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
+	ereport(LOG,
+			(errmsg("pg_dtx resolver: server \"%s\": %s", scan->name, scan->error)));
+	return false;
 }
 
 /* step 1: connect and list */
@@ -1009,7 +1001,7 @@ dtx_resolve(PG_FUNCTION_ARGS)
 	List	   *actions;
 	ListCell   *lc;
 
-	InitMaterializedSRF(fcinfo, 0);
+	DtxInitMaterializedSRF(fcinfo, 0);
 	actions = DtxResolvePass(false, &skipped);
 	foreach(lc, actions)
 	{

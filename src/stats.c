@@ -28,6 +28,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "stats.h"
 
 typedef struct DtxServerCounters
@@ -323,7 +324,7 @@ dtx_stats(PG_FUNCTION_ARGS)
 	Datum		values[13];
 	bool		nulls[13] = {0};
 
-	InitMaterializedSRF(fcinfo, 0);
+	DtxInitMaterializedSRF(fcinfo, 0);
 	if (stats == NULL)
 		return (Datum) 0;
 	SpinLockAcquire(&stats->mutex);
@@ -361,7 +362,7 @@ dtx_server_stats(PG_FUNCTION_ARGS)
 	int			n = 0;
 	int			i;
 
-	InitMaterializedSRF(fcinfo, 0);
+	DtxInitMaterializedSRF(fcinfo, 0);
 	if (stats == NULL)
 		return (Datum) 0;
 	copy = palloc(sizeof(DtxServerCounters) * DTX_STATS_MAX_SERVERS);
@@ -417,7 +418,7 @@ dtx_activity(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			i;
 
-	InitMaterializedSRF(fcinfo, 0);
+	DtxInitMaterializedSRF(fcinfo, 0);
 	if (stats == NULL)
 		return (Datum) 0;
 	for (i = 0; i < stats->nactivity; i++)

@@ -57,6 +57,9 @@ our @EXPORT = qw(
   crash_node
   backend_pids
   ledger_rows
+  gid_set
+  wait_new_gid
+  set_resolver_interval
 );
 
 # SQL quoting for the statements built here.
@@ -446,6 +449,42 @@ sub ledger_rows
 	return $node->safe_psql($opts{dbname} // 'postgres',
 		'SELECT count(*) FROM ledger WHERE tag LIKE '
 		  . quote_literal($pattern));
+}
+
+# The global ids prepared on $node, as a hash (gid => 1).
+sub gid_set
+{
+	my ($node) = @_;
+	my %set = map { $_ => 1 } grep { $_ ne '' } split /\n/,
+	  $node->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
+	return \%set;
+}
+
+# Waits until $node holds a prepared transaction that is not in $before
+# (a gid_set); returns its global id (undef after $timeout seconds, 30).
+sub wait_new_gid
+{
+	my ($node, $before, $timeout) = @_;
+	my $end = Time::HiRes::time() + ($timeout // 30);
+	while (Time::HiRes::time() < $end)
+	{
+		my ($new) = grep { !$before->{$_} } keys %{ gid_set($node) };
+		return $new if defined $new;
+		Time::HiRes::usleep(50_000);
+	}
+	Test::More::diag('no new prepared transaction on ' . $node->name);
+	return undef;
+}
+
+# dtx.resolver_interval of coordinator $c, through ALTER SYSTEM (kept
+# across restarts) and a reload.
+sub set_resolver_interval
+{
+	my ($c, $value) = @_;
+	$c->safe_psql('postgres',
+		"ALTER SYSTEM SET dtx.resolver_interval = '$value'; SELECT pg_reload_conf();"
+	);
+	return;
 }
 
 1;

@@ -52,42 +52,6 @@ for my $c ($coord, $coord2)
 
 # --- helpers -----------------------------------------------------------------
 
-# dtx.resolver_interval of the coordinator, through ALTER SYSTEM and a reload
-# (kept across restarts).
-sub set_interval
-{
-	my ($value) = @_;
-	$coord->safe_psql('postgres',
-		"ALTER SYSTEM SET dtx.resolver_interval = '$value'; SELECT pg_reload_conf();"
-	);
-	return;
-}
-
-# The global ids prepared on $node, as a hash.
-sub gid_set
-{
-	my ($node) = @_;
-	my %set = map { $_ => 1 } grep { $_ ne '' } split /\n/,
-	  $node->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
-	return \%set;
-}
-
-# Waits until $node holds a prepared transaction not in $before (a
-# gid_set); returns its global id, undef after 30 s.
-sub wait_new_gid
-{
-	my ($node, $before) = @_;
-	my $end = time() + 30;
-	while (time() < $end)
-	{
-		my ($new) = grep { !$before->{$_} } keys %{ gid_set($node) };
-		return $new if defined $new;
-		usleep(50_000);
-	}
-	diag('no new prepared transaction on ' . $node->name);
-	return undef;
-}
-
 # dtx.try_lock(ARRAY[@servers], 42) in a transaction of its own on
 # coordinator $c, rolled back: 't' or 'f'.
 sub try_lock
@@ -127,7 +91,7 @@ for my $case ('commit', 'rollback')
 	{
 		my $tag = "$case-$how";
 		my $committed = $case eq 'commit' ? 1 : 0;
-		set_interval('0');
+		set_resolver_interval($coord, '0');
 
 		# T1: the lock on pa and pb, then a ledger row on each; the
 		# staller's PREPARE is held, the other participant prepares at once.
@@ -214,7 +178,7 @@ for my $case ('commit', 'rollback')
 		if ($how eq 'background')
 		{
 			my $t0 = time();
-			set_interval('1s');
+			set_resolver_interval($coord, '1s');
 			for my $p ($pa, $pb)
 			{
 				ok( defined poll_until(

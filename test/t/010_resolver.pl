@@ -51,7 +51,7 @@ restart_after_crash = on
 });
 $coord->start;
 $coord->safe_psql('postgres', 'CREATE EXTENSION pg_dtx');
-set_interval($coord, '1s');
+set_resolver_interval($coord, '1s');
 
 # pa can stream WAL, so that a synchronous_standby_names naming nobody makes
 # its commits wait (case 7)
@@ -68,41 +68,6 @@ $coord->safe_psql('postgres',
 	transfer_sql('warmup', [ 'pa', -1 ], [ 'pb', 1 ], [ 'pc', 0 ]));
 
 # --- helpers -----------------------------------------------------------------
-
-# dtx.resolver_interval of $c, through ALTER SYSTEM and a reload.
-sub set_interval
-{
-	my ($c, $value) = @_;
-	$c->safe_psql('postgres',
-		"ALTER SYSTEM SET dtx.resolver_interval = '$value'; SELECT pg_reload_conf();"
-	);
-	return;
-}
-
-# The global ids prepared on $node, as a hash.
-sub gid_set
-{
-	my ($node) = @_;
-	my %set = map { $_ => 1 } grep { $_ ne '' } split /\n/,
-	  $node->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
-	return \%set;
-}
-
-# Waits until $node holds a prepared transaction that is not in $before
-# (a gid_set); returns its global id (undef after $timeout seconds).
-sub wait_new_gid
-{
-	my ($node, $before, $timeout) = @_;
-	my $end = time() + ($timeout // 30);
-	while (time() < $end)
-	{
-		my ($new) = grep { !$before->{$_} } keys %{ gid_set($node) };
-		return $new if defined $new;
-		usleep(50_000);
-	}
-	diag('no new prepared transaction on ' . $node->name);
-	return undef;
-}
 
 # Ends the participant session that prepared $gid on $node (the
 # coordinator then cannot send it COMMIT PREPARED).
@@ -314,7 +279,7 @@ sub wait_up
 # pass must roll the dead one's back, never commit them by the other's
 # decision.
 {
-	set_interval($coord, '0');
+	set_resolver_interval($coord, '0');
 	my @frozen = (backend_pids($coord, 'walwriter'),
 		backend_pids($coord, 'background writer'));
 	kill('STOP', @frozen);
@@ -383,7 +348,7 @@ sub wait_up
 		}
 	}
 	check_clean('c1b', resolve => 1);
-	set_interval($coord, '1s');
+	set_resolver_interval($coord, '1s');
 }
 
 # --- 2. coordinator crash after the local commit, before every COMMIT PREPARED
@@ -395,7 +360,7 @@ sub wait_up
 for my $interval ('10s', '1s')
 {
 	my $tag = "c2-$interval";
-	set_interval($coord, $interval);
+	set_resolver_interval($coord, $interval);
 	my ($h, $gid) = in_doubt_start(
 		tag => $tag,
 		victim => 'pb',
@@ -419,7 +384,7 @@ for my $interval ('10s', '1s')
 	check_outcome($tag, 1, qw(pa pb));
 	check_clean($tag);
 }
-set_interval($coord, '1s');
+set_resolver_interval($coord, '1s');
 
 # --- 3. participant crash after PREPARE ------------------------------------------
 
@@ -575,7 +540,7 @@ for my $db ('postgres', 'db2')
 		"SELECT oid FROM pg_database WHERE datname = 'db2'");
 
 	# coord: one decided and one undecided transaction left on pa, coord down
-	set_interval($coord, '0');
+	set_resolver_interval($coord, '0');
 	my $gid_a = make_in_doubt(
 		tag => 'c5-a-commit',
 		victim => 'pa',
@@ -623,7 +588,7 @@ for my $db ('postgres', 'db2')
 	$coord2->safe_psql('postgres',
 		'ALTER DATABASE db2 WITH ALLOW_CONNECTIONS false');
 	my $log_offset = -s $coord2->logfile;
-	set_interval($coord2, '1s');
+	set_resolver_interval($coord2, '1s');
 	ok(defined wait_committed('c5-own', 20, 'pa'),
 		"c5: coord2's background resolver finished its own transaction");
 	sleep(2);    # a few more passes
@@ -652,7 +617,7 @@ for my $db ('postgres', 'db2')
 
 	# coord comes back and finishes its two
 	$coord->start;
-	set_interval($coord, '1s');
+	set_resolver_interval($coord, '1s');
 	ok(defined wait_committed('c5-a-commit', 20, 'pa'),
 		'c5: coord commits its decided transaction');
 	ok( defined poll_until(
@@ -702,7 +667,7 @@ for my $db ('postgres', 'db2')
 sub two_in_doubt_and_pa_hanging
 {
 	my ($tag) = @_;
-	set_interval($coord, '0');
+	set_resolver_interval($coord, '0');
 	my ($h1, $g1) = in_doubt_start(
 		tag => "$tag-1",
 		victim => 'pa',
@@ -718,7 +683,7 @@ sub two_in_doubt_and_pa_hanging
 	$pa->safe_psql('postgres',
 		"ALTER SYSTEM SET synchronous_standby_names = 'nobody'; SELECT pg_reload_conf();"
 	);
-	set_interval($coord, '1s');
+	set_resolver_interval($coord, '1s');
 	ok( defined poll_until(
 			$pa, 'postgres',
 			"SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
@@ -764,14 +729,14 @@ sub two_in_doubt_and_pa_hanging
 # COMMIT PREPARED.
 {
 	my $tag = 'c7d';
-	set_interval($coord, '0');
+	set_resolver_interval($coord, '0');
 	my $gid = make_in_doubt(
 		tag => $tag,
 		victim => 'pb',
 		staller => 'pa',
 		action => 'terminate');
 	my $offset = -s $coord->logfile;
-	set_interval($coord, '1s');
+	set_resolver_interval($coord, '1s');
 	$coord->wait_for_log(
 		qr/commit prepared transaction \Q$gid\E on server "pb": done/, $offset);
 	crash_node($pb);
@@ -842,7 +807,7 @@ sub two_in_doubt_and_pa_hanging
 # dtx.resolver_interval = 0: nothing happens by itself, and one
 # dtx.resolve() gives the same end state.
 {
-	set_interval($coord, '0');
+	set_resolver_interval($coord, '0');
 	my ($h_term, $g_term) = in_doubt_start(
 		tag => 'c9-term',
 		victim => 'pb',
@@ -882,7 +847,7 @@ sub two_in_doubt_and_pa_hanging
 	check_outcome('c9-crash', 1, qw(pa pc));
 	check_outcome('c9-abort', 0, qw(pa pb));
 	check_clean('c9', resolve => 1);
-	set_interval($coord, '1s');
+	set_resolver_interval($coord, '1s');
 }
 
 # --- 10. failover to the coordinator's synchronous standby ----------------------
@@ -902,7 +867,7 @@ sub two_in_doubt_and_pa_hanging
 		'c10: the standby is synchronous');
 
 	# the primary's resolver stays off: only the promoted standby's works
-	set_interval($coord, '0');
+	set_resolver_interval($coord, '0');
 	my @tags = ('c10');
 	my $gid = make_in_doubt(
 		tag => 'c10',

@@ -63,37 +63,6 @@ END
 
 # --- helpers -------------------------------------------------------------------
 
-sub set_interval
-{
-	my ($value) = @_;
-	$coord->safe_psql('postgres',
-		"ALTER SYSTEM SET dtx.resolver_interval = '$value'; SELECT pg_reload_conf();"
-	);
-	return;
-}
-
-sub gid_set
-{
-	my ($node) = @_;
-	my %set = map { $_ => 1 } grep { $_ ne '' } split /\n/,
-	  $node->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
-	return \%set;
-}
-
-sub wait_new_gid
-{
-	my ($node, $before) = @_;
-	my $end = time() + 30;
-	while (time() < $end)
-	{
-		my ($new) = grep { !$before->{$_} } keys %{ gid_set($node) };
-		return $new if defined $new;
-		usleep(50_000);
-	}
-	diag('no new prepared transaction on ' . $node->name);
-	return undef;
-}
-
 # A transfer tagged $o{tag} in database $o{db} of coord: its $o{victim} leg
 # prepares at once while the PREPARE of its $o{staller} leg is held.  Once
 # the victim prepared, $o{action} is applied to it: "terminate" ends the
@@ -351,7 +320,7 @@ sub launcher_pid
 	# The background resolver meets the busy ROLLBACK PREPARED as well: no
 	# backoff either.
 	$offset = -s $coord->logfile;
-	set_interval('1s');
+	set_resolver_interval($coord, '1s');
 	$coord->wait_for_log(
 		qr/rollback prepared transaction \Q$gid_r\E on server "pa": \Q$BUSY\E/,
 		$offset);
