@@ -862,6 +862,29 @@ DtxReportResultError(int elevel, PGresult *res, DtxConnection *c,
 }
 
 /*
+ * DtxWaitForAnswer
+ *		Waits, interruptibly (cancel and statement_timeout raise), until the
+ *		answer to the command in flight on c has arrived, or until deadline
+ *		(0: none); false on a timeout or a lost connection.  The result is
+ *		then read without waiting.
+ */
+bool
+DtxWaitForAnswer(DtxConnection *c, TimestampTz deadline)
+{
+	if (c->conn == NULL)
+		return false;
+	for (;;)
+	{
+		if (!PQconsumeInput(c->conn))
+			return false;
+		if (!PQisBusy(c->conn))
+			return true;
+		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, true))
+			return false;
+	}
+}
+
+/*
  * DtxSendQueryNoError
  *		Sends sql on c without raising; false when the connection is lost.
  *		Used after the local commit and during abort.

@@ -108,6 +108,7 @@ extern DtxResultStatus DtxGetResultNoError(DtxConnection *c, TimestampTz deadlin
 										   char **errmsg_out, char *sqlstate_out,
 										   PGresult **err_out);
 extern bool DtxAbandonCommand(DtxConnection *c, TimestampTz deadline);
+extern bool DtxWaitForAnswer(DtxConnection *c, TimestampTz deadline);
 
 extern void DtxRunBatch(DtxConnection *c, const char *const *sqls, int n,
 						DtxResultStatus *status, char **errmsgs, char **sqlstates);

@@ -707,12 +707,14 @@ in_flight_at_exit(int code, Datum arg)
  * DtxFinishCommitInFlight
  *		Reads the answer to the COMMIT PREPARED left in flight on c by an
  *		earlier transaction.  DTX_IN_FLIGHT_WAIT waits for it (within
- *		dtx.commit_timeout); DTX_IN_FLIGHT_POLL takes it only if it has
+ *		dtx.commit_timeout, interruptibly: a cancel gives it up and is
+ *		raised); DTX_IN_FLIGHT_POLL takes it only if it has
  *		arrived; DTX_IN_FLIGHT_DROP takes it if it has arrived and otherwise
  *		gives up on it (the connection is about to close).  The decision is
  *		confirmed once every participant of its transaction answered with
  *		success; anything else is left to the resolver (woken, and logged
- *		with the global id and the server).  Never raises.
+ *		with the global id and the server).  Raises only on an interrupt in
+ *		DTX_IN_FLIGHT_WAIT.
  */
 void
 DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
@@ -728,14 +730,33 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 
 	if (!c->commit_in_flight)
 		return;
-	arrived = c->conn == NULL || !PQconsumeInput(c->conn) || !PQisBusy(c->conn);
+	if (mode == DTX_IN_FLIGHT_WAIT)
+	{
+		/*
+		 * Before a statement of a new transaction: the wait can be cancelled
+		 * (the earlier transaction is committed whatever happens here); a
+		 * cancel gives the answer up, and the resolver makes sure.
+		 */
+		PG_TRY();
+		{
+			arrived = DtxWaitForAnswer(c, DtxDeadlineAfterMs(dtx_commit_timeout));
+		}
+		PG_CATCH();
+		{
+			DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_DROP);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	else
+		arrived = c->conn == NULL || !PQconsumeInput(c->conn) || !PQisBusy(c->conn);
 	if (mode == DTX_IN_FLIGHT_POLL && !arrived)
 		return;
-	if (mode == DTX_IN_FLIGHT_WAIT || arrived)
+	if (arrived)
 		st = DtxGetResultNoError(c, DtxDeadlineAfterMs(dtx_commit_timeout),
 								 &msg, sqlstate, NULL);
 	else
-		st = DTX_RESULT_LOST;
+		st = mode == DTX_IN_FLIGHT_WAIT ? DTX_RESULT_TIMEOUT : DTX_RESULT_LOST;
 	c->commit_in_flight = false;
 	ok = st == DTX_RESULT_OK ||
 		(st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0);
