@@ -297,7 +297,9 @@ CREATE TABLE dtx.undecided (
 REVOKE ALL ON dtx.undecided FROM PUBLIC;
 
 -- Transactions not yet finished everywhere.  'commit': one row per
--- participant of a commit decision that has not confirmed COMMIT PREPARED.
+-- participant of a commit decision not yet confirmed by all of them (those
+-- that did commit stay listed until the decision is confirmed or a resolver
+-- pass finds it finished everywhere).
 -- 'none yet': a prepared transaction without a decision that the
 -- resolver's last pass saw on a participant and could not finish (its local
 -- transaction was still running, or ROLLBACK PREPARED failed); age counts

@@ -755,6 +755,11 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 	if (arrived)
 		st = DtxGetResultNoError(c, DtxDeadlineAfterMs(dtx_commit_timeout),
 								 &msg, sqlstate, NULL);
+	else if (c->conn != NULL && PQstatus(c->conn) != CONNECTION_OK)
+	{
+		st = DTX_RESULT_LOST;
+		msg = pchomp(PQerrorMessage(c->conn));
+	}
 	else
 		st = mode == DTX_IN_FLIGHT_WAIT ? DTX_RESULT_TIMEOUT : DTX_RESULT_LOST;
 	c->commit_in_flight = false;
