@@ -20,11 +20,22 @@ a bounded time to finish what is in doubt, and the books are checked:
   - no server log shows a PANIC or a process killed by a signal the test
     did not send.
 
+A share of the clients (--async-fraction, default every third one) run
+their sessions with dtx.synchronous_commit_prepared = off: their COMMIT
+returns before the participants answered COMMIT PREPARED.  With faults, a
+share of the time (--all-async-share, default a third, in periods of 10 s)
+every client runs so: a synchronous client's commit flushes the WAL up to
+its own commit record, so that as long as one runs, a decision of an
+asynchronous commit that pg_dtx failed to make durable would be flushed by
+chance before any crash.  Acknowledged transfers committed either way are
+held to the same verdict.
+
 See run.sh for the modes and options.
 """
 
 import argparse
 import collections
+import fractions
 import os
 import random
 import re
@@ -51,6 +62,7 @@ N_ACCOUNTS = 300            # ordinary accounts per participant: 1..N_ACCOUNTS
 SP_ACCOUNTS = range(1001, 1011)  # accounts only rolled-back savepoint legs touch
 INIT_BALANCE = 1_000_000
 PARTICIPANTS = ["p1", "p2", "p3"]
+ALL_ASYNC_PERIOD = 10       # seconds: periods with every client asynchronous or not
 
 # One leg of a transfer on a participant: the balance and the ledger row in
 # one statement (one round trip).  $1 transfer id, $2 account, $3 amount.
@@ -508,9 +520,9 @@ class Proxy:
 
 class Transfer:
     __slots__ = ("tid", "legs", "sp_leg", "local", "outcome", "warned", "client",
-                 "t_start", "t_end", "error", "fxid", "remote_xids", "via")
+                 "t_start", "t_end", "error", "fxid", "remote_xids", "via", "async_commit")
 
-    def __init__(self, tid, legs, sp_leg, local, client):
+    def __init__(self, tid, legs, sp_leg, local, client, async_commit=""):
         self.tid = tid
         self.legs = legs            # [(server, account, amount)]
         self.sp_leg = sp_leg        # (server, account, amount) rolled back, or None
@@ -524,12 +536,17 @@ class Transfer:
         self.fxid = None            # the coordinator's transaction id, when known
         self.remote_xids = {}       # server -> its transaction id, when known
         self.via = ["exec"] * len(legs)
+        # dtx.synchronous_commit_prepared off at COMMIT: "" (no), "client"
+        # (an asynchronous client) or "period" (a client switched for a period)
+        self.async_commit = async_commit
 
     def describe(self):
         legs = " ".join("%s:%d:%+d" % l for l in self.legs)
         sp = (" savepoint-rolled-back %s:%d:%+d" % self.sp_leg) if self.sp_leg else ""
-        return ("transfer %d [%s%s%s] client %d, %s%s, %.1fs..%ss%s%s"
+        return ("transfer %d [%s%s%s] client %d%s, %s%s, %.1fs..%ss%s%s"
                 % (self.tid, legs, sp, " +journal" if self.local else "", self.client,
+                   (" (synchronous_commit_prepared off: %s)" % self.async_commit)
+                   if self.async_commit else "",
                    self.outcome, " (with WARNING)" if self.warned else "", self.t_start,
                    "%.1f" % self.t_end if self.t_end is not None else "?",
                    (", coordinator xid %s" % self.fxid if self.fxid else "") +
@@ -549,9 +566,10 @@ class Book:
     def attempt(self, t):
         with self.lock:
             self.transfers[t.tid] = t
-            self.f.write("attempt %d %s sp=%s local=%d\n" % (
+            self.f.write("attempt %d %s sp=%s local=%d%s\n" % (
                 t.tid, ",".join("%s:%d:%d" % l for l in t.legs),
-                "%s:%d:%d" % t.sp_leg if t.sp_leg else "-", t.local))
+                "%s:%d:%d" % t.sp_leg if t.sp_leg else "-", t.local,
+                (" async=" + t.async_commit) if t.async_commit else ""))
 
     def finish(self, t, outcome, error=None, phase=None, sqlstate=None):
         with self.lock:
@@ -563,6 +581,9 @@ class Book:
                 self.last_ack = time.monotonic()
                 if t.warned:
                     self.counts["warned"] += 1
+                if t.async_commit:
+                    self.counts["acked_async"] += 1
+                    self.counts["acked_async_" + t.async_commit] += 1
             if error:
                 self.errors[(phase, sqlstate or "-", error.split("\n")[0][:90])] += 1
             xids = ("".join(" xid=%s" % t.fxid for _ in [0] if t.fxid) +
@@ -609,6 +630,9 @@ class Client(threading.Thread):
         self.done = 0
         self.samples = {}
         self.connects = 0
+        # COMMIT without waiting for COMMIT PREPARED (set at every connect)
+        self.async_commit = h.is_async_client(no)
+        self.session_async = False      # the setting of the current session
 
     def set_phase(self, p):
         self.phase = p
@@ -617,6 +641,7 @@ class Client(threading.Thread):
     def connect(self):
         self.set_phase("connect")
         while not self.h.stop_clients.is_set():
+            conn = None
             try:
                 conn = self.h.coord.connect(
                     timeout=3, app="bank client %d" % self.no,
@@ -625,12 +650,38 @@ class Client(threading.Thread):
                 with conn.cursor() as cur:
                     cur.execute("SELECT pg_backend_pid()")
                     self.backend_pid = cur.fetchone()[0]
-                self.conn = conn
+                    self.session_async = False
+                    self.conn = conn
+                    self.set_async(self.want_async())
+                    cur.execute("SHOW dtx.synchronous_commit_prepared")
+                    setting = cur.fetchone()[0]
+                    if setting != ("off" if self.session_async else "on"):
+                        msg = ("client %d: dtx.synchronous_commit_prepared is %r in a session that set it %s"
+                               % (self.no, setting, "off" if self.session_async else "on"))
+                        if msg not in self.h.problems:
+                            self.h.problems.append(msg)
                 self.connects += 1
                 return True
             except psycopg2.Error:
+                self.conn = None
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except psycopg2.Error:
+                        pass
                 time.sleep(0.2 + self.jitter.random() * 0.3)
         return False
+
+    def want_async(self):
+        return self.async_commit or self.h.all_async.is_set()
+
+    def set_async(self, on):
+        """dtx.synchronous_commit_prepared off (on=True) or on for the
+        session, between transactions."""
+        if on != self.session_async:
+            with self.conn.cursor() as cur:
+                cur.execute("SET dtx.synchronous_commit_prepared = %s" % ("off" if on else "on"))
+            self.session_async = on
 
     def drop(self):
         if self.conn is not None:
@@ -665,7 +716,8 @@ class Client(threading.Thread):
                 sp_leg = (r.choice(PARTICIPANTS), r.choice(SP_ACCOUNTS), 777)
         # the same order everywhere: no distributed deadlock
         legs.sort(key=lambda l: PARTICIPANTS.index(l[0]))
-        t = Transfer(tid, legs, sp_leg, r.random() < 0.5, self.no)
+        t = Transfer(tid, legs, sp_leg, r.random() < 0.5, self.no,
+                     ("client" if self.async_commit else "period") if self.session_async else "")
         # each leg through dtx.exec, or through dtx.query calling a function
         # (a write that pg_dtx must find with its read-only check)
         t.via = [r.choice(["exec", "query"]) for _ in legs]
@@ -695,6 +747,11 @@ class Client(threading.Thread):
                         self.samples[label] = None
                         self.drop()
             if self.conn is None:
+                continue
+            try:
+                self.set_async(self.want_async())
+            except psycopg2.Error:
+                self.drop()
                 continue
             t = self.new_transfer()
             h.book.attempt(t)
@@ -845,6 +902,10 @@ class Harness:
         if args.clients is not None:
             self.cfg["clients"] = args.clients
         self.seed = args.seed
+        self.async_fraction = args.async_fraction
+        # with faults: periods in which every client commits asynchronously
+        self.all_async_share = args.all_async_share if self.mode != "stress" else 0
+        self.all_async = threading.Event()
         self.root = is_root()
         self.pg_user = os.environ.get("PG_OS_USER") or ("postgres" if self.root else None)
         if not self.pg_user:
@@ -876,6 +937,38 @@ class Harness:
         self.recovered = None
         self.resolved_by = "-"
         self.total_accounts = len(PARTICIPANTS) * (N_ACCOUNTS + len(SP_ACCOUNTS))
+
+    def is_async_client(self, no):
+        """Whether client no runs with dtx.synchronous_commit_prepared off:
+        spread evenly, a share async_fraction of the clients (1/3: clients
+        2, 5, 8, ...)."""
+        f = self.async_fraction
+        return int((no + 1) * f) > int(no * f)
+
+    def async_clients(self):
+        return [cl.no for cl in self.clients if cl.async_commit]
+
+    def is_all_async_period(self, k):
+        """Whether the k-th period of ALL_ASYNC_PERIOD seconds of the
+        workload has every client asynchronous (1/3: periods 2, 5, 8, ...)."""
+        f = self.all_async_share
+        return int((k + 1) * f) > int(k * f)
+
+    def all_async_periods(self):
+        """Switches every client to dtx.synchronous_commit_prepared = off
+        and back, period by period, until the clients stop."""
+        start = time.monotonic()
+        while not self.stop_clients.wait(0.2):
+            k = int((time.monotonic() - start) // ALL_ASYNC_PERIOD)
+            on = self.is_all_async_period(k)
+            if on != self.all_async.is_set():
+                if on:
+                    self.all_async.set()
+                else:
+                    self.all_async.clear()
+                say("every client %s (period %d)"
+                    % ("with dtx.synchronous_commit_prepared = off" if on else "back to its own setting", k))
+        self.all_async.clear()
 
     # --- setup ---------------------------------------------------------
 
@@ -1254,8 +1347,8 @@ class Harness:
     def progress(self, label=""):
         c = self.book.counts
         connected = sum(1 for cl in self.clients if cl.conn is not None)
-        say("%sacked %d (%d with warning), failed %d, unknown %d; %d/%d clients connected"
-            % (label, c["acked"], c["warned"], c["failed"], c["unknown"], connected,
+        say("%sacked %d (%d with warning, %d asynchronous), failed %d, unknown %d; %d/%d clients connected"
+            % (label, c["acked"], c["warned"], c["acked_async"], c["failed"], c["unknown"], connected,
                len(self.clients)))
 
     def check_stuck(self, limit):
@@ -1290,6 +1383,18 @@ class Harness:
         for i in range(cfg["clients"]):
             cl = Client(self, i)
             self.clients.append(cl)
+        say("clients with dtx.synchronous_commit_prepared = off (--async-fraction %s): %s"
+            % (self.async_fraction, ", ".join(map(str, self.async_clients())) or "none"))
+        if self.all_async_share:
+            periods = [k for k in range(int((cfg["warmup"] + cfg["duration"] + cfg["cooldown"])
+                                            // ALL_ASYNC_PERIOD) + 1) if self.is_all_async_period(k)]
+            say("every client with dtx.synchronous_commit_prepared = off (--all-async-share %s) in the "
+                "periods of %ds from the start of the workload: %s"
+                % (self.all_async_share, ALL_ASYNC_PERIOD,
+                   ", ".join("%d-%ds" % (k * ALL_ASYNC_PERIOD, (k + 1) * ALL_ASYNC_PERIOD)
+                             for k in periods[:12]) + (", ..." if len(periods) > 12 else "")))
+            threading.Thread(target=self.all_async_periods, name="all-async", daemon=True).start()
+        for cl in self.clients:
             cl.start()
 
         if self.mode == "stress":
@@ -1512,6 +1617,7 @@ class Harness:
         journal = set(r[0] for r in self.coord.sql("SELECT transfer_id FROM journal", timeout_ms=120000))
 
         lost, half, phantom, corrupt, unknown_applied, applied = [], [], [], [], 0, 0
+        applied_async = 0
         for tid, t in book.items():
             want = {srv: (acct, amt) for srv, acct, amt in t.legs}
             got = present.get(tid, {})
@@ -1529,6 +1635,8 @@ class Harness:
                 corrupt.append((t, "journal row for a transfer that wrote none"))
             if full:
                 applied += 1
+                if t.async_commit:
+                    applied_async += 1
             if t.outcome == "acked" and not full:
                 lost.append((t, "applied on %s" % (",".join(sorted(got)) or "no participant")))
             if t.outcome == "failed" and (got or tid in journal):
@@ -1587,6 +1695,9 @@ class Harness:
             ("dtx.decisions empty (%d)" % decisions, decisions == 0),
             ("acknowledged transfers %d >= floor %d" % (c["acked"], floor), c["acked"] >= floor),
         ]
+        if self.async_clients() or self.all_async_share:
+            checks.append(("transfers acknowledged with dtx.synchronous_commit_prepared off (%d)"
+                           % c["acked_async"], c["acked_async"] > 0))
         if self.recovered is not None:
             checks.append(("transfers acknowledged after the last fault (%d)" % self.recovered,
                            self.recovered > 0))
@@ -1608,12 +1719,24 @@ class Harness:
         passed = sum(1 for _, ok in checks if ok)
         failed = len(checks) - passed
         print()
-        print("bank summary (%s, seed %d): acknowledged %d (%d with warning), applied %d, "
+        print("bank summary (%s, seed %d): acknowledged %d (%d with warning, %d asynchronous), applied %d, "
               "unknown %d (%d applied), failed %d, faults injected %d, lost %d, half-applied %d, "
               "applied-although-failed %d, total %s, left %d (prepared %d + decisions %d), resolved by %s"
-              % (self.mode, self.seed, c["acked"], c["warned"], applied, c["unknown"], unknown_applied,
-                 c["failed"], faults, len(lost), len(half), len(phantom),
+              % (self.mode, self.seed, c["acked"], c["warned"], c["acked_async"], applied, c["unknown"],
+                 unknown_applied, c["failed"], faults, len(lost), len(half), len(phantom),
                  "ok" if total_ok else "NOT ok", left, sum(prepared.values()), decisions, self.resolved_by))
+        async_no = self.async_clients()
+        # COMMIT PREPAREDs of asynchronous commits whose answer was not a
+        # success (or never read): left to the resolver, logged by the backend
+        given_up = sum(1 for line in self.read_log("coord")
+                       if "has not confirmed COMMIT PREPARED of" in line)
+        print("asynchronous commits (dtx.synchronous_commit_prepared = off; clients %s, all clients "
+              "%s of the time): acknowledged %d (%d by those clients, %d in the all-async periods), "
+              "applied %d, lost %d, half-applied %d; COMMIT PREPARED answers left to the resolver %d"
+              % (", ".join(map(str, async_no)) + " of %d" % len(self.clients) if async_no else "none",
+                 self.all_async_share, c["acked_async"], c["acked_async_client"], c["acked_async_period"],
+                 applied_async, sum(1 for t, _ in lost if t.async_commit),
+                 sum(1 for t, _ in half if t.async_commit), given_up))
         return passed, failed
 
     def server_crashes(self):
@@ -1739,6 +1862,16 @@ class Harness:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def async_fraction(text):
+    try:
+        f = fractions.Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError("not a fraction: %r" % text)
+    if not 0 <= f <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1: %r" % text)
+    return f
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description="pg_dtx fault-injection bank test")
     g = ap.add_mutually_exclusive_group()
@@ -1746,6 +1879,13 @@ def parse_args():
     g.add_argument("--long", dest="mode", action="store_const", const="long")
     g.add_argument("--stress", dest="mode", action="store_const", const="stress")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--async-fraction", type=async_fraction, default=fractions.Fraction(1, 3),
+                    help="share of the clients with dtx.synchronous_commit_prepared = off "
+                         "(0..1, e.g. 1/3 or 0.5; default 1/3)")
+    ap.add_argument("--all-async-share", type=async_fraction, default=fractions.Fraction(1, 3),
+                    help="with faults, share of the time (in periods of %ds) in which every "
+                         "client runs with dtx.synchronous_commit_prepared = off (0..1; default 1/3)"
+                    % ALL_ASYNC_PERIOD)
     ap.add_argument("--duration", type=int, default=None)
     ap.add_argument("--clients", type=int, default=None)
     ap.add_argument("--port", type=int, default=int(os.environ.get("PG_DTX_FAULTS_PORT", "56400")))
@@ -1765,8 +1905,12 @@ def parse_args():
 def main():
     args = parse_args()
     h = Harness(args)
-    replay = "test/faults/run.sh --%s --seed %d%s" % (
-        args.mode, args.seed, (" --duration %d" % args.duration) if args.duration else "")
+    replay = "test/faults/run.sh --%s --seed %d%s%s%s" % (
+        args.mode, args.seed, (" --duration %d" % args.duration) if args.duration else "",
+        (" --async-fraction %s" % args.async_fraction)
+        if args.async_fraction != fractions.Fraction(1, 3) else "",
+        (" --all-async-share %s" % args.all_async_share)
+        if args.all_async_share != fractions.Fraction(1, 3) else "")
     banner("pg_dtx fault test: %s mode, seed %d" % (args.mode, args.seed))
     say("replay with: " + replay)
 

@@ -16,6 +16,17 @@
 # Other options:
 #   --seed N       replay a run (the seed is printed at the start of every run)
 #   --clients N    concurrent clients (short 8, long 10, stress 24)
+#   --async-fraction F
+#                  share of the clients (0..1, e.g. 1/3 or 0.5; default
+#                  1/3: clients 2, 5, 8, ...) whose sessions run with
+#                  dtx.synchronous_commit_prepared = off; their
+#                  acknowledged transfers must pass the same verdict
+#   --all-async-share F
+#                  share of the time (periods of 10 s; default 1/3:
+#                  20-30 s, 50-60 s, ... of the workload) in which every
+#                  client runs so: while a synchronous client commits, its
+#                  WAL flushes would also make the asynchronous commits
+#                  durable and hide a decision that was not flushed
 #   --keep         keep the work directory (data directories, server logs,
 #                  transfers.log) even when the run passed; it is always
 #                  kept when the run failed
