@@ -3,8 +3,8 @@
 # bench/run.sh - "Atomic at no cost": what pg_dtx's atomic commit costs next to
 # the non-atomic alternatives, on throw-away PostgreSQL 15 servers.
 #
-#   bash bench/run.sh            full run (about 12 minutes on an idle 2-CPU machine)
-#   bash bench/run.sh --quick    short run (about 3 minutes): a smoke test, not a measurement
+#   bash bench/run.sh            full run (about 15 minutes on an idle 2-CPU machine)
+#   bash bench/run.sh --quick    short run (about 5 minutes): a smoke test, not a measurement
 #
 # Options (after --quick, if any, to override it):
 #   --clients N        pgbench clients (and threads) of the comparisons (8)
@@ -31,15 +31,18 @@
 # accounts_2 (100,000 rows each) for the "local" variant.
 #
 # Sections (see bench/README.md for what each measures and how to read it):
-#   main      5 variants x R rounds, interleaved (the order rotates each round):
-#             local, postgres_fdw, postgres_fdw parallel_commit, dblink 2PC, pg_dtx;
+#   main      6 variants x R rounds, interleaved (the order rotates each round):
+#             local, postgres_fdw, postgres_fdw parallel_commit, dblink 2PC, pg_dtx,
+#             pg_dtx with dtx.synchronous_commit_prepared = off ("pg_dtx async":
+#             the same script, the setting given to its sessions by PGOPTIONS);
 #             tps, p50, p99 (medians of rounds) and ratios (medians of the
 #             per-round ratios)
-#   sweep     2, 4, 8 participants per transaction: pg_dtx vs postgres_fdw
-#             parallel_commit
+#   sweep     2, 4, 8 participants per transaction: pg_dtx and pg_dtx async vs
+#             postgres_fdw parallel_commit
 #   latency   one client, direct, then through a delaying TCP proxy
 #             (bench/delay_proxy.py) in front of two participants, 1 ms and
-#             5 ms added per round trip
+#             5 ms added per round trip; at 1 ms also the throughput of N
+#             clients (--clients) for the non-local variants
 #   resolver  N in-doubt committed transactions over two participants; time of
 #             one dtx.resolve() and of the background resolver
 #   memory    one coordinator backend (VmRSS, RssAnon, memory contexts, remote
@@ -220,7 +223,9 @@ gen_script() {
 		done
 		echo "COMMIT;"
 		;;
-	dtx)
+	dtx | dtxasync)
+		# dtxasync: the same script; bench_run gives its sessions
+		# dtx.synchronous_commit_prepared = off (PGOPTIONS, no extra round trip)
 		echo "BEGIN;"
 		for ((i = 1; i <= k; i++)); do
 			echo "SELECT dtx.exec('$tag$i', 'UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = \$1', :id$i::int);"
@@ -266,18 +271,19 @@ cpu_ticks() {
 	echo
 }
 
-# bench_run LABEL SCRIPT CLIENTS SECONDS: runs pgbench on the coordinator and
-# prints "tps p50_ms p99_ms transactions coord_cpu_ms participants_cpu_ms"
+# bench_run LABEL SCRIPT CLIENTS SECONDS [PGOPTIONS]: runs pgbench on the
+# coordinator, its sessions started with PGOPTIONS (see vopts), and prints
+# "tps p50_ms p99_ms transactions coord_cpu_ms participants_cpu_ms"
 # (latencies from the per-transaction log, nearest-rank percentiles over all
 # transactions of the run; CPU per transaction, all server processes, the
 # participants summed)
 bench_run() {
-	local label=$1 script=$2 clients=$3 secs=$4 dir rc=0 tps lat seq before after
+	local label=$1 script=$2 clients=$3 secs=$4 opts=${5:-} dir rc=0 tps lat seq before after
 	seq=$(($(find "$R/runs" -mindepth 1 -maxdepth 1 | wc -l) + 1))
 	dir=$R/runs/$(printf '%03d' "$seq")-$label
 	as_pg mkdir -p "$dir"
 	before=$(cpu_ticks)
-	as_pg pgbench -n -M prepared -h 127.0.0.1 -p "${PORT[coord]}" -U postgres \
+	as_pg env PGOPTIONS="$opts" pgbench -n -M prepared -h 127.0.0.1 -p "${PORT[coord]}" -U postgres \
 		-c "$clients" -j "$clients" -T "$secs" -f "$script" \
 		-D n=0 -D run="$seq" -l --log-prefix="$dir/tx" bench \
 		>"$dir/pgbench.out" 2>&1 || rc=$?
@@ -444,12 +450,17 @@ print_header() {
 
 # --- main comparison -----------------------------------------------------------------
 
-VARIANTS=(local fdw fdwpc dblink dtx)
+VARIANTS=(local fdw fdwpc dblink dtx dtxasync)
 declare -A VNAME=([local]="local (coordinator tables)" [fdw]="postgres_fdw" [fdwpc]="postgres_fdw parallel_commit"
-	[dblink]="dblink 2PC (hand-written)" [dtx]="pg_dtx")
+	[dblink]="dblink 2PC (hand-written)" [dtx]="pg_dtx" [dtxasync]="pg_dtx, synchronous_commit_prepared off")
+# settings a variant's sessions start with (PGOPTIONS of its pgbench run only)
+declare -A VOPTS=([dtxasync]="-c dtx.synchronous_commit_prepared=off")
+vopts() { echo "${VOPTS[$1]:-}"; }
+is_dtx() { [[ $1 == dtx || $1 == dtxasync ]]; }
 
 dtx_phase_times() {
 	# average PREPARE phase and COMMIT PREPARED phase (ms) since the last reset
+	# (with synchronous_commit_prepared off the second is only the sending)
 	val coord "SELECT round((prepare_time_ms / nullif(two_phase_commits, 0))::numeric, 3) || ' ' || round((commit_prepared_time_ms / nullif(two_phase_commits, 0))::numeric, 3) FROM dtx.stats()" 2>/dev/null ||
 		echo "? ?"
 }
@@ -462,30 +473,44 @@ wal_syncs() {
 	done
 }
 
+# ratio_cells FILE A B COLS...: " r1 | r2 | ..." - for each column, the median
+# over rounds (field 1) of the per-round ratio variant A / variant B
+ratio_cells() {
+	local file=$1 a=$2 b=$3 col cells=""
+	shift 3
+	for col in "$@"; do
+		cells+=" $(awk -v a="$a" -v b="$b" -v c="$col" '$2 == b { o[$1] = $c } $2 == a { d[$1] = $c }
+			END { for (r in d) if ((r in o) && o[r] > 0) print d[r] / o[r] }' "$file" | median | xargs printf '%.2f') |"
+	done
+	printf '%s' "$cells"
+}
+
 main_section() {
 	local v r i res file w0
 	section "Main comparison: 2 participants, $CLIENTS clients, $ROUNDS x $TIME s per variant"
 	for v in "${VARIANTS[@]}"; do
 		gen_script "$v" 2 p >"$R/scripts/$v.pgb"
 	done
+	out "pg_dtx async sessions start with PGOPTIONS='$(vopts dtxasync)': SHOW dtx.synchronous_commit_prepared gives $(as_pg env PGOPTIONS="$(vopts dtxasync)" psql -X -At -h 127.0.0.1 -p "${PORT[coord]}" -U postgres -d bench -c 'SHOW dtx.synchronous_commit_prepared') there, $(val coord 'SHOW dtx.synchronous_commit_prepared') in the other variants."
+	out ""
 	log "warm-up: ${WARM}s per variant"
 	for v in "${VARIANTS[@]}"; do
-		bench_run "warm-$v" "$R/scripts/$v.pgb" "$CLIENTS" "$WARM" >/dev/null
+		bench_run "warm-$v" "$R/scripts/$v.pgb" "$CLIENTS" "$WARM" "$(vopts "$v")" >/dev/null
 	done
 	file=$R/main.tsv
 	: >"$file"
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for ((i = 0; i < ${#VARIANTS[@]}; i++)); do
 			v=${VARIANTS[$(((i + r - 1) % ${#VARIANTS[@]}))]}
-			[[ $v == dtx ]] && val coord "SELECT dtx.stats_reset()" >/dev/null
+			is_dtx "$v" && val coord "SELECT dtx.stats_reset()" >/dev/null
 			w0=$(wal_syncs)
-			res=$(bench_run "main-r$r-$v" "$R/scripts/$v.pgb" "$CLIENTS" "$TIME")
+			res=$(bench_run "main-r$r-$v" "$R/scripts/$v.pgb" "$CLIENTS" "$TIME" "$(vopts "$v")")
 			res="$res $(awk -v a="$w0" -v b="$(wal_syncs)" -v n="$(echo "$res" | cut -d' ' -f4)" 'BEGIN {
 				split(a, x, " "); split(b, y, " "); if (n == 0) n = 1
 				printf "%.2f %.2f", (y[1] - x[1]) / n, (y[2] - x[2] + y[3] - x[3]) / n }')"
-			if [[ $v == dtx ]]; then res="$res $(dtx_phase_times)"; fi
+			if is_dtx "$v"; then res="$res $(dtx_phase_times)"; fi
 			echo "$r $v $res" >>"$file"
-			log "round $r $(printf '%-7s' "$v"): tps p50 p99 n cpu-coord cpu-parts flush-coord flush-parts [prepare commit-prepared] = $res (load $(cut -d' ' -f1 /proc/loadavg))"
+			log "round $r $(printf '%-8s' "$v"): tps p50 p99 n cpu-coord cpu-parts flush-coord flush-parts [prepare commit-prepared] = $res (load $(cut -d' ' -f1 /proc/loadavg))"
 		done
 	done
 
@@ -493,7 +518,7 @@ main_section() {
 	out "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for v in "${VARIANTS[@]}"; do
 		local atomic=no c cells=""
-		[[ $v == local || $v == dtx ]] && atomic=yes
+		[[ $v == local ]] || is_dtx "$v" && atomic=yes
 		[[ $v == dblink ]] && atomic="yes, no recovery"
 		for c in 3:%.0f 4:%.2f 5:%.2f 7:%.3f 8:%.3f 9:%.2f 10:%.2f; do
 			cells+=" $(awk -v v="$v" -v c="${c%%:*}" '$2 == v { print $c }' "$file" | median | xargs printf "${c#*:}") |"
@@ -501,20 +526,28 @@ main_section() {
 		out "| ${VNAME[$v]} | $atomic |$cells"
 	done
 	out ""
-	out "Ratios, pg_dtx / other (median of the per-round ratios; tps below 1 and latency above 1 mean pg_dtx is slower):"
+	out "Ratios, pg_dtx / other and pg_dtx async (synchronous_commit_prepared off) / other (median of the per-round ratios; tps below 1 and latency above 1 mean pg_dtx is slower):"
 	out ""
-	out "| pg_dtx vs | tps | p50 | p99 |"
-	out "| --- | ---: | ---: | ---: |"
+	out "| vs | pg_dtx tps | pg_dtx p50 | pg_dtx p99 | pg_dtx async tps | pg_dtx async p50 | pg_dtx async p99 |"
+	out "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for v in local fdw fdwpc dblink; do
-		local col cells=""
-		for col in 3 4 5; do
-			cells+=" $(awk -v v="$v" -v c="$col" '$2 == v { o[$1] = $c } $2 == "dtx" { d[$1] = $c }
-				END { for (r in d) if ((r in o) && o[r] > 0) print d[r] / o[r] }' "$file" | median | xargs printf '%.2f') |"
-		done
-		out "| ${VNAME[$v]} |$cells"
+		out "| ${VNAME[$v]} |$(ratio_cells "$file" dtx "$v" 3 4 5)$(ratio_cells "$file" dtxasync "$v" 3 4 5)"
+	done
+	out "| pg_dtx | | | |$(ratio_cells "$file" dtxasync dtx 3 4 5)"
+	out ""
+	out "Targets (tps >= 1.0x postgres_fdw, >= 1.2x dblink 2PC; p99 <= 1.5x parallel_commit; medians of the per-round ratios):"
+	out ""
+	local a b c
+	for v in dtx dtxasync; do
+		a=$(ratio_cells "$file" "$v" fdw 3 | tr -d ' |')
+		b=$(ratio_cells "$file" "$v" dblink 3 | tr -d ' |')
+		c=$(ratio_cells "$file" "$v" fdwpc 5 | tr -d ' |')
+		out "- ${VNAME[$v]}: tps ${a}x postgres_fdw ($(awk -v x="$a" 'BEGIN { print (x >= 1.0) ? "met" : "NOT met" }')), ${b}x dblink 2PC ($(awk -v x="$b" 'BEGIN { print (x >= 1.2) ? "met" : "NOT met" }')); p99 ${c}x parallel_commit ($(awk -v x="$c" 'BEGIN { print (x <= 1.5) ? "met" : "NOT met" }'))"
 	done
 	out ""
-	out "pg_dtx phases (dtx.stats, median of rounds): PREPARE phase $(awk '$2 == "dtx" { print $11 }' "$file" | median) ms, COMMIT PREPARED phase $(awk '$2 == "dtx" { print $12 }' "$file" | median) ms per transaction."
+	for v in dtx dtxasync; do
+		out "${VNAME[$v]} phases (dtx.stats, median of rounds): PREPARE phase $(awk -v v="$v" '$2 == v { print $11 }' "$file" | median) ms, COMMIT PREPARED phase $(awk -v v="$v" '$2 == v { print $12 }' "$file" | median) ms per transaction$([[ $v == dtxasync ]] && echo ' (sending only: the answers are read later)')."
+	done
 	out ""
 	out "Per round (round, variant, tps, p50 ms, p99 ms, transactions, CPU ms per transaction on the coordinator and on the participants, WAL flushes per transaction on the coordinator and on the participants; pg_dtx: PREPARE and COMMIT PREPARED phase ms):"
 	out ""
@@ -526,24 +559,30 @@ main_section() {
 # --- participant sweep ------------------------------------------------------------------
 
 sweep_section() {
-	local k v res file=$R/sweep.tsv ks=()
+	local k v res file=$R/sweep.tsv ks=() svariants=(fdwpc dtx dtxasync)
 	for k in 2 4 8; do [[ $k -le $NPART ]] && ks+=("$k"); done
 	section "Participant sweep: ${ks[*]} participants per transaction, $CLIENTS clients, $SWEEP_TIME s each ($NPART separate participant instances)"
 	: >"$file"
 	for k in "${ks[@]}"; do
-		for v in fdwpc dtx; do
+		for v in "${svariants[@]}"; do
 			gen_script "$v" "$k" p >"$R/scripts/sweep-$v-$k.pgb"
-			bench_run "sweep-$v-$k" "$R/scripts/sweep-$v-$k.pgb" "$CLIENTS" 1 >/dev/null # warm-up
-			res=$(bench_run "sweep-$v-$k" "$R/scripts/sweep-$v-$k.pgb" "$CLIENTS" "$SWEEP_TIME")
+			bench_run "sweep-$v-$k" "$R/scripts/sweep-$v-$k.pgb" "$CLIENTS" 1 "$(vopts "$v")" >/dev/null # warm-up
+			res=$(bench_run "sweep-$v-$k" "$R/scripts/sweep-$v-$k.pgb" "$CLIENTS" "$SWEEP_TIME" "$(vopts "$v")")
 			echo "$k $v $res" >>"$file"
-			log "sweep $k participants $(printf '%-6s' "$v"): tps p50 p99 n = $res"
+			log "sweep $k participants $(printf '%-8s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
 		done
 	done
-	out "| participants | postgres_fdw parallel_commit tps | pg_dtx tps | tps ratio | fdw p50 ms | pg_dtx p50 ms | fdw p99 ms | pg_dtx p99 ms | p99 ratio |"
-	out "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	out "| participants | postgres_fdw parallel_commit tps | pg_dtx tps | ratio | pg_dtx async tps | ratio | fdw p50 ms | pg_dtx p50 ms | async p50 ms | fdw p99 ms | pg_dtx p99 ms | async p99 ms | pg_dtx p99 ratio | async p99 ratio |"
+	out "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for k in "${ks[@]}"; do
-		out "$(awk -v k="$k" '$1 == k && $2 == "fdwpc" { ft = $3; f50 = $4; f99 = $5 } $1 == k && $2 == "dtx" { dt = $3; d50 = $4; d99 = $5 }
-			END { printf "| %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |", k, ft, dt, dt / ft, f50, d50, f99, d99, d99 / f99 }' "$file")"
+		out "$(awk -v k="$k" '$1 != k { next } $2 == "fdwpc" { ft = $3; f50 = $4; f99 = $5 } $2 == "dtx" { dt = $3; d50 = $4; d99 = $5 } $2 == "dtxasync" { at = $3; a50 = $4; a99 = $5 }
+			END { printf "| %d | %.0f | %.0f | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |", k, ft, dt, dt / ft, at, at / ft, f50, d50, a50, f99, d99, a99, d99 / f99, a99 / f99 }' "$file")"
+	done
+	out ""
+	out "CPU ms per transaction (coordinator / participants summed):"
+	out ""
+	for k in "${ks[@]}"; do
+		out "- $k participants: $(awk -v k="$k" '$1 == k { printf "%s%s %.3f / %.3f", sep, $2, $7, $8; sep = "; " }' "$file")"
 	done
 }
 
@@ -583,11 +622,22 @@ stop_proxies() {
 	PROXY_PIDS=()
 }
 
+# proxy_ticks: CPU time used so far (clock ticks) by both proxies together
+proxy_ticks() {
+	local i t=0 x
+	for i in 1 2; do
+		x=$(sed 's/.*) //' "/proc/$(cat "$W/proxy-lp$i.pid")/stat" 2>/dev/null | awk '{ print $12 + $13 }') || x=0
+		t=$((t + ${x:-0}))
+	done
+	echo "$t"
+}
+
 latency_section() {
-	local delay v res file=$R/latency.tsv rtt script
-	local lvariants=(fdw fdwpc dblink dtx)
-	section "Latency: $LAT_CLIENTS client(s), $LAT_TIME s each, direct, then through a proxy in front of p1 and p2 adding 1 ms and 5 ms per round trip"
+	local delay v res file=$R/latency.tsv many=$R/latency_clients.tsv rtt script p0
+	local lvariants=(fdw fdwpc dblink dtx dtxasync)
+	section "Latency: $LAT_CLIENTS client(s), $LAT_TIME s each, direct, then through a proxy in front of p1 and p2 adding 1 ms and 5 ms per round trip; at 1 ms also $CLIENTS clients"
 	: >"$file"
+	: >"$many"
 	for v in "${lvariants[@]}"; do
 		gen_script "$v" 2 p >"$R/scripts/latency-direct-$v.pgb"
 		gen_script "$v" 2 lp >"$R/scripts/latency-$v.pgb"
@@ -603,14 +653,29 @@ latency_section() {
 			start_proxies "$delay"
 		fi
 		for v in "${lvariants[@]}"; do
-			bench_run "lat$rtt-$v-warm" "$script$v.pgb" "$LAT_CLIENTS" 1 >/dev/null
-			res=$(bench_run "lat$rtt-$v" "$script$v.pgb" "$LAT_CLIENTS" "$LAT_TIME")
+			bench_run "lat$rtt-$v-warm" "$script$v.pgb" "$LAT_CLIENTS" 1 "$(vopts "$v")" >/dev/null
+			res=$(bench_run "lat$rtt-$v" "$script$v.pgb" "$LAT_CLIENTS" "$LAT_TIME" "$(vopts "$v")")
 			echo "$rtt $v $res" >>"$file"
-			log "latency +${rtt}ms RTT $(printf '%-6s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
+			log "latency +${rtt}ms RTT $(printf '%-8s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
 		done
-		if [[ $delay == 2.5 ]]; then
-			# finish what is pending with the proxies still up, then forget them
+		if [[ $delay == 0.5 && $CLIENTS -gt $LAT_CLIENTS ]]; then
+			# throughput when the round trips cost 1 ms: many clients
+			for v in "${lvariants[@]}"; do
+				bench_run "lat$rtt-c$CLIENTS-$v-warm" "$script$v.pgb" "$CLIENTS" 1 "$(vopts "$v")" >/dev/null
+				p0=$(proxy_ticks)
+				res=$(bench_run "lat$rtt-c$CLIENTS-$v" "$script$v.pgb" "$CLIENTS" "$LAT_TIME" "$(vopts "$v")")
+				res="$res $(awk -v a="$p0" -v b="$(proxy_ticks)" -v n="$(echo "$res" | cut -d' ' -f4)" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n == 0) n = 1; printf "%.3f", (b - a) * 1000 / hz / n }')"
+				echo "$rtt $v $res" >>"$many"
+				log "latency +${rtt}ms RTT, $CLIENTS clients $(printf '%-8s' "$v"): tps p50 p99 n cpu-coord cpu-parts cpu-proxies = $res"
+			done
+		fi
+		if [[ $delay != direct ]]; then
+			# finish what is pending (pg_dtx async: answers given up when its
+			# sessions ended) with the proxies still up
 			val coord "SELECT count(*) FROM dtx.resolve()" >/dev/null
+		fi
+		if [[ $delay == 2.5 ]]; then
+			# then forget them
 			q coord -c "DROP SERVER lp1, lp2, fdw_lp1, fdw_lp2, fdwpc_lp1, fdwpc_lp2 CASCADE" 2>/dev/null
 		fi
 		[[ $delay == direct ]] || stop_proxies
@@ -621,15 +686,33 @@ latency_section() {
 		out "$(awk -v v="$v" -v name="${VNAME[$v]}" '$2 == v { p50[$1] = $4; p99[$1] = $5 }
 			END { printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |", name, p50[0], p99[0], p50[1], p99[1], p50[5], p99[5], (p50[5] - p50[1]) / 4 }' "$file")"
 	done
-	out ""
-	out "pg_dtx minus the others, p50, in round trips of the injected delay:"
-	out ""
-	for v in fdw fdwpc dblink; do
-		out "- vs ${VNAME[$v]}: $(awk -v v="$v" '$2 == v { o[$1] = $4 } $2 == "dtx" { d[$1] = $4 }
-			END { printf "%+.2f ms direct; %+.2f ms = %+.1f round trips at 1 ms; %+.2f ms = %+.1f round trips at 5 ms", d[0] - o[0], d[1] - o[1], d[1] - o[1], d[5] - o[5], (d[5] - o[5]) / 5 }' "$file")"
+	local d
+	for d in dtx dtxasync; do
+		out ""
+		out "${VNAME[$d]} minus the others, p50, in round trips of the injected delay:"
+		out ""
+		local others=(fdw fdwpc dblink)
+		[[ $d == dtxasync ]] && others+=(dtx)
+		for v in "${others[@]}"; do
+			out "- vs ${VNAME[$v]}: $(awk -v v="$v" -v dv="$d" '$2 == v { o[$1] = $4 } $2 == dv { d[$1] = $4 }
+				END { printf "%+.2f ms direct; %+.2f ms = %+.1f round trips at 1 ms; %+.2f ms = %+.1f round trips at 5 ms", d[0] - o[0], d[1] - o[1], d[1] - o[1], d[5] - o[5], (d[5] - o[5]) / 5 }' "$file")"
+		done
 	done
 	out ""
 	out "(The slope column is (p50 at 5 ms - p50 at 1 ms) / 4 ms: how many sequential round trips to the participants a transaction waits for. \"direct\" is loopback without the proxy.)"
+	if [[ -s $many ]]; then
+		out ""
+		out "Throughput with $CLIENTS clients, +1 ms per round trip (proxy in front of p1 and p2), $LAT_TIME s each:"
+		out ""
+		out "| variant | tps | p50 ms | p99 ms | pg_dtx tps / this | pg_dtx async tps / this | CPU ms per transaction: coordinator | participants | proxies |"
+		out "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for v in "${lvariants[@]}"; do
+			out "$(awk -v v="$v" -v name="${VNAME[$v]}" '$2 == "dtx" { d = $3 } $2 == "dtxasync" { a = $3 } $2 == v { t = $3; p50 = $4; p99 = $5; cc = $7; cp = $8; cx = $9 }
+				END { printf "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f |", name, t, p50, p99, d / t, a / t, cc, cp, cx }' "$many")"
+		done
+		out ""
+		out "(The proxies are Python threads sharing the machine's CPUs with everything else; their CPU per transaction grows with the number of round trips.)"
+	fi
 }
 
 # --- resolver -------------------------------------------------------------------------------
@@ -798,7 +881,7 @@ final_checks() {
 	section "Checks"
 	out "- sum of all participants' balances: $total (0: every transfer committed whole)"
 	out "- local accounts_1 + accounts_2: $(val coord 'SELECT (SELECT sum(balance) FROM accounts_1) + (SELECT sum(balance) FROM accounts_2)')"
-	out "- prepared transactions left on participants: $prepared; dtx.in_doubt: $(val coord 'SELECT count(*) FROM dtx.in_doubt')"
+	out "- prepared transactions left on participants: $prepared; dtx.in_doubt: $(val coord 'SELECT count(*) FROM dtx.in_doubt') (decisions not yet deleted by a resolver pass: confirmed ones queued for deletion, and pg_dtx async ones whose answers a session gave up when it ended), after one dtx.resolve(): $(val coord 'SELECT count(*) FROM dtx.resolve()' >/dev/null; val coord 'SELECT count(*) FROM dtx.in_doubt')"
 	out "- dtx.stats: $(q coord -At -F ', ' -c "SELECT two_phase_commits || ' two-phase', one_phase_commits || ' one-phase', aborts || ' aborted', left_in_doubt || ' left in doubt', resolver_commits || ' resolver commits' FROM dtx.stats()")"
 	out "- load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
