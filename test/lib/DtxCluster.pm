@@ -60,6 +60,8 @@ our @EXPORT = qw(
   gid_set
   wait_new_gid
   set_resolver_interval
+  sq_send
+  sq_wait
 );
 
 # SQL quoting for the statements built here.
@@ -485,6 +487,37 @@ sub set_resolver_interval
 		"ALTER SYSTEM SET dtx.resolver_interval = '$value'; SELECT pg_reload_conf();"
 	);
 	return;
+}
+
+# Sends $sql to the background psql session $s (a
+# PostgreSQL::Test::BackgroundPsql) without waiting for it; sq_wait reads
+# its output once it has finished.
+sub sq_send
+{
+	my ($s, $sql) = @_;
+	$s->{stderr} = '';
+	$s->{stdout} = '';
+	$s->{stdin} .= "$sql\n";
+	my $end = Time::HiRes::time() + 10;
+	while (length($s->{stdin}) && Time::HiRes::time() < $end)
+	{
+		$s->{run}->pump_nb;
+		Time::HiRes::usleep(10_000);
+	}
+	die "could not send to psql" if length($s->{stdin});
+	return;
+}
+
+# Output and errors of what was sent with sq_send, once it has finished.
+sub sq_wait
+{
+	my ($s) = @_;
+	my $banner = 'sq_wait ' . Time::HiRes::time();
+	my ($out) = $s->query("SELECT '$banner'");
+	my $err = $s->{stderr};
+	$s->{stderr} = '';
+	$out =~ s/\n?\Q$banner\E$//;
+	return ($out, $err);
 }
 
 1;

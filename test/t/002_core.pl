@@ -30,7 +30,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
-use DtxCluster qw(new_participant add_server balance prepared_xacts node_pids);
+use DtxCluster qw(new_participant add_server balance prepared_xacts node_pids sq_send sq_wait);
 
 my $started = time;
 
@@ -211,36 +211,6 @@ sub sq
 	my ($out) = $s->query($sql);
 	my $err = $s->{stderr};
 	$s->{stderr} = '';
-	return ($out, $err);
-}
-
-# Sends $sql to session $s without waiting for it; sq($s, ...) later
-# returns its output with that of the later SQL.
-sub sq_send
-{
-	my ($s, $sql) = @_;
-	$s->{stderr} = '';
-	$s->{stdout} = '';
-	$s->{stdin} .= "$sql\n";
-	my $end = time + 10;
-	while (length($s->{stdin}) && time < $end)
-	{
-		$s->{run}->pump_nb;
-		usleep(10_000);
-	}
-	die "could not send to psql" if length($s->{stdin});
-	return;
-}
-
-# Output and errors of what was sent with sq_send, once it has finished.
-sub sq_wait
-{
-	my ($s) = @_;
-	my $banner = 'sq_wait ' . time;
-	my ($out) = $s->query("SELECT '$banner'");
-	my $err = $s->{stderr};
-	$s->{stderr} = '';
-	$out =~ s/\n?\Q$banner\E$//;
 	return ($out, $err);
 }
 

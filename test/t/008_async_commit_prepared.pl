@@ -105,35 +105,6 @@ sub sq
 	return ($out, $err);
 }
 
-# Sends $sql to session $s without waiting for it (sq_wait reads its output).
-sub sq_send
-{
-	my ($s, $sql) = @_;
-	$s->{stderr} = '';
-	$s->{stdout} = '';
-	$s->{stdin} .= "$sql\n";
-	my $end = time + 10;
-	while (length($s->{stdin}) && time < $end)
-	{
-		$s->{run}->pump_nb;
-		usleep(10_000);
-	}
-	die "could not send to psql" if length($s->{stdin});
-	return;
-}
-
-# Output and errors of what was sent with sq_send, once it has finished.
-sub sq_wait
-{
-	my ($s) = @_;
-	my $banner = 'sq_wait ' . time;
-	my ($out) = $s->query("SELECT '$banner'");
-	my $err = $s->{stderr};
-	$s->{stderr} = '';
-	$out =~ s/\n?\Q$banner\E$//;
-	return ($out, $err);
-}
-
 # Rows of ledger tagged $tag on $server, read through session $s (the same
 # connection that wrote them).
 sub own_count
