@@ -79,3 +79,9 @@ SELECT dtx.coordinator_id() = :old_id AS system_identifier_again;
 SET ROLE dtx_alice;
 SELECT dtx.set_coordinator_id(1);
 RESET ROLE;
+-- global ids: with a nonce (version 1.1) and without (1.0); a NULL nonce gives NULL
+SELECT dtx.global_id(7, '42', 3, 10, 2, 99) = 'dtx_7_' || :db || '_42_3_10_2_99' AS with_nonce,
+       dtx.global_id(7, '42', 3, 10, 2) = 'dtx_7_' || :db || '_42_3_10_2' AS without_nonce,
+       dtx.global_id(7, '42', 3, 10, 2, NULL) IS NULL AS null_nonce;
+-- a global id with a malformed nonce is not one of pg_dtx's
+SELECT dtx.resolve_manually('dtx_7_1_42_3_10_2_x', true);

@@ -60,6 +60,7 @@ our @EXPORT = qw(
   gid_set
   wait_new_gid
   set_resolver_interval
+  sq
   sq_send
   sq_wait
 );
@@ -487,6 +488,18 @@ sub set_resolver_interval
 		"ALTER SYSTEM SET dtx.resolver_interval = '$value'; SELECT pg_reload_conf();"
 	);
 	return;
+}
+
+# Runs $sql in the background psql session $s; returns (stdout, stderr)
+# of that SQL alone.
+sub sq
+{
+	my ($s, $sql) = @_;
+	$s->{stderr} = '';
+	my ($out) = $s->query($sql);
+	my $err = $s->{stderr};
+	$s->{stderr} = '';
+	return ($out, $err);
 }
 
 # Sends $sql to the background psql session $s (a

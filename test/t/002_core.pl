@@ -30,7 +30,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
-use DtxCluster qw(new_participant add_server balance prepared_xacts node_pids sq_send sq_wait);
+use DtxCluster qw(new_participant add_server balance prepared_xacts node_pids sq sq_send sq_wait);
 
 my $started = time;
 
@@ -201,17 +201,6 @@ sub session
 	my $s = $coord->background_psql('postgres', on_error_stop => 0);
 	$s->{pid} = $s->query_safe('SELECT pg_backend_pid()');
 	return $s;
-}
-
-# Runs $sql in session $s; returns (stdout, stderr) of that SQL alone.
-sub sq
-{
-	my ($s, $sql) = @_;
-	$s->{stderr} = '';
-	my ($out) = $s->query($sql);
-	my $err = $s->{stderr};
-	$s->{stderr} = '';
-	return ($out, $err);
 }
 
 # application_name of the remote sessions of coordinator backend $pid

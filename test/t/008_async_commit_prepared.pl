@@ -94,17 +94,6 @@ sub session
 	return $s;
 }
 
-# Runs $sql in session $s; returns (stdout, stderr) of that SQL alone.
-sub sq
-{
-	my ($s, $sql) = @_;
-	$s->{stderr} = '';
-	my ($out) = $s->query($sql);
-	my $err = $s->{stderr};
-	$s->{stderr} = '';
-	return ($out, $err);
-}
-
 # Rows of ledger tagged $tag on $server, read through session $s (the same
 # connection that wrote them).
 sub own_count
