@@ -63,6 +63,11 @@ static HTAB *ConnectionHash = NULL;
 
 static void dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
 static PGconn *dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um);
+static PGconn *dtx_connect_start(DtxConnection *c, ForeignServer *server, UserMapping *um);
+static bool dtx_connect_pending(PGconn *conn, PostgresPollingStatusType st);
+static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMapping *um,
+								 PGconn *conn, PostgresPollingStatusType st,
+								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
 static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
@@ -248,6 +253,148 @@ DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz op_deadline)
 }
 
 /*
+ * DtxConnectStandaloneStart
+ *		Like DtxConnectStandalone, but only starts the connection attempt,
+ *		to be completed by connect_deadline (0: none) and reported as a
+ *		timeout of timeout_ms when it is not.  Several attempts progress at
+ *		once in DtxConnectStandaloneWaitAny; DtxConnectStandaloneFinish
+ *		completes one.  The caller closes it with DtxDisconnect in any case.
+ */
+DtxConnection *
+DtxConnectStandaloneStart(Oid serverid, Oid userid, TimestampTz connect_deadline,
+						  int timeout_ms)
+{
+	DtxConnection *c = palloc0(sizeof(DtxConnection));
+	ForeignServer *server = GetForeignServer(serverid);
+	UserMapping *um = GetUserMapping(userid, serverid);
+
+	c->umid = um->umid;
+	c->serverid = serverid;
+	c->userid = userid;
+	c->op_deadline = connect_deadline;
+	strlcpy(c->servername, server->servername, NAMEDATALEN);
+	c->attempt = dtx_connect_start(c, server, um);
+	c->attempt_status = PGRES_POLLING_WRITING;
+	c->attempt_deadline = connect_deadline;
+	c->attempt_timeout_ms = timeout_ms;
+	return c;
+}
+
+/*
+ * DtxConnectStandaloneWaitAny
+ *		Advances the started attempts of conns (DtxConnection *) until one
+ *		of them has no more to wait for (connected or failed), and returns
+ *		it; NULL when none is left or the deadline passed first.  An
+ *		attempt is returned once: the caller finishes it before calling
+ *		again.  Interruptible.
+ */
+DtxConnection *
+DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
+{
+	WaitEvent  *occurred = palloc(sizeof(WaitEvent) * (list_length(conns) + 2));
+
+	for (;;)
+	{
+		ListCell   *lc;
+		WaitEventSet *set;
+		int			npending = 0;
+		int			nevents;
+		long		timeout;
+		int			i;
+		bool		latch = false;
+
+		foreach(lc, conns)
+		{
+			DtxConnection *c = lfirst(lc);
+
+			if (c->attempt == NULL || c->attempt_done)
+				continue;
+			if (!dtx_connect_pending(c->attempt, c->attempt_status))
+			{
+				c->attempt_done = true;
+				pfree(occurred);
+				return c;
+			}
+			npending++;
+		}
+		if (npending == 0 || (timeout = dtx_ms_until(deadline)) == 0)
+		{
+			pfree(occurred);
+			return NULL;
+		}
+
+		/* nothing below raises until the set is freed */
+		set = CreateWaitEventSet(CurrentMemoryContext, npending + 2);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		foreach(lc, conns)
+		{
+			DtxConnection *c = lfirst(lc);
+
+			if (c->attempt == NULL || c->attempt_done)
+				continue;
+			AddWaitEventToSet(set,
+							  c->attempt_status == PGRES_POLLING_READING ?
+							  WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
+							  PQsocket(c->attempt), NULL, c);
+		}
+		nevents = WaitEventSetWait(set, timeout, occurred, npending + 2,
+								   PG_WAIT_EXTENSION);
+		FreeWaitEventSet(set);
+
+		for (i = 0; i < nevents; i++)
+		{
+			if (occurred[i].events & WL_LATCH_SET)
+				latch = true;
+			else if (occurred[i].user_data != NULL)
+			{
+				DtxConnection *c = occurred[i].user_data;
+
+				c->attempt_status = PQconnectPoll(c->attempt);
+			}
+		}
+		if (latch)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
+ * DtxConnectStandaloneFinish
+ *		Completes c's started attempt (waiting for it until its deadline
+ *		at most) as DtxConnectStandalone does: configures the session and
+ *		checks the participant's identity.  Raises on failure; c->conn is
+ *		then NULL.  c->op_deadline is left bounding the set-up round trip.
+ */
+void
+DtxConnectStandaloneFinish(DtxConnection *c)
+{
+	ForeignServer *server = GetForeignServer(c->serverid);
+	UserMapping *um = GetUserMapping(c->userid, c->serverid);
+	PGconn	   *conn = c->attempt;
+
+	Assert(conn != NULL);
+	c->attempt = NULL;
+	c->attempt_done = true;
+	c->op_deadline = DtxDeadlineAfterMs(c->attempt_timeout_ms);
+	dtx_connect_complete(c, server, um, conn, c->attempt_status,
+						 c->attempt_deadline, c->attempt_timeout_ms);
+	PG_TRY();
+	{
+		DtxCheckServerIdentity(c->serverid, c->servername, c->remote_sysid,
+							   PQdb(c->conn));
+	}
+	PG_CATCH();
+	{
+		DtxDisconnect(c);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * DtxDisconnect
  *		Closes c's connection, if any; the entry stays in the cache.
  */
@@ -260,6 +407,11 @@ DtxDisconnect(DtxConnection *c)
 	{
 		PQfinish(c->conn);
 		c->conn = NULL;
+	}
+	if (c->attempt != NULL)
+	{
+		PQfinish(c->attempt);
+		c->attempt = NULL;
 	}
 	c->xact_depth = 0;
 	c->state = DTX_REMOTE_IDLE;
@@ -384,12 +536,13 @@ dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptib
 }
 
 /*
- * dtx_connect
- *		Opens a libpq connection for c, interruptibly and within
- *		dtx.connect_timeout, and configures the remote session.
+ * dtx_connect_start
+ *		Starts a non-blocking libpq connection attempt for c (nothing is
+ *		waited for).  Raises when the mapping gives no password although one
+ *		is required, or on out of memory.
  */
 static PGconn *
-dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
+dtx_connect_start(DtxConnection *c, ForeignServer *server, UserMapping *um)
 {
 	const char *keywords[DTX_MAX_CONN_PARAMS];
 	const char *values[DTX_MAX_CONN_PARAMS];
@@ -398,8 +551,7 @@ dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
 	char		ka_interval[16];
 	char		ka_count[16];
 	int			n;
-	PGconn	   *volatile conn = NULL;
-	TimestampTz deadline;
+	PGconn	   *conn;
 
 	DtxCheckPasswordGiven(server, um, c->userid);
 
@@ -449,27 +601,49 @@ dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory while connecting to server \"%s\"",
 						c->servername)));
+	return conn;
+}
 
-	deadline = DtxDeadlineAfterMs(dtx_connect_timeout);
+/*
+ * dtx_connect_pending
+ *		Whether the attempt on conn, last polled with status st, still needs
+ *		socket events.
+ */
+static bool
+dtx_connect_pending(PGconn *conn, PostgresPollingStatusType st)
+{
+	return PQstatus(conn) != CONNECTION_BAD &&
+		st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED;
+}
+
+/*
+ * dtx_connect_complete
+ *		Completes c's started attempt conn: waits for it (interruptibly,
+ *		until deadline), then checks it, makes it non-blocking and configures
+ *		the session.  timeout_ms is the bound named in the timeout error.
+ *		Closes conn and raises on any failure; on success c->conn is conn.
+ */
+static void
+dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMapping *um,
+					 PGconn *conn, PostgresPollingStatusType st,
+					 TimestampTz deadline, int timeout_ms)
+{
+	volatile PostgresPollingStatusType status = st;
+
 	PG_TRY();
 	{
-		PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-
-		while (PQstatus(conn) != CONNECTION_BAD &&
-			   st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+		while (dtx_connect_pending(conn, status))
 		{
-			int			events = (st == PGRES_POLLING_READING) ?
+			int			events = (status == PGRES_POLLING_READING) ?
 				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
 
-			if (!dtx_wait_socket(conn, events,
-								 (c->op_deadline && (deadline == 0 || c->op_deadline < deadline)) ?
-								 c->op_deadline : deadline, true))
+			if (!dtx_wait_socket(conn, events, deadline, true))
 				ereport(ERROR,
 						(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 						 errmsg("could not connect to server \"%s\": timeout after %d ms",
-								c->servername, dtx_connect_timeout),
+								c->servername, timeout_ms),
 						 errhint("Check that the server is up and reachable, or raise dtx.connect_timeout.")));
-			st = PQconnectPoll(conn);
+			status = PQconnectPoll(conn);
 		}
 		if (PQstatus(conn) != CONNECTION_OK)
 			ereport(ERROR,
@@ -494,7 +668,28 @@ dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+}
 
+/*
+ * dtx_connect
+ *		Opens a libpq connection for c, interruptibly and within
+ *		dtx.connect_timeout (and c->op_deadline, if set), and configures the
+ *		remote session.
+ */
+static PGconn *
+dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um)
+{
+	PGconn	   *conn = dtx_connect_start(c, server, um);
+	TimestampTz deadline = DtxDeadlineAfterMs(dtx_connect_timeout);
+	int			timeout_ms = dtx_connect_timeout;
+
+	if (c->op_deadline != 0 && (deadline == 0 || c->op_deadline < deadline))
+	{
+		deadline = c->op_deadline;
+		timeout_ms = (int) Min(dtx_ms_until(deadline), INT_MAX);
+	}
+	dtx_connect_complete(c, server, um, conn, PGRES_POLLING_WRITING, deadline,
+						 timeout_ms);
 	return conn;
 }
 

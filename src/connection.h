@@ -60,6 +60,13 @@ typedef struct DtxConnection
 	int			remote_max_prepared;	/* its max_prepared_transactions */
 
 	TimestampTz op_deadline;	/* if set, bounds every wait (resolver) */
+
+	/* a connection attempt started by DtxConnectStandaloneStart */
+	PGconn	   *attempt;		/* not yet finished; NULL when none */
+	PostgresPollingStatusType attempt_status;	/* last PQconnectPoll */
+	bool		attempt_done;	/* returned by DtxConnectStandaloneWaitAny */
+	TimestampTz attempt_deadline;	/* the attempt must be done by then */
+	int			attempt_timeout_ms; /* the bound, for messages */
 	char	   *deadlock_msg;	/* set when this backend is a distributed
 								 * deadlock's victim: the cycle, in
 								 * TopMemoryContext */
@@ -89,6 +96,11 @@ extern DtxConnection *DtxGetConnection(Oid serverid, Oid userid);
 extern void DtxConnectionEnsureOpen(DtxConnection *c);
 extern void DtxDisconnect(DtxConnection *c);
 extern DtxConnection *DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz op_deadline);
+extern DtxConnection *DtxConnectStandaloneStart(Oid serverid, Oid userid,
+												TimestampTz connect_deadline,
+												int timeout_ms);
+extern DtxConnection *DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline);
+extern void DtxConnectStandaloneFinish(DtxConnection *c);
 extern void DtxForEachConnection(void (*fn) (DtxConnection *c, void *arg), void *arg);
 extern void DtxCloseUnusableConnections(void);
 

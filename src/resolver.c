@@ -375,19 +375,35 @@ run_guarded(void (*fn) (ServerScan *scan, void *arg), ServerScan *scan, void *ar
 	return false;
 }
 
-/* step 1: connect and list */
+/* Arguments of step_start_connect. */
+typedef struct StartArg
+{
+	Oid			owner;			/* the extension's owner */
+	TimestampTz deadline;		/* shared by every listing connection */
+} StartArg;
+
+/* step 0: start connecting (all servers at once) */
+static void
+step_start_connect(ServerScan *scan, void *arg)
+{
+	StartArg   *a = arg;
+
+	scan->lister = DtxConnectStandaloneStart(scan->serverid,
+											 listing_user(scan->serverid, a->owner),
+											 a->deadline,
+											 DTX_RESOLVER_CONNECT_TIMEOUT_MS);
+	scan->conns = lappend(scan->conns, scan->lister);
+}
+
+/* step 1: finish connecting and list */
 static void
 step_first_listing(ServerScan *scan, void *arg)
 {
 	const char *prefix = ((const char **) arg)[0];
-	Oid			owner = *(Oid *) ((const void **) arg)[1];
-	TimestampTz deadline = DtxDeadlineAfterMs(DTX_RESOLVER_CONNECT_TIMEOUT_MS);
 	List	   *gids;
 	ListCell   *lc;
 
-	scan->lister = DtxConnectStandalone(scan->serverid, listing_user(scan->serverid, owner),
-										deadline);
-	scan->conns = lappend(scan->conns, scan->lister);
+	DtxConnectStandaloneFinish(scan->lister);
 	scan->lister->op_deadline = DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS);
 	gids = list_prepared(scan->lister, prefix);
 	foreach(lc, gids)
@@ -764,6 +780,55 @@ record_undecided(ServerScan *scan)
 }
 
 /*
+ * resolve_server
+ *		The protocol on one participant: list its prepared transactions,
+ *		see which local transactions may still run, read the decisions,
+ *		list again and act on what both listings hold.  Failures are
+ *		recorded on scan; actions are appended to *actions.
+ */
+static void
+resolve_server(ServerScan *scan, const void **arg, List **actions)
+{
+	HTAB	   *decisions;
+	ListCell   *lc2;
+	ActArg		a;
+
+	/* 1. list the participant's prepared transactions */
+	if (!run_guarded(step_first_listing, scan, arg))
+		return;
+
+	/* 2. which of their local transactions may still run */
+	foreach(lc2, scan->candidates)
+	{
+		Candidate  *cand = lfirst(lc2);
+
+		cand->running = xact_may_be_running(cand->parts.fxid);
+	}
+
+	/* 3. the decisions, as of now */
+	decisions = read_decisions();
+
+	/* 4. list again, and act on what both lists hold */
+	if (!run_guarded(step_second_listing, scan, arg))
+	{
+		hash_destroy(decisions);
+		return;
+	}
+	a.decisions = decisions;
+	a.actions = actions;
+	(void) run_guarded(step_act, scan, &a);
+	note_pending(scan);
+	foreach(lc2, scan->candidates)
+	{
+		Candidate  *cand = lfirst(lc2);
+
+		cand->undecided = cand->in_second && !cand->finished &&
+			!decision_matches(decisions, &cand->parts);
+	}
+	hash_destroy(decisions);
+}
+
+/*
  * DtxResolvePass
  *		Runs one resolver pass in the current transaction and returns what
  *		it did (DtxResolveAction *).  In the worker, a pass already running
@@ -781,7 +846,6 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	DtxOwnerScope scope;
 	const void *arg[2];
 	char	   *prefix;
-	HTAB	   *decisions;
 	HTAB	   *decisions_at_start;
 	int			ret;
 	uint64		i;
@@ -862,49 +926,46 @@ DtxResolvePass(bool in_worker, bool *skipped)
 		decisions_at_start = read_decisions();
 
 		/*
-		 * The protocol runs participant by participant, so that one that
-		 * hangs delays only those after it (those that failed before come
-		 * last).
+		 * Every listing connection is started at once; the protocol then
+		 * runs participant by participant, in the order their connections
+		 * come up, so that one that hangs or is slow to answer delays none
+		 * that answers (those left when the connect timeout passes come
+		 * last, in the order of the query above: failing ones last).
 		 */
-		foreach(lc, scans)
 		{
-			ServerScan *scan = lfirst(lc);
-			ListCell   *lc2;
-			ActArg		a;
+			StartArg	sa;
+			List	   *waiting = NIL;
+			List	   *listers = NIL;
 
-			/* 1. list the participant's prepared transactions */
-			if (!run_guarded(step_first_listing, scan, arg))
-				continue;
-
-			/* 2. which of their local transactions may still run */
-			foreach(lc2, scan->candidates)
+			sa.owner = owner;
+			sa.deadline = DtxDeadlineAfterMs(DTX_RESOLVER_CONNECT_TIMEOUT_MS);
+			foreach(lc, scans)
 			{
-				Candidate  *cand = lfirst(lc2);
+				ServerScan *scan = lfirst(lc);
 
-				cand->running = xact_may_be_running(cand->parts.fxid);
+				if (run_guarded(step_start_connect, scan, &sa))
+				{
+					waiting = lappend(waiting, scan);
+					listers = lappend(listers, scan->lister);
+				}
 			}
-
-			/* 3. the decisions, as of now */
-			decisions = read_decisions();
-
-			/* 4. list again, and act on what both lists hold */
-			if (!run_guarded(step_second_listing, scan, arg))
+			while (waiting != NIL)
 			{
-				hash_destroy(decisions);
-				continue;
-			}
-			a.decisions = decisions;
-			a.actions = &actions;
-			(void) run_guarded(step_act, scan, &a);
-			note_pending(scan);
-			foreach(lc2, scan->candidates)
-			{
-				Candidate  *cand = lfirst(lc2);
+				DtxConnection *ready = DtxConnectStandaloneWaitAny(listers, sa.deadline);
+				ServerScan *scan = linitial(waiting);
 
-				cand->undecided = cand->in_second && !cand->finished &&
-					!decision_matches(decisions, &cand->parts);
+				if (ready != NULL)
+				{
+					foreach(lc, waiting)
+					{
+						scan = lfirst(lc);
+						if (scan->lister == ready)
+							break;
+					}
+				}
+				waiting = list_delete_ptr(waiting, scan);
+				resolve_server(scan, arg, &actions);
 			}
-			hash_destroy(decisions);
 		}
 
 		/* decisions finished everywhere go */

@@ -518,6 +518,51 @@ set_resolver_interval($coord, '1s');
 	check_clean($tag);
 }
 
+# 4c. The same within one pass: pa hangs and is first in the pass's order
+# (no failure on record, lowest OID).  Its connection attempt must not hold
+# up pc's protocol: pc's in-doubt transaction is committed while that very
+# dtx.resolve() call still waits for pa, which it then reports as a
+# connection timeout.
+{
+	my $tag = 'c4c';
+	set_resolver_interval($coord, '0');
+	make_in_doubt(
+		tag => $tag,
+		victim => 'pc',
+		staller => 'pb',
+		action => 'terminate');
+	$coord->safe_psql('postgres', 'DELETE FROM dtx.resolver_status');
+	is( $coord->safe_psql('postgres',
+			"SELECT srvname FROM pg_foreign_server "
+			  . "WHERE srvname IN ('pa', 'pb', 'pc') ORDER BY oid LIMIT 1"),
+		'pa', 'c4c: pa comes first in the pass\'s order');
+	is(ledger_rows($pc, $tag), 0, 'c4c: in doubt on pc before the pass');
+	signal_node($pa, 'STOP');
+	my $t0 = time();
+	my $h = start_sql($coord,
+		"SELECT server || ' ' || action || ' ' || outcome FROM dtx.resolve()");
+	my $took = poll_until($pc, 'postgres',
+		"SELECT count(*) FROM ledger WHERE tag = '$tag'", '1', 20);
+	my $running = !sql_done($h);
+	ok(defined $took, 'c4c: committed on pc by the pass');
+	ok($running,
+		'c4c: committed on pc while the same dtx.resolve() still waited for pa');
+	my ($rc, $out, $err) = finish_sql($h);
+	my $total = time() - $t0;
+	is($rc, 0, 'c4c: dtx.resolve() returns') or diag($err);
+	ok(defined $took && $total - $took > 1,
+		'c4c: pc was committed well before the pass gave up on pa');
+	like($out, qr/^pc commit done$/m, 'c4c: it reports the commit on pc');
+	like($out, qr/^pa list failed: could not connect to server "pa": timeout/m,
+		'c4c: and a connection timeout on pa');
+	diag(sprintf('c4c: pa frozen: pc committed %.2f s after the pass started, '
+			  . 'the pass returned after %.2f s', $took // -1, $total));
+	signal_node($pa, 'CONT');
+	set_resolver_interval($coord, '1s');
+	check_outcome($tag, 1, qw(pb pc));
+	check_clean($tag);
+}
+
 # --- 5. two coordinators, two databases, foreign prepared transactions ----------
 
 # coord2 shares pa with coord and has pg_dtx in two databases.  While coord
