@@ -49,6 +49,7 @@
 #include "fdw_options.h"
 #include "gid.h"
 #include "identity.h"
+#include "stmt_cache.h"
 
 
 /* The most connection parameters we pass to libpq, terminator included. */
@@ -69,6 +70,9 @@ static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMa
 								 PGconn *conn, PostgresPollingStatusType st,
 								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
+static void dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
+							  int nparams, const Oid *types, const char *const *values,
+							  bool cached);
 static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
 static bool dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible);
@@ -413,6 +417,7 @@ DtxDisconnect(DtxConnection *c)
 		PQfinish(c->attempt);
 		c->attempt = NULL;
 	}
+	DtxStmtCacheReset(c);
 	c->xact_depth = 0;
 	c->state = DTX_REMOTE_IDLE;
 	c->busy = false;
@@ -823,8 +828,36 @@ void
 DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 				int nparams, const Oid *types, const char *const *values)
 {
-	ListCell   *lc;
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, false);
+}
 
+/*
+ * DtxSendStatement
+ *		DtxSendPipeline for a user's statement: a text sent repeatedly on c
+ *		runs as a named prepared statement (stmt_cache.c).  Read the results
+ *		with DtxGetPipelineResult.
+ */
+void
+DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
+				 int nparams, const Oid *types, const char *const *values)
+{
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true);
+}
+
+/*
+ * dtx_send_pipeline
+ *		DtxSendPipeline, through the statement cache when cached.
+ */
+static void
+dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
+				  int nparams, const Oid *types, const char *const *values,
+				  bool cached)
+{
+	ListCell   *lc;
+	struct DtxCachedStmt *stmt = NULL;
+	bool		prepare = false;
+
+	c->stmt_preparing = NULL;
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 		dtx_raise_lost(c, sql);
 	if (!PQenterPipelineMode(c->conn))
@@ -835,8 +868,25 @@ DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 		if (!PQsendQueryParams(c->conn, (const char *) lfirst(lc), 0, NULL, NULL, NULL, NULL, 0))
 			dtx_raise_lost(c, (const char *) lfirst(lc));
 	}
-	if (!PQsendQueryParams(c->conn, sql, nparams, types, values, NULL, NULL, 0))
-		dtx_raise_lost(c, sql);
+	if (cached)
+		stmt = DtxStmtCacheLookup(c, sql, nparams, types, &prepare);
+	if (stmt == NULL)
+	{
+		if (!PQsendQueryParams(c->conn, sql, nparams, types, values, NULL, NULL, 0))
+			dtx_raise_lost(c, sql);
+	}
+	else
+	{
+		if (prepare)
+		{
+			if (!PQsendPrepare(c->conn, DtxStmtCacheName(stmt), sql, nparams, types))
+				dtx_raise_lost(c, sql);
+			c->stmt_preparing = stmt;
+		}
+		if (!PQsendQueryPrepared(c->conn, DtxStmtCacheName(stmt), nparams, values,
+								 NULL, NULL, 0))
+			dtx_raise_lost(c, sql);
+	}
 	if (!PQpipelineSync(c->conn))
 		dtx_raise_lost(c, sql);
 	if (!dtx_flush(c, 0, true))
@@ -852,7 +902,8 @@ DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 PGresult   *
 DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 {
-	volatile int ncmds = list_length(prelude) + 1;
+	struct DtxCachedStmt *preparing = c->stmt_preparing;
+	volatile int ncmds = list_length(prelude) + (preparing ? 1 : 0) + 1;
 	int			i;
 	PGresult   *volatile final = NULL;
 	PGresult   *volatile res = NULL;
@@ -876,6 +927,12 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 				else if (i == ncmds - 1 && final == NULL &&
 						 (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
 					final = res;
+				else if (preparing != NULL && i == ncmds - 2 && st == PGRES_COMMAND_OK)
+				{
+					/* the statement cache's Parse: the name exists from now on */
+					DtxStmtCachePrepared(c, preparing, true);
+					PQclear(res);
+				}
 				else
 					PQclear(res);
 				res = NULL;
@@ -890,10 +947,11 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 		if (!PQexitPipelineMode(c->conn))
 			dtx_raise_lost(c, sql);
 		c->busy = false;
+		c->stmt_preparing = NULL;
 
 		if (first_error != NULL)
 		{
-			const char *failed = (error_index < ncmds - 1) ?
+			const char *failed = (error_index < list_length(prelude)) ?
 			(const char *) list_nth(prelude, error_index) : sql;
 			PGresult   *err = first_error;
 

@@ -71,6 +71,13 @@ typedef struct DtxConnection
 								 * deadlock's victim: the cycle, in
 								 * TopMemoryContext */
 
+	/* named prepared statements of the user's SQL (stmt_cache.c) */
+	List	   *stmts;			/* struct DtxCachedStmt *, in stmt_cxt */
+	MemoryContext stmt_cxt;		/* NULL until the first statement */
+	int			stmts_prepared; /* how many exist on the server */
+	uint32		stmt_counter;	/* names dtx_stmt_<n> are never reused */
+	struct DtxCachedStmt *stmt_preparing;	/* Parse in the pipeline in flight */
+
 	/* invalidation */
 	bool		invalidated;	/* server or mapping changed: drop when idle */
 	uint32		server_hashvalue;	/* hash of the server's syscache key */
@@ -108,6 +115,8 @@ extern void DtxCloseUnusableConnections(void);
 extern void DtxSendQuery(DtxConnection *c, const char *sql);
 extern void DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 							int nparams, const Oid *types, const char *const *values);
+extern void DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
+							 int nparams, const Oid *types, const char *const *values);
 extern PGresult *DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql);
 extern PGresult *DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql);
 extern void DtxExecCommand(DtxConnection *c, const char *sql);

@@ -21,6 +21,7 @@
 #include "launcher.h"
 #include "remote_xact.h"
 #include "stats.h"
+#include "stmt_cache.h"
 
 PG_MODULE_MAGIC;
 
@@ -35,6 +36,7 @@ void
 _PG_init(void)
 {
 	DtxConnectionInit();
+	DtxStmtCacheInit();
 	DtxDeadlockInit();
 	DtxRemoteXactInit();
 	DtxFdwGuardInit();

@@ -38,6 +38,7 @@
 #include "fdw_options.h"
 #include "remote_xact.h"
 #include "stats.h"
+#include "stmt_cache.h"
 
 /* A statement's parameters in text form. */
 typedef struct DtxParams
@@ -139,6 +140,21 @@ refuse_transaction_control(const char *sql, const char *servername)
 }
 
 /*
+ * may_deallocate
+ *		Whether sql may drop prepared statements of its session (DEALLOCATE,
+ *		DISCARD): the statement cache then forgets its own.
+ */
+static bool
+may_deallocate(const char *sql)
+{
+	char		kw[16];
+	char		kw2[16];
+
+	first_keywords(sql, kw, kw2, sizeof(kw));
+	return strcmp(kw, "DEALLOCATE") == 0 || strcmp(kw, "DISCARD") == 0;
+}
+
+/*
  * add_param
  *		Appends value (of type typid, or NULL) to p in text form.
  */
@@ -237,11 +253,14 @@ get_text_arg(FunctionCallInfo fcinfo, int i, const char *what)
  * run_remote
  *		Runs sql with p on server for the current user inside the
  *		distributed transaction; returns the statement's result (the caller
- *		frees it with PQclear) and the connection in *conn_out.
+ *		frees it with PQclear) and the connection in *conn_out.  cacheable:
+ *		sql returns no rows, or rows of a type no DDL can change, so that it
+ *		may run as a named prepared statement (a prepared statement whose
+ *		result type changes fails once).
  */
 static PGresult *
 run_remote(const char *servername, const char *sql, DtxParams *p,
-		   DtxConnection **conn_out)
+		   bool cacheable, DtxConnection **conn_out)
 {
 	Oid			userid = GetUserId();
 	ForeignServer *server;
@@ -258,9 +277,14 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 
 	prelude = DtxRemoteXactPrelude(c);
 	DtxSetPhase(DTX_PHASE_STATEMENT, c->servername);
-	DtxSendPipeline(c, prelude, sql, p->n, p->types, p->values);
+	if (cacheable)
+		DtxSendStatement(c, prelude, sql, p->n, p->types, p->values);
+	else
+		DtxSendPipeline(c, prelude, sql, p->n, p->types, p->values);
 	res = DtxGetPipelineResult(c, prelude, sql);
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
+	if (may_deallocate(sql))
+		DtxStmtCacheReset(c);
 
 	/* the remote transaction must still be ours */
 	if (PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
@@ -301,7 +325,7 @@ dtx_exec(PG_FUNCTION_ARGS)
 				 errdetail("A distributed transaction that writes needs a commit decision, and a standby cannot record one."),
 				 errhint("Run distributed transactions that write on the primary; dtx.query works here.")));
 
-	res = run_remote(servername, sql, p, &c);
+	res = run_remote(servername, sql, p, true, &c);
 	c->wrote = true;
 	c->selects_only = false;
 
@@ -390,7 +414,7 @@ dtx_query(PG_FUNCTION_ARGS)
 				 errmsg("dtx.query needs a column definition list"),
 				 errhint("Call it as SELECT * FROM dtx.query('server', 'SELECT ...') AS t(col1 type1, col2 type2).")));
 
-	res = run_remote(servername, sql, p, &c);
+	res = run_remote(servername, sql, p, false, &c);
 	if (strncmp(PQcmdStatus(res), "SELECT", 6) != 0)
 		c->wrote = true;		/* INSERT ... RETURNING and friends */
 
@@ -569,7 +593,7 @@ lock_everywhere(FunctionCallInfo fcinfo, bool two_keys, bool try_only)
 
 		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
 			continue;
-		res = run_remote(names[i], sql, &p, &c);
+		res = run_remote(names[i], sql, &p, true, &c);
 		c->needs_prepare = true;
 		if (try_only)
 			got = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
