@@ -94,5 +94,23 @@ SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = $1', 2);
 SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = $1', 2);
 SELECT * FROM remote_stmts('p1');
 
+-- a statement interrupted by statement_timeout closes its connection: the
+-- new session prepares the cached texts again
+SET statement_timeout = '300ms';
+SELECT dtx.exec('p1', 'DO $$BEGIN PERFORM pg_sleep(10); END$$');
+RESET statement_timeout;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = $1', 2);
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = $1', 2);
+SELECT * FROM remote_stmts('p1');
+
+-- statements deallocated behind pg_dtx's back: the next use fails once
+-- (26000) and pg_dtx forgets them; the one after prepares again
+SELECT dtx.exec('p1', 'DO $$BEGIN EXECUTE ''DEALLOCATE ALL''; END$$');
+SELECT * FROM remote_stmts('p1');
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = $1', 2);
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = $1', 2);
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = $1', 2);
+SELECT * FROM remote_stmts('p1');
+
 DROP FUNCTION remote_stmts(text);
 SELECT dtx.disconnect_all();

@@ -70,6 +70,8 @@ static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMa
 								 PGconn *conn, PostgresPollingStatusType st,
 								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
+static int	dtx_wait_attempts(List *conns, int npending, long timeout,
+							  WaitEvent *occurred);
 static void dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 							  int nparams, const Oid *types, const char *const *values,
 							  bool cached);
@@ -285,50 +287,22 @@ DtxConnectStandaloneStart(Oid serverid, Oid userid, TimestampTz connect_deadline
 }
 
 /*
- * DtxConnectStandaloneWaitAny
- *		Advances the started attempts of conns (DtxConnection *) until one
- *		of them has no more to wait for (connected or failed), and returns
- *		it; NULL when none is left or the deadline passed first.  An
- *		attempt is returned once: the caller finishes it before calling
- *		again.  Interruptible.
+ * dtx_wait_attempts
+ *		Waits up to timeout ms for the latch or a socket event of the
+ *		npending unfinished attempts of conns; returns the events in
+ *		occurred (room for npending + 2).
  */
-DtxConnection *
-DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
+static int
+dtx_wait_attempts(List *conns, int npending, long timeout, WaitEvent *occurred)
 {
-	WaitEvent  *occurred = palloc(sizeof(WaitEvent) * (list_length(conns) + 2));
+	/* the set holds a kernel descriptor: freed on every path */
+	WaitEventSet *volatile set = CreateWaitEventSet(CurrentMemoryContext, npending + 2);
+	int			nevents = 0;
 
-	for (;;)
+	PG_TRY();
 	{
 		ListCell   *lc;
-		WaitEventSet *set;
-		int			npending = 0;
-		int			nevents;
-		long		timeout;
-		int			i;
-		bool		latch = false;
 
-		foreach(lc, conns)
-		{
-			DtxConnection *c = lfirst(lc);
-
-			if (c->attempt == NULL || c->attempt_done)
-				continue;
-			if (!dtx_connect_pending(c->attempt, c->attempt_status))
-			{
-				c->attempt_done = true;
-				pfree(occurred);
-				return c;
-			}
-			npending++;
-		}
-		if (npending == 0 || (timeout = dtx_ms_until(deadline)) == 0)
-		{
-			pfree(occurred);
-			return NULL;
-		}
-
-		/* nothing below raises until the set is freed */
-		set = CreateWaitEventSet(CurrentMemoryContext, npending + 2);
 		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		foreach(lc, conns)
@@ -344,7 +318,61 @@ DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
 		}
 		nevents = WaitEventSetWait(set, timeout, occurred, npending + 2,
 								   PG_WAIT_EXTENSION);
+	}
+	PG_FINALLY();
+	{
 		FreeWaitEventSet(set);
+	}
+	PG_END_TRY();
+	return nevents;
+}
+
+/*
+ * DtxConnectStandaloneWaitAny
+ *		Advances the started attempts of conns (DtxConnection *) until one
+ *		of them has no more to wait for (connected or failed), and returns
+ *		it; NULL when none is left or the deadline passed first.  An
+ *		attempt is returned once: the caller finishes it before calling
+ *		again.  Interruptible.
+ */
+DtxConnection *
+DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
+{
+	WaitEvent  *occurred = palloc(sizeof(WaitEvent) * (list_length(conns) + 2));
+
+	for (;;)
+	{
+		ListCell   *lc;
+		int			npending = 0;
+		int			nevents;
+		long		timeout;
+		int			i;
+		bool		latch = false;
+
+		foreach(lc, conns)
+		{
+			DtxConnection *c = lfirst(lc);
+
+			if (c->attempt == NULL || c->attempt_done)
+				continue;
+			if (dtx_connect_pending(c->attempt, c->attempt_status) &&
+				PQsocket(c->attempt) < 0)
+				c->attempt_status = PGRES_POLLING_FAILED;	/* no socket to wait on */
+			if (!dtx_connect_pending(c->attempt, c->attempt_status))
+			{
+				c->attempt_done = true;
+				pfree(occurred);
+				return c;
+			}
+			npending++;
+		}
+		if (npending == 0 || (timeout = dtx_ms_until(deadline)) == 0)
+		{
+			pfree(occurred);
+			return NULL;
+		}
+
+		nevents = dtx_wait_attempts(conns, npending, timeout, occurred);
 
 		for (i = 0; i < nevents; i++)
 		{
@@ -363,6 +391,18 @@ DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
+}
+
+/*
+ * DtxConnectStandalonePostpone
+ *		Moves the deadline of c's unfinished attempt by usecs: time the
+ *		caller spent elsewhere, during which the attempt could not progress.
+ */
+void
+DtxConnectStandalonePostpone(DtxConnection *c, int64 usecs)
+{
+	if (c->attempt != NULL && c->attempt_deadline != 0)
+		c->attempt_deadline += usecs;
 }
 
 /*
@@ -664,6 +704,8 @@ dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMapping *um,
 				 c->servername);
 
 		c->conn = conn;
+		/* a new session has none of the statements of an earlier one */
+		DtxStmtCacheReset(c);
 		dtx_configure_session(c);
 	}
 	PG_CATCH();
@@ -895,7 +937,8 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 
 /*
  * DtxGetPipelineResult
- *		Reads the results of a pipeline sent by DtxSendPipeline; raises the
+ *		Reads the results of a pipeline sent by DtxSendPipeline or
+ *		DtxSendStatement; raises the
  *		first error (prelude included) and returns the result of sql, which
  *		the caller must PQclear.
  */
@@ -954,8 +997,16 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 			const char *failed = (error_index < list_length(prelude)) ?
 			(const char *) list_nth(prelude, error_index) : sql;
 			PGresult   *err = first_error;
+			const char *state = PQresultErrorField(err, PG_DIAG_SQLSTATE);
 
 			first_error = NULL;
+
+			/*
+			 * A prepared statement of the cache is gone (deallocated behind
+			 * pg_dtx's back): forget them all, the next use prepares again.
+			 */
+			if (state != NULL && strcmp(state, "26000") == 0)
+				DtxStmtCacheReset(c);
 			if (c->deadlock_msg != NULL)
 			{
 				/* this backend was chosen to break a distributed deadlock */
@@ -1238,6 +1289,7 @@ DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 		return true;
 	PQfinish(c->conn);
 	c->conn = NULL;
+	DtxStmtCacheReset(c);
 	c->busy = false;
 	c->broken = true;
 	return false;

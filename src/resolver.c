@@ -844,7 +844,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	ListCell   *lc;
 	Oid			owner;
 	DtxOwnerScope scope;
-	const void *arg[2];
+	const void *arg[1];
 	char	   *prefix;
 	HTAB	   *decisions_at_start;
 	int			ret;
@@ -875,7 +875,6 @@ DtxResolvePass(bool in_worker, bool *skipped)
 
 	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", DtxCoordinatorId(), MyDatabaseId);
 	arg[0] = prefix;
-	arg[1] = &owner;
 
 	PG_TRY();
 	{
@@ -952,19 +951,34 @@ DtxResolvePass(bool in_worker, bool *skipped)
 			while (waiting != NIL)
 			{
 				DtxConnection *ready = DtxConnectStandaloneWaitAny(listers, sa.deadline);
-				ServerScan *scan = linitial(waiting);
+				ServerScan *scan = NULL;
+				TimestampTz began;
+				int64		spent;
 
-				if (ready != NULL)
+				if (ready == NULL)
+					scan = linitial(waiting);
+				else
 				{
 					foreach(lc, waiting)
 					{
-						scan = lfirst(lc);
-						if (scan->lister == ready)
-							break;
+						if (((ServerScan *) lfirst(lc))->lister == ready)
+							scan = lfirst(lc);
 					}
+					if (scan == NULL)
+						elog(ERROR, "pg_dtx resolver: a connection of no server came up");
 				}
 				waiting = list_delete_ptr(waiting, scan);
+
+				/*
+				 * The other attempts make no progress meanwhile: their
+				 * deadline moves by the time this server took.
+				 */
+				began = GetCurrentTimestamp();
 				resolve_server(scan, arg, &actions);
+				spent = GetCurrentTimestamp() - began;
+				sa.deadline += spent;
+				foreach(lc, waiting)
+					DtxConnectStandalonePostpone(((ServerScan *) lfirst(lc))->lister, spent);
 			}
 		}
 

@@ -790,6 +790,55 @@ sub two_in_doubt_and_pa_hanging
 	check_clean($tag);
 }
 
+# 7e. A pass that spends long on one participant still finishes the others
+# whose connections came up meanwhile: pb and pc are frozen while the pass
+# connects, so that pa comes first and hangs in COMMIT PREPARED (up to the
+# resolver's 15 s operation timeout), far past the 3 s connect timeout; pb's
+# connection, which could not progress meanwhile, must not count that time.
+{
+	my $tag = 'c7e';
+	set_resolver_interval($coord, '0');
+	my ($h1) = in_doubt_start(
+		tag => "$tag-1",
+		victim => 'pa',
+		staller => 'pc',
+		action => 'terminate');
+	my ($h2) = in_doubt_start(
+		tag => "$tag-2",
+		victim => 'pb',
+		staller => 'pc',
+		action => 'terminate');
+	is((finish_sql($h1))[0], 0, "$tag-1: committed");
+	is((finish_sql($h2))[0], 0, "$tag-2: committed");
+	$pa->safe_psql('postgres',
+		"ALTER SYSTEM SET synchronous_standby_names = 'nobody'; SELECT pg_reload_conf();"
+	);
+	signal_node($_, 'STOP') for ($pb, $pc);
+	my $t0 = time();
+	my $h = start_sql($coord,
+		"SELECT server || ' ' || action || ' ' || outcome FROM dtx.resolve()");
+	ok( defined poll_until(
+			$pa, 'postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+			'1', 20),
+		'c7e: the pass hangs in COMMIT PREPARED on pa');
+	signal_node($_, 'CONT') for ($pb, $pc);
+	my ($rc, $out, $err) = finish_sql($h, 60);
+	my $total = time() - $t0;
+	is($rc, 0, 'c7e: dtx.resolve() returns') or diag($err);
+	diag(sprintf('c7e: the pass took %.1f s', $total));
+	cmp_ok($total, '>', 3, 'c7e: it spent longer than the connect timeout on pa');
+	like($out, qr/^pb commit done$/m, 'c7e: and still committed on pb');
+	unlike($out, qr/could not connect/, 'c7e: no connection timed out');
+	$pa->safe_psql('postgres',
+		'ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf();');
+	set_resolver_interval($coord, '1s');
+	ok(defined wait_committed("$tag-1", 40, 'pa'), 'c7e: committed on pa');
+	check_outcome("$tag-1", 1, qw(pa pc));
+	check_outcome("$tag-2", 1, qw(pb pc));
+	check_clean($tag);
+}
+
 # --- 8. a slow PREPARE while dtx.resolve() runs in a loop ----------------------
 
 # Two transfers whose PREPAREs stall (one on pa, one on pb) commit while
