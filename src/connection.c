@@ -70,6 +70,9 @@ static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMa
 								 PGconn *conn, PostgresPollingStatusType st,
 								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
+static void dtx_check_identity_or_close(DtxConnection *c);
+static DtxConnection *standalone_entry(ForeignServer *server, UserMapping *um,
+									   Oid userid, TimestampTz op_deadline);
 static int	dtx_wait_attempts(List *conns, int npending, long timeout,
 							  WaitEvent *occurred);
 static void dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
@@ -225,25 +228,13 @@ DtxConnectionEnsureOpen(DtxConnection *c)
 }
 
 /*
- * DtxConnectStandalone
- *		Opens a connection outside the cache, for userid's user mapping on
- *		serverid (the resolver's: never part of a user's transaction).
- *		Every wait on it is bounded by op_deadline (0: none).  The caller
- *		closes it with DtxDisconnect.
+ * dtx_check_identity_or_close
+ *		Checks that c's new connection reaches the cluster recorded at first
+ *		use of its server; closes it and raises if not.
  */
-DtxConnection *
-DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz op_deadline)
+static void
+dtx_check_identity_or_close(DtxConnection *c)
 {
-	DtxConnection *c = palloc0(sizeof(DtxConnection));
-	ForeignServer *server = GetForeignServer(serverid);
-	UserMapping *um = GetUserMapping(userid, serverid);
-
-	c->umid = um->umid;
-	c->serverid = serverid;
-	c->userid = userid;
-	c->op_deadline = op_deadline;
-	strlcpy(c->servername, server->servername, NAMEDATALEN);
-	c->conn = dtx_connect(c, server, um);
 	PG_TRY();
 	{
 		DtxCheckServerIdentity(c->serverid, c->servername, c->remote_sysid,
@@ -255,6 +246,43 @@ DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz op_deadline)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+}
+
+/*
+ * standalone_entry
+ *		A new connection entry outside the cache for userid's mapping um on
+ *		server, not connected.
+ */
+static DtxConnection *
+standalone_entry(ForeignServer *server, UserMapping *um, Oid userid,
+				 TimestampTz op_deadline)
+{
+	DtxConnection *c = palloc0(sizeof(DtxConnection));
+
+	c->umid = um->umid;
+	c->serverid = server->serverid;
+	c->userid = userid;
+	c->op_deadline = op_deadline;
+	strlcpy(c->servername, server->servername, NAMEDATALEN);
+	return c;
+}
+
+/*
+ * DtxConnectStandalone
+ *		Opens a connection outside the cache, for userid's user mapping on
+ *		serverid (the resolver's: never part of a user's transaction).
+ *		Every wait on it is bounded by op_deadline (0: none).  The caller
+ *		closes it with DtxDisconnect.
+ */
+DtxConnection *
+DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz op_deadline)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+	UserMapping *um = GetUserMapping(userid, serverid);
+	DtxConnection *c = standalone_entry(server, um, userid, op_deadline);
+
+	c->conn = dtx_connect(c, server, um);
+	dtx_check_identity_or_close(c);
 	return c;
 }
 
@@ -270,15 +298,10 @@ DtxConnection *
 DtxConnectStandaloneStart(Oid serverid, Oid userid, TimestampTz connect_deadline,
 						  int timeout_ms)
 {
-	DtxConnection *c = palloc0(sizeof(DtxConnection));
 	ForeignServer *server = GetForeignServer(serverid);
 	UserMapping *um = GetUserMapping(userid, serverid);
+	DtxConnection *c = standalone_entry(server, um, userid, connect_deadline);
 
-	c->umid = um->umid;
-	c->serverid = serverid;
-	c->userid = userid;
-	c->op_deadline = connect_deadline;
-	strlcpy(c->servername, server->servername, NAMEDATALEN);
 	c->attempt = dtx_connect_start(c, server, um);
 	c->attempt_status = PGRES_POLLING_WRITING;
 	c->attempt_deadline = connect_deadline;
@@ -425,17 +448,7 @@ DtxConnectStandaloneFinish(DtxConnection *c)
 	c->op_deadline = DtxDeadlineAfterMs(c->attempt_timeout_ms);
 	dtx_connect_complete(c, server, um, conn, c->attempt_status,
 						 c->attempt_deadline, c->attempt_timeout_ms);
-	PG_TRY();
-	{
-		DtxCheckServerIdentity(c->serverid, c->servername, c->remote_sysid,
-							   PQdb(c->conn));
-	}
-	PG_CATCH();
-	{
-		DtxDisconnect(c);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	dtx_check_identity_or_close(c);
 }
 
 /*

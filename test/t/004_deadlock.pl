@@ -9,7 +9,7 @@ use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use DtxCluster qw(new_coordinator new_participant add_server balance prepared_xacts);
+use DtxCluster qw(new_coordinator new_participant add_server balance prepared_xacts poll_until);
 
 my $coord = new_coordinator('coord',
 	extra_conf => "dtx.resolver_interval = 0\ndtx.deadlock_check_interval = 1000\n");
@@ -130,10 +130,15 @@ is($s2->query_safe(q{SELECT dtx.try_lock(ARRAY['pc'], 99)}), 'f', 'try_lock fail
 $s2->query_safe('ROLLBACK');
 $s2->query_safe('BEGIN');
 $s2->query_until(qr/w/, "\\echo w\nSELECT dtx.lock(ARRAY['pb'], 99);\n");
+ok( defined poll_until(
+		$coord, 'postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'},
+		'1', 20),
+	'dtx.lock waits while another transaction holds the lock');
 sleep 1;
 is( $coord->safe_psql('postgres',
 		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'}),
-	1, 'dtx.lock waits while another transaction holds the lock');
+	1, 'and still waits a second later');
 $s1->query_safe('COMMIT');
 ($out, $ret) = $s2->query('SELECT 1');
 is($ret, 0, 'the waiter gets the lock once the holder committed');

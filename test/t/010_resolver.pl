@@ -706,10 +706,11 @@ for my $db ('postgres', 'db2')
 	check_clean($tag);
 }
 
-# A pass that hangs in COMMIT PREPARED on pa: pa waits for a synchronous
-# standby that does not exist, after its commit record is written.  Returns
-# the global ids in doubt on pa and pb (both decided).
-sub two_in_doubt_and_pa_hanging
+# With the background resolver off: two decided transactions in doubt, one
+# on pa ($tag-1), one on pb ($tag-2); then pa's commits wait for a
+# synchronous standby that does not exist, after their commit record is
+# written.  Returns the two global ids.
+sub two_in_doubt_pa_stuck
 {
 	my ($tag) = @_;
 	set_resolver_interval($coord, '0');
@@ -728,6 +729,15 @@ sub two_in_doubt_and_pa_hanging
 	$pa->safe_psql('postgres',
 		"ALTER SYSTEM SET synchronous_standby_names = 'nobody'; SELECT pg_reload_conf();"
 	);
+	return ($g1, $g2);
+}
+
+# A pass of the background resolver that hangs in COMMIT PREPARED on pa
+# (two_in_doubt_pa_stuck).  Returns the global ids in doubt on pa and pb.
+sub two_in_doubt_and_pa_hanging
+{
+	my ($tag) = @_;
+	my ($g1, $g2) = two_in_doubt_pa_stuck($tag);
 	set_resolver_interval($coord, '1s');
 	ok( defined poll_until(
 			$pa, 'postgres',
@@ -797,22 +807,7 @@ sub two_in_doubt_and_pa_hanging
 # connection, which could not progress meanwhile, must not count that time.
 {
 	my $tag = 'c7e';
-	set_resolver_interval($coord, '0');
-	my ($h1) = in_doubt_start(
-		tag => "$tag-1",
-		victim => 'pa',
-		staller => 'pc',
-		action => 'terminate');
-	my ($h2) = in_doubt_start(
-		tag => "$tag-2",
-		victim => 'pb',
-		staller => 'pc',
-		action => 'terminate');
-	is((finish_sql($h1))[0], 0, "$tag-1: committed");
-	is((finish_sql($h2))[0], 0, "$tag-2: committed");
-	$pa->safe_psql('postgres',
-		"ALTER SYSTEM SET synchronous_standby_names = 'nobody'; SELECT pg_reload_conf();"
-	);
+	two_in_doubt_pa_stuck($tag);
 	signal_node($_, 'STOP') for ($pb, $pc);
 	my $t0 = time();
 	my $h = start_sql($coord,
