@@ -48,7 +48,7 @@
 # dblink.so, libpq, the postgres executable, libc and the rest (self cost of
 # each object), then pg_dtx's top functions by inclusive instructions.  The
 # results directory keeps the summary and each variant's callgrind file (for
-# callgrind_annotate or kcachegrind).  About 5 minutes on an idle 2-CPU machine
+# callgrind_annotate or kcachegrind).  About a minute on an idle 2-CPU machine
 # with the defaults.
 #
 # Needs root (servers run as "postgres") and valgrind (installed with apt-get
@@ -60,7 +60,7 @@ BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=test/lib/common.sh
 source "$BENCH_SRC/../test/lib/common.sh"
 
-COMMAND_LINE="bash bench/callgrind.sh $*"
+COMMAND_LINE="bash bench/callgrind.sh${*:+ $*}"
 
 # --- options ---------------------------------------------------------------------
 
