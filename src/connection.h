@@ -49,11 +49,13 @@ typedef struct DtxConnection
 								 * TopMemoryContext */
 	int			participant_no; /* order of first use in the transaction */
 	char		gid[DTX_GID_MAXLEN];	/* global id once preparing */
+	FullTransactionId gid_fxid;	/* the local transaction of gid */
 	bool		commit_in_flight;	/* COMMIT PREPARED of commit_gid sent
 									 * after an earlier transaction, answer
 									 * not read (dtx.synchronous_commit_prepared
 									 * off) */
 	char		commit_gid[DTX_GID_MAXLEN];
+	FullTransactionId commit_fxid;	/* the local transaction of commit_gid */
 
 	/* what the remote server told us at connection */
 	uint64		remote_sysid;	/* system identifier of its cluster */

@@ -551,6 +551,7 @@ dtx_pre_commit(void)
 			gid.participant_no = ++n;
 			gid.nonce = nonce;
 			DtxFormatGid(c->gid, &gid);
+			c->gid_fxid = fxid;
 		}
 
 		foreach(lc, writers)
@@ -642,10 +643,9 @@ leave_commits_in_flight(void)
 	foreach(lc, participants)
 	{
 		DtxConnection *c = lfirst(lc);
-		DtxGid		gid;
 		uint64		key;
 
-		if (c->gid[0] == '\0' || !DtxParseGid(c->gid, &gid))
+		if (c->gid[0] == '\0')
 			continue;
 		if (e == NULL)
 		{
@@ -660,7 +660,7 @@ leave_commits_in_flight(void)
 										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 				before_shmem_exit(in_flight_at_exit, (Datum) 0);
 			}
-			key = U64FromFullTransactionId(gid.fxid);
+			key = U64FromFullTransactionId(c->gid_fxid);
 			e = hash_search(in_flight, &key, HASH_ENTER, NULL);
 			e->remaining = 0;
 			e->failed = false;
@@ -669,6 +669,7 @@ leave_commits_in_flight(void)
 		{
 			c->commit_in_flight = true;
 			strlcpy(c->commit_gid, c->gid, DTX_GID_MAXLEN);
+			c->commit_fxid = c->gid_fxid;
 			e->remaining++;
 			continue;
 		}
@@ -722,7 +723,6 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 	DtxResultStatus st;
 	char	   *msg = NULL;
 	char		sqlstate[6];
-	DtxGid		gid;
 	InFlightXact *e;
 	uint64		key;
 	bool		arrived;
@@ -778,9 +778,9 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 						   msg ? msg : "The connection was closed before the answer.")));
 		DtxResolverWake();
 	}
-	if (in_flight == NULL || !DtxParseGid(c->commit_gid, &gid))
+	if (in_flight == NULL)
 		return;
-	key = U64FromFullTransactionId(gid.fxid);
+	key = U64FromFullTransactionId(c->commit_fxid);
 	e = hash_search(in_flight, &key, HASH_FIND, NULL);
 	if (e == NULL)
 		return;
@@ -788,8 +788,8 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 		e->failed = true;
 	if (--e->remaining > 0)
 		return;
-	if (!e->failed && !DtxConfirmedPush(gid.fxid))
-		DtxDecisionConfirmed(gid.fxid);
+	if (!e->failed && !DtxConfirmedPush(c->commit_fxid))
+		DtxDecisionConfirmed(c->commit_fxid);
 	hash_search(in_flight, &key, HASH_REMOVE, NULL);
 }
 
@@ -875,11 +875,10 @@ dtx_post_commit(void)
 	foreach(lc, participants)
 	{
 		DtxConnection *c = lfirst(lc);
-		DtxGid		gid;
 
-		if (c->gid[0] != '\0' && DtxParseGid(c->gid, &gid))
+		if (c->gid[0] != '\0')
 		{
-			fxid = gid.fxid;
+			fxid = c->gid_fxid;
 			break;
 		}
 	}
