@@ -59,6 +59,8 @@ set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=test/lib/common.sh
 source "$BENCH_SRC/../test/lib/common.sh"
+# shellcheck source=bench/lib.sh
+source "$BENCH_SRC/lib.sh"
 
 COMMAND_LINE="bash bench/callgrind.sh${*:+ $*}"
 
@@ -111,30 +113,14 @@ COORD_PID=""              # the valgrind'ed coordinator postmaster (its runuser)
 SUMMARY=""
 
 cleanup() {
-	local rc=$? node
+	local rc=$?
 	set +e
 	trap - EXIT INT TERM
 	if [[ -n $W && -d $W ]]; then
-		if [[ $rc -ne 0 ]]; then
-			for node in "${NODES[@]}"; do
-				if [[ -s $W/$node.log ]]; then
-					printf '\n---- server log of %s (last 20 lines) ----\n' "$node" >&2
-					tail -n 20 "$W/$node.log" >&2
-				fi
-			done
-		fi
-		for node in "${NODES[@]}"; do
-			if [[ -f $W/$node/postmaster.pid ]]; then
-				as_pg pg_ctl -D "$W/$node" -m fast -w -t 120 stop >/dev/null 2>&1 ||
-					as_pg pg_ctl -D "$W/$node" -m immediate -w -t 60 stop >/dev/null 2>&1
-			fi
-		done
+		[[ $rc -ne 0 ]] && bench_show_logs
+		bench_stop_nodes
 		[[ -n $COORD_PID ]] && wait "$COORD_PID" 2>/dev/null
-		if [[ -n $R && -d $R ]]; then
-			for node in "${NODES[@]}"; do
-				cp "$W/$node.log" "$R/server-$node.log" 2>/dev/null
-			done
-		fi
+		bench_keep_logs
 		cd /
 		rm -rf -- "$W"
 	fi
@@ -148,18 +134,7 @@ trap 'exit 143' TERM
 
 # --- helpers -----------------------------------------------------------------------
 
-port_free() { ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-# psql on a node's database "bench", superuser, over TCP
-q() {
-	local node=$1
-	shift
-	as_pg psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${PORT[$node]}" -U postgres -d bench "$@"
-}
-val() { q "$1" -At -c "$2"; }
-
-out() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
-now() { date +%s.%N; }
+# port_free, q, val, out, now: bench/lib.sh
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", b - a }'; }
 
 ensure_valgrind() {
@@ -237,7 +212,7 @@ start_coord_under_callgrind() {
 }
 
 setup() {
-	local node port limit i pd=()
+	local node i pd=()
 	ensure_valgrind
 	ensure_pg_os_user
 	[[ -x $PG_BINDIR/postgres ]] || die "no PostgreSQL 15 server in $PG_BINDIR"
@@ -254,30 +229,11 @@ setup() {
 	cd "$W"
 
 	NODES=(coord p1 p2)
-	port=$BASE_PORT
-	limit=$((port + 100))
-	for node in "${NODES[@]}"; do
-		while ! port_free "$port"; do
-			port=$((port + 1))
-			[[ $port -le $limit ]] || die "no free port in $BASE_PORT..$limit"
-		done
-		PORT[$node]=$port
-		port=$((port + 1))
-	done
+	bench_assign_ports "$BASE_PORT" $((BASE_PORT + 100)) "${NODES[@]}"
 
 	heading "Start 3 servers in $W (ports ${PORT[coord]}, ${PORT[p1]}, ${PORT[p2]})"
 	for node in "${NODES[@]}"; do
-		(as_pg initdb -D "$W/$node" -U postgres --auth=trust --no-instructions) \
-			>"$W/$node.initdb.log" 2>&1 || { cat "$W/$node.initdb.log"; die "initdb $node failed"; }
-		(as_pg tee "$W/$node/pg_hba.conf") >/dev/null <<-EOF
-			# benchmark only: trust on loopback and the private socket directory
-			local all all               trust
-			host  all all 127.0.0.1/32  trust
-		EOF
-		node_conf "$node" | (as_pg tee -a "$W/$node/postgresql.conf") >/dev/null
-		(as_pg pg_ctl -D "$W/$node" -l "$W/$node.log" -w -t 60 start) >/dev/null ||
-			die "$node did not start"
-		as_pg createdb -h 127.0.0.1 -p "${PORT[$node]}" -U postgres bench
+		node_conf "$node" | bench_start_node "$node"
 	done
 
 	heading "Schema and data (${ACCOUNTS} accounts per participant)"

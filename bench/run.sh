@@ -55,6 +55,8 @@ set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=test/lib/common.sh
 source "$BENCH_SRC/../test/lib/common.sh"
+# shellcheck source=bench/lib.sh
+source "$BENCH_SRC/lib.sh"
 
 COMMAND_LINE="bash bench/run.sh $*"
 
@@ -131,24 +133,10 @@ cleanup() {
 		for pid in "$W"/proxy-*.pid; do
 			[[ -s $pid ]] && kill "$(cat "$pid")" 2>/dev/null
 		done
-		if [[ $rc -ne 0 ]]; then
-			for node in "${NODES[@]}"; do
-				if [[ -s $W/$node.log ]]; then
-					printf '\n---- server log of %s (last 20 lines) ----\n' "$node" >&2
-					tail -n 20 "$W/$node.log" >&2
-				fi
-			done
-		fi
-		for node in "${NODES[@]}"; do
-			[[ -f $W/$node/postmaster.pid ]] &&
-				as_pg pg_ctl -D "$W/$node" -m fast -w -t 60 stop >/dev/null 2>&1
-		done
-		if [[ -n $R && -d $R ]]; then
-			chown -R root: "$R" 2>/dev/null
-			for node in "${NODES[@]}"; do
-				cp "$W/$node.log" "$R/server-$node.log" 2>/dev/null
-			done
-		fi
+		[[ $rc -ne 0 ]] && bench_show_logs
+		bench_stop_nodes
+		[[ -n $R && -d $R ]] && chown -R root: "$R" 2>/dev/null
+		bench_keep_logs
 		cd /
 		if [[ $KEEP == 1 ]]; then
 			log "servers' directory kept: $W"
@@ -166,19 +154,7 @@ trap 'exit 143' TERM
 
 # --- helpers -----------------------------------------------------------------------
 
-port_free() { ! timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-
-# psql on a node's database "bench" (or -d other), superuser, over TCP
-q() {
-	local node=$1
-	shift
-	as_pg psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${PORT[$node]}" -U postgres -d bench "$@"
-}
-# one value
-val() { q "$1" -At -c "$2"; }
-
-# print and keep in the summary
-out() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
+# port_free, q, val, out, now: bench/lib.sh
 section() {
 	out ""
 	out "## $*"
@@ -187,7 +163,6 @@ section() {
 	out ""
 }
 
-now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 # median of the numbers on stdin
@@ -328,7 +303,7 @@ server_sql() {
 }
 
 setup() {
-	local node port limit i pd mpx
+	local node i pd mpx
 	heading "Build and install pg_dtx"
 	ensure_build_deps
 	build_and_install >/dev/null
@@ -350,26 +325,10 @@ setup() {
 
 	NODES=(coord)
 	for ((i = 1; i <= NPART; i++)); do NODES+=("p$i"); done
-	port=$BASE_PORT
-	limit=$((port + 200))
-	for node in "${NODES[@]}" lp1 lp2; do
-		while ! port_free "$port"; do
-			port=$((port + 1))
-			[[ $port -lt $limit ]] || die "no free port below $limit"
-		done
-		PORT[$node]=$port
-		port=$((port + 1))
-	done
+	bench_assign_ports "$BASE_PORT" $((BASE_PORT + 199)) "${NODES[@]}" lp1 lp2
 
 	heading "Start ${#NODES[@]} servers in $W"
 	for node in "${NODES[@]}"; do
-		(as_pg initdb -D "$W/$node" -U postgres --auth=trust --no-instructions) \
-			>"$W/$node.initdb.log" 2>&1 || { cat "$W/$node.initdb.log"; die "initdb $node failed"; }
-		(as_pg tee "$W/$node/pg_hba.conf") >/dev/null <<-EOF
-			# benchmark only: trust on loopback and the private socket directory
-			local all all               trust
-			host  all all 127.0.0.1/32  trust
-		EOF
 		mpx=200
 		[[ $node == p1 || $node == p2 ]] && mpx=$((INDOUBT + 200))
 		{
@@ -392,10 +351,7 @@ setup() {
 			else
 				echo "max_prepared_transactions = $mpx"
 			fi
-		} | (as_pg tee -a "$W/$node/postgresql.conf") >/dev/null
-		(as_pg pg_ctl -D "$W/$node" -l "$W/$node.log" -w -t 60 start) >/dev/null ||
-			die "$node did not start"
-		as_pg createdb -h 127.0.0.1 -p "${PORT[$node]}" -U postgres bench
+		} | bench_start_node "$node"
 	done
 
 	heading "Schema and data (${ACCOUNTS} accounts per table)"
