@@ -3,10 +3,11 @@
  * compat.h
  *	  Shims for PostgreSQL APIs that differ between major versions.
  *
- * pg_dtx is built and tested on PostgreSQL 15.  The other version-specific
- * calls (shmem_request_hook, MarkGUCPrefixReserved) are guarded where they
- * are made; a port to another major version starts here and at those
- * PG_VERSION_NUM tests.
+ * pg_dtx is built and tested on PostgreSQL 15 only.  The other
+ * version-specific calls (shmem_request_hook, MarkGUCPrefixReserved) are
+ * guarded where they are made; gid.c's nonce needs common/pg_prng.h (15+)
+ * and is not.  A port to another major version starts here, there and at
+ * those PG_VERSION_NUM tests.
  *
  *-------------------------------------------------------------------------
  */

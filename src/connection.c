@@ -353,13 +353,13 @@ dtx_wait_attempts(List *conns, int npending, long timeout, WaitEvent *occurred)
 /*
  * DtxConnectStandaloneWaitAny
  *		Advances the started attempts of conns (DtxConnection *) until one
- *		of them has no more to wait for (connected or failed), and returns
- *		it; NULL when none is left or the deadline passed first.  An
- *		attempt is returned once: the caller finishes it before calling
- *		again.  Interruptible.
+ *		of them has no more to wait for (connected, failed, or past its
+ *		deadline), and returns it; NULL when none is left.  An attempt is
+ *		returned once: the caller finishes it (DtxConnectStandaloneFinish
+ *		raises its failure) before calling again.  Interruptible.
  */
 DtxConnection *
-DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
+DtxConnectStandaloneWaitAny(List *conns)
 {
 	WaitEvent  *occurred = palloc(sizeof(WaitEvent) * (list_length(conns) + 2));
 
@@ -367,8 +367,8 @@ DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
 	{
 		ListCell   *lc;
 		int			npending = 0;
+		TimestampTz earliest = 0;
 		int			nevents;
-		long		timeout;
 		int			i;
 		bool		latch = false;
 
@@ -381,21 +381,25 @@ DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
 			if (dtx_connect_pending(c->attempt, c->attempt_status) &&
 				PQsocket(c->attempt) < 0)
 				c->attempt_status = PGRES_POLLING_FAILED;	/* no socket to wait on */
-			if (!dtx_connect_pending(c->attempt, c->attempt_status))
+			if (!dtx_connect_pending(c->attempt, c->attempt_status) ||
+				dtx_ms_until(c->attempt_deadline) == 0)
 			{
 				c->attempt_done = true;
 				pfree(occurred);
 				return c;
 			}
 			npending++;
+			if (c->attempt_deadline != 0 &&
+				(earliest == 0 || c->attempt_deadline < earliest))
+				earliest = c->attempt_deadline;
 		}
-		if (npending == 0 || (timeout = dtx_ms_until(deadline)) == 0)
+		if (npending == 0)
 		{
 			pfree(occurred);
 			return NULL;
 		}
 
-		nevents = dtx_wait_attempts(conns, npending, timeout, occurred);
+		nevents = dtx_wait_attempts(conns, npending, dtx_ms_until(earliest), occurred);
 
 		for (i = 0; i < nevents; i++)
 		{
@@ -418,14 +422,22 @@ DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline)
 
 /*
  * DtxConnectStandalonePostpone
- *		Moves the deadline of c's unfinished attempt by usecs: time the
- *		caller spent elsewhere, during which the attempt could not progress.
+ *		Moves the deadlines of the unfinished attempts of conns by usecs:
+ *		time the caller spent elsewhere, during which they could not
+ *		progress.
  */
 void
-DtxConnectStandalonePostpone(DtxConnection *c, int64 usecs)
+DtxConnectStandalonePostpone(List *conns, int64 usecs)
 {
-	if (c->attempt != NULL && c->attempt_deadline != 0)
-		c->attempt_deadline += usecs;
+	ListCell   *lc;
+
+	foreach(lc, conns)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->attempt != NULL && c->attempt_deadline != 0)
+			c->attempt_deadline += usecs;
+	}
 }
 
 /*

@@ -108,8 +108,8 @@ extern DtxConnection *DtxConnectStandalone(Oid serverid, Oid userid, TimestampTz
 extern DtxConnection *DtxConnectStandaloneStart(Oid serverid, Oid userid,
 												TimestampTz connect_deadline,
 												int timeout_ms);
-extern DtxConnection *DtxConnectStandaloneWaitAny(List *conns, TimestampTz deadline);
-extern void DtxConnectStandalonePostpone(DtxConnection *c, int64 usecs);
+extern DtxConnection *DtxConnectStandaloneWaitAny(List *conns);
+extern void DtxConnectStandalonePostpone(List *conns, int64 usecs);
 extern void DtxConnectStandaloneFinish(DtxConnection *c);
 extern void DtxForEachConnection(void (*fn) (DtxConnection *c, void *arg), void *arg);
 extern void DtxCloseUnusableConnections(void);

@@ -38,14 +38,6 @@
 #include "catalog.h"
 #include "decision.h"
 
-/* columns of dtx.decisions */
-#define Natts_dtx_decisions				6
-#define Anum_dtx_decisions_xid			1
-#define Anum_dtx_decisions_coordinator	2
-#define Anum_dtx_decisions_servers		3
-#define Anum_dtx_decisions_userids		4
-#define Anum_dtx_decisions_created		5
-#define Anum_dtx_decisions_nonce		6	/* from version 1.1 */
 
 /* transactions whose participants all confirmed COMMIT PREPARED */
 static uint64 confirmed[DTX_CONFIRMED_BATCH];

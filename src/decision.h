@@ -11,6 +11,15 @@
 #include "access/transam.h"
 #include "utils/relcache.h"
 
+/* columns of dtx.decisions (a 1.0 table has no nonce) */
+#define Natts_dtx_decisions				6
+#define Anum_dtx_decisions_xid			1
+#define Anum_dtx_decisions_coordinator	2
+#define Anum_dtx_decisions_servers		3
+#define Anum_dtx_decisions_userids		4
+#define Anum_dtx_decisions_created		5
+#define Anum_dtx_decisions_nonce		6
+
 /* Confirmed decisions are deleted in batches of at most this many. */
 #define DTX_CONFIRMED_BATCH 256
 

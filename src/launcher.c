@@ -729,6 +729,7 @@ dtx_process_utility(PlannedStmt *pstmt, const char *queryString,
 		int			waited;
 		int			in_doubt = 0;
 		bool		unknown = false;
+		Latch	   *wake_latch = NULL;
 
 		SpinLockAcquire(&shared->mutex);
 		slot = slot_for(dboid, false);
@@ -738,9 +739,10 @@ dtx_process_utility(PlannedStmt *pstmt, const char *queryString,
 			unknown = slot->wakes != slot->wakes_seen;
 			if (IsA(pstmt->utilityStmt, DropdbStmt) && (in_doubt > 0 || unknown))
 			{
-				/* refused below: let the resolver finish them first */
+				/* refused below: let the resolver finish them first, now */
 				slot->wake = true;
 				slot->paused_until = 0;
+				wake_latch = shared->launcher_latch;
 			}
 			else
 			{
@@ -750,6 +752,8 @@ dtx_process_utility(PlannedStmt *pstmt, const char *queryString,
 			}
 		}
 		SpinLockRelease(&shared->mutex);
+		if (wake_latch)
+			SetLatch(wake_latch);
 
 		/*
 		 * Dropping a database forgets the decisions of its transactions in

@@ -627,6 +627,36 @@ dtx_pre_commit(void)
 }
 
 /*
+ * warn_not_confirmed
+ *		After the local commit: c's participant has not confirmed COMMIT
+ *		PREPARED (why: the reason), so the transaction stays in doubt there
+ *		for the resolver.  Counted, and said to the client.
+ */
+static void
+warn_not_confirmed(DtxConnection *c, const char *why)
+{
+	DtxStatsInDoubt(c->serverid);
+	ereport(WARNING,
+			(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+			 errmsg("committed, but server \"%s\" has not confirmed COMMIT PREPARED",
+					c->servername),
+			 errdetail("Global id %s: %s.", c->gid, why),
+			 errhint("The transaction is committed; the resolver finishes it on that server (see dtx.in_doubt).")));
+}
+
+/*
+ * confirm_decision
+ *		Every participant of fxid confirmed COMMIT PREPARED: its decision may
+ *		go (queued for the resolver, or deleted by a later transaction).
+ */
+static void
+confirm_decision(FullTransactionId fxid)
+{
+	if (!DtxConfirmedPush(fxid))
+		DtxDecisionConfirmed(fxid);
+}
+
+/*
  * leave_commits_in_flight
  *		dtx.synchronous_commit_prepared is off: the COMMIT PREPAREDs just
  *		sent are not waited for.  Each connection remembers its global id;
@@ -674,13 +704,7 @@ leave_commits_in_flight(void)
 			continue;
 		}
 		e->failed = true;
-		DtxStatsInDoubt(c->serverid);
-		ereport(WARNING,
-				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
-				 errmsg("committed, but server \"%s\" has not confirmed COMMIT PREPARED",
-						c->servername),
-				 errdetail("Global id %s: connection lost.", c->gid),
-				 errhint("The transaction is committed; the resolver finishes it on that server (see dtx.in_doubt).")));
+		warn_not_confirmed(c, "connection lost");
 	}
 	if (e == NULL)
 		return;
@@ -788,8 +812,8 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 		e->failed = true;
 	if (--e->remaining > 0)
 		return;
-	if (!e->failed && !DtxConfirmedPush(c->commit_fxid))
-		DtxDecisionConfirmed(c->commit_fxid);
+	if (!e->failed)
+		confirm_decision(c->commit_fxid);
 	hash_search(in_flight, &key, HASH_REMOVE, NULL);
 }
 
@@ -859,17 +883,10 @@ dtx_post_commit(void)
 			st = DTX_RESULT_LOST;
 
 		all_confirmed = false;
-		DtxStatsInDoubt(c->serverid);
 		if (st != DTX_RESULT_ERROR)
 			c->broken = true;
-		ereport(WARNING,
-				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
-				 errmsg("committed, but server \"%s\" has not confirmed COMMIT PREPARED",
-						c->servername),
-				 errdetail("Global id %s: %s.", c->gid,
-						   st == DTX_RESULT_TIMEOUT ? "no answer within dtx.commit_timeout" :
-						   msg ? msg : "connection lost"),
-				 errhint("The transaction is committed; the resolver finishes it on that server (see dtx.in_doubt).")));
+		warn_not_confirmed(c, st == DTX_RESULT_TIMEOUT ? "no answer within dtx.commit_timeout" :
+						   msg ? msg : "connection lost");
 	}
 
 	foreach(lc, participants)
@@ -885,8 +902,8 @@ dtx_post_commit(void)
 	DtxStatsPhaseTime(DTX_PHASE_COMMIT_PREPARED, start);
 	if (!all_confirmed)
 		DtxResolverWake();
-	else if (FullTransactionIdIsValid(fxid) && !DtxConfirmedPush(fxid))
-		DtxDecisionConfirmed(fxid);
+	else if (FullTransactionIdIsValid(fxid))
+		confirm_decision(fxid);
 }
 
 /*

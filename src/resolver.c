@@ -280,17 +280,21 @@ read_decisions(void)
 	{
 		bool		isnull;
 		uint64		fxid = U64FromFullTransactionId(
-												DatumGetFullTransactionId(heap_getattr(tup, 1, RelationGetDescr(rel), &isnull)));
-		ArrayType  *servers = DatumGetArrayTypeP(heap_getattr(tup, 3, RelationGetDescr(rel), &isnull));
-		ArrayType  *userids = DatumGetArrayTypeP(heap_getattr(tup, 4, RelationGetDescr(rel), &isnull));
+												DatumGetFullTransactionId(heap_getattr(tup, Anum_dtx_decisions_xid,
+																					   RelationGetDescr(rel), &isnull)));
+		ArrayType  *servers = DatumGetArrayTypeP(heap_getattr(tup, Anum_dtx_decisions_servers,
+															 RelationGetDescr(rel), &isnull));
+		ArrayType  *userids = DatumGetArrayTypeP(heap_getattr(tup, Anum_dtx_decisions_userids,
+															 RelationGetDescr(rel), &isnull));
 		DecisionEntry *e = hash_search(decisions, &fxid, HASH_ENTER, NULL);
 		int			nu;
 
-		e->created_at = DatumGetTimestampTz(heap_getattr(tup, 5, RelationGetDescr(rel), &isnull));
+		e->created_at = DatumGetTimestampTz(heap_getattr(tup, Anum_dtx_decisions_created,
+														 RelationGetDescr(rel), &isnull));
 		e->nonce = 0;
-		if (RelationGetDescr(rel)->natts >= 6)
+		if (RelationGetDescr(rel)->natts >= Anum_dtx_decisions_nonce)
 		{
-			Datum		d = heap_getattr(tup, 6, RelationGetDescr(rel), &isnull);
+			Datum		d = heap_getattr(tup, Anum_dtx_decisions_nonce, RelationGetDescr(rel), &isnull);
 
 			if (!isnull)
 				e->nonce = (uint64) DatumGetInt64(d);
@@ -950,24 +954,19 @@ DtxResolvePass(bool in_worker, bool *skipped)
 			}
 			while (waiting != NIL)
 			{
-				DtxConnection *ready = DtxConnectStandaloneWaitAny(listers, sa.deadline);
+				DtxConnection *ready = DtxConnectStandaloneWaitAny(listers);
 				ServerScan *scan = NULL;
 				TimestampTz began;
-				int64		spent;
 
-				if (ready == NULL)
-					scan = linitial(waiting);
-				else
+				foreach(lc, waiting)
 				{
-					foreach(lc, waiting)
-					{
-						if (((ServerScan *) lfirst(lc))->lister == ready)
-							scan = lfirst(lc);
-					}
-					if (scan == NULL)
-						elog(ERROR, "pg_dtx resolver: a connection of no server came up");
+					if (((ServerScan *) lfirst(lc))->lister == ready)
+						scan = lfirst(lc);
 				}
+				if (scan == NULL)
+					elog(ERROR, "pg_dtx resolver: a connection of no server came up");
 				waiting = list_delete_ptr(waiting, scan);
+				listers = list_delete_ptr(listers, ready);
 
 				/*
 				 * The other attempts make no progress meanwhile: their
@@ -975,10 +974,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 				 */
 				began = GetCurrentTimestamp();
 				resolve_server(scan, arg, &actions);
-				spent = GetCurrentTimestamp() - began;
-				sa.deadline += spent;
-				foreach(lc, waiting)
-					DtxConnectStandalonePostpone(((ServerScan *) lfirst(lc))->lister, spent);
+				DtxConnectStandalonePostpone(listers, GetCurrentTimestamp() - began);
 			}
 		}
 
@@ -1113,7 +1109,8 @@ dtx_global_id(PG_FUNCTION_ARGS)
 	g.serverid = PG_GETARG_OID(2);
 	g.userid = PG_GETARG_OID(3);
 	g.participant_no = PG_GETARG_INT32(4);
-	g.nonce = PG_NARGS() > 5 && !PG_ARGISNULL(5) ? (uint64) PG_GETARG_INT64(5) : 0;
+	/* STRICT: a NULL nonce never gets here; version 1.0 passes none */
+	g.nonce = PG_NARGS() > 5 ? (uint64) PG_GETARG_INT64(5) : 0;
 	DtxFormatGid(buf, &g);
 	PG_RETURN_TEXT_P(cstring_to_text(buf));
 }

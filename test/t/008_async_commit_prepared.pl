@@ -207,6 +207,29 @@ sub thaw
 	return;
 }
 
+# The resolver, woken, commits transfer $tag (global id $gid) on pb while
+# pb's old session $rpid is still frozen; then that session is thawed, the
+# decision goes, and the transfer is committed once on pa and pb.  $pos: the
+# log position before the transfer.
+sub resolver_commits_past_frozen
+{
+	my ($label, $tag, $gid, $rpid, $pos) = @_;
+	ok( defined poll_until($pb, 'postgres',
+			"SELECT count(*) FROM ledger WHERE tag = '$tag'", '1', 30),
+		"$label: the woken resolver commits it on pb");
+	is(proc_state($rpid), 'T', "$label: while pb's old session was still frozen");
+	like(log_since($pos),
+		qr/pg_dtx resolver: commit prepared transaction \Q$gid\E on server "pb": done/,
+		"$label: the resolver logged its commit");
+	thaw($rpid);
+	ok($coord->poll_query_until('postgres', 'SELECT count(*) = 0 FROM dtx.decisions'),
+		"$label: its decision is deleted");
+	is(ledger_rows($pa, $tag) . ledger_rows($pb, $tag), '11',
+		"$label: committed once on pa and pb");
+	is(prepared_xacts($pa) . prepared_xacts($pb), '00', "$label: nothing left prepared");
+	return;
+}
+
 # Nothing prepared anywhere, and after one resolver pass no decision left.
 sub check_clean
 {
@@ -492,19 +515,7 @@ sub check_clean
 	unlike(log_since($pos), qr/server "pa" has not confirmed/,
 		'3b: not pa, whose answer was read');
 	is(stat_value('left_in_doubt') - $in_doubt0, 1, '3b: left_in_doubt + 1');
-	ok( defined poll_until($pb, 'postgres',
-			"SELECT count(*) FROM ledger WHERE tag = 't3b'", '1', 30),
-		'3b: the woken resolver commits it on pb');
-	is(proc_state($rpid), 'T', "3b: while pb's old session was still frozen");
-	like(log_since($pos),
-		qr/pg_dtx resolver: commit prepared transaction \Q$gid\E on server "pb": done/,
-		'3b: the resolver logged its commit');
-	thaw($rpid);
-	ok($coord->poll_query_until('postgres', 'SELECT count(*) = 0 FROM dtx.decisions'),
-		'3b: its decision is deleted');
-	is(ledger_rows($pa, 't3b') . ledger_rows($pb, 't3b'), '11',
-		'3b: committed once on pa and pb');
-	is(prepared_xacts($pa) . prepared_xacts($pb), '00', '3b: nothing left prepared');
+	resolver_commits_past_frozen('3b', 't3b', $gid, $rpid, $pos);
 	($out, $err) = own_count($s, 'pb', 't3b');
 	is($out, 1, '3b: the session reconnects to pb and sees the row');
 	$s->quit;
@@ -522,19 +533,7 @@ sub check_clean
 		sprintf('3c: COMMIT returns promptly without a warning (%.2f s)', $took));
 	is(ledger_rows($pb, 't3c'), 0, '3c: pb has not committed');
 	$s->quit;
-	ok( defined poll_until($pb, 'postgres',
-			"SELECT count(*) FROM ledger WHERE tag = 't3c'", '1', 30),
-		"3c: once the session ended, the woken resolver commits it on pb");
-	is(proc_state($rpid), 'T', "3c: while pb's old session was still frozen");
-	like(log_since($pos),
-		qr/pg_dtx resolver: commit prepared transaction \Q$gid\E on server "pb": done/,
-		'3c: the resolver logged its commit');
-	thaw($rpid);
-	ok($coord->poll_query_until('postgres', 'SELECT count(*) = 0 FROM dtx.decisions'),
-		'3c: its decision is deleted');
-	is(ledger_rows($pa, 't3c') . ledger_rows($pb, 't3c'), '11',
-		'3c: committed once on pa and pb');
-	is(prepared_xacts($pa) . prepared_xacts($pb), '00', '3c: nothing left prepared');
+	resolver_commits_past_frozen('3c', 't3c', $gid, $rpid, $pos);
 }
 
 unlike(slurp_file($coord->logfile), qr/PANIC|TRAP|server process .* was terminated/,
