@@ -14,6 +14,7 @@ OBJS = \
 	src/fdw_options.o \
 	src/catalog.o \
 	src/gid.o \
+	src/coordinator.o \
 	src/decision.o \
 	src/identity.o \
 	src/remote_xact.o \

@@ -70,15 +70,23 @@ SELECT action, regexp_replace(outcome, '^[0-9]+ finished', 'N finished') AS outc
 ALTER SERVER p2 OPTIONS (DROP connect_timeout);
 SELECT count(*) AS decisions FROM dtx.decisions;
 
--- a cloned coordinator gets its own id; NULL goes back to the system identifier
-SELECT dtx.coordinator_id() AS old_id \gset
+-- the coordinator id is the cluster's; it changes only while the server is
+-- held (a copy of another coordinator, at its first start), and this one is not
+SELECT dtx.coordinator_hold() IS NULL AS not_held;
 SELECT dtx.set_coordinator_id(42);
-SELECT dtx.coordinator_id() = 42 AS new_id_used;
-SELECT dtx.set_coordinator_id(NULL);
-SELECT dtx.coordinator_id() = :old_id AS system_identifier_again;
+SELECT dtx.confirm_successor();
+SELECT dtx.coordinator_id() = :coord AS id_unchanged;
 SET ROLE dtx_alice;
 SELECT dtx.set_coordinator_id(1);
+SELECT dtx.confirm_successor();
 RESET ROLE;
+-- a decision of another coordinator id (a copy inherits its origin's) is
+-- neither acted on nor deleted as finished, and is not in dtx.in_doubt
+INSERT INTO dtx.decisions VALUES ('3', 4242, ARRAY[:p1]::oid[], ARRAY[:me]::oid[], now(), 7);
+SELECT action, outcome FROM dtx.resolve();
+SELECT count(*) AS other_id_decisions FROM dtx.decisions WHERE coordinator_id = 4242;
+SELECT count(*) AS other_id_in_doubt FROM dtx.in_doubt WHERE xid = '3';
+DELETE FROM dtx.decisions WHERE coordinator_id = 4242;
 -- global ids: with a nonce (version 1.1) and without (1.0); a NULL nonce gives NULL
 SELECT dtx.global_id(7, '42', 3, 10, 2, 99) = 'dtx_7_' || :db || '_42_3_10_2_99' AS with_nonce,
        dtx.global_id(7, '42', 3, 10, 2) = 'dtx_7_' || :db || '_42_3_10_2' AS without_nonce,

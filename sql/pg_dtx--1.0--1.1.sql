@@ -166,6 +166,7 @@ SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalo
   LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) p.server
   LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) p.server
  WHERE d.xid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT c.xid FROM dtx.confirmed_pending() c))
+   AND d.coordinator_id OPERATOR(pg_catalog.=) dtx.coordinator_id()
    AND (pg_catalog.pg_has_role(p.userid, 'MEMBER')
         OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
 UNION ALL
@@ -217,3 +218,43 @@ COMMENT ON FUNCTION dtx.lock(pg_catalog.text[], pg_catalog.int8, pg_catalog.bool
   'take a transaction-scoped advisory lock on every listed server, in one global order, held until the distributed transaction ends everywhere';
 COMMENT ON FUNCTION dtx.try_lock(pg_catalog.text[], pg_catalog.int8, pg_catalog.bool) IS
   'like dtx.lock, but returns false instead of waiting';
+
+-------------------------------------------------------------------------------
+-- The coordinator id: one per cluster, in the data directory, instead of a
+-- table per database; copies of a coordinator are held at their first start
+-------------------------------------------------------------------------------
+
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM dtx.coordinator) THEN
+    RAISE EXCEPTION 'dtx.coordinator holds a coordinator id set by hand'
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Version 1.1 keeps the coordinator id of the whole cluster in its data directory.',
+            HINT = 'Finish every transaction in doubt, empty dtx.coordinator, and update again; a copy of a coordinator is then held at its first start and given its own id.';
+  END IF;
+END $$;
+DROP TABLE dtx.coordinator;
+
+DROP FUNCTION dtx.set_coordinator_id(pg_catalog.int8);
+CREATE FUNCTION dtx.set_coordinator_id(new_id pg_catalog.int8)
+RETURNS pg_catalog.void
+AS 'MODULE_PATHNAME', 'dtx_set_coordinator_id'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION dtx.set_coordinator_id(pg_catalog.int8) FROM PUBLIC;
+COMMENT ON FUNCTION dtx.set_coordinator_id(pg_catalog.int8) IS
+  'make a held copy of a coordinator a coordinator of its own, with this id';
+
+CREATE FUNCTION dtx.confirm_successor()
+RETURNS pg_catalog.void
+AS 'MODULE_PATHNAME', 'dtx_confirm_successor'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION dtx.confirm_successor() FROM PUBLIC;
+COMMENT ON FUNCTION dtx.confirm_successor() IS
+  'lift the hold of a server that replaces the coordinator it was copied from';
+
+CREATE FUNCTION dtx.coordinator_hold()
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'dtx_coordinator_hold'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION dtx.coordinator_hold() IS
+  'why this server is held (a copy of a coordinator), or NULL';

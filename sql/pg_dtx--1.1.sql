@@ -47,13 +47,7 @@ CREATE TABLE dtx.server_identity (
     recorded_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
--- An operator's override of the coordinator id (empty: the system identifier).
-CREATE TABLE dtx.coordinator (
-    singleton       pg_catalog.bool NOT NULL PRIMARY KEY DEFAULT true CHECK (singleton),
-    coordinator_id  pg_catalog.int8 NOT NULL
-);
-
-REVOKE ALL ON dtx.decisions, dtx.server_identity, dtx.coordinator FROM PUBLIC;
+REVOKE ALL ON dtx.decisions, dtx.server_identity FROM PUBLIC;
 
 -------------------------------------------------------------------------------
 -- Running SQL on participants
@@ -158,13 +152,31 @@ COMMENT ON FUNCTION dtx.resolver_enabled() IS
 
 
 
+-- The coordinator id is one per cluster, kept in the data directory.  A
+-- copy of a coordinator (base backup, point-in-time restore) is held at its
+-- first start until one of the next two functions says what it is.
 CREATE FUNCTION dtx.set_coordinator_id(new_id pg_catalog.int8)
 RETURNS pg_catalog.void
 AS 'MODULE_PATHNAME', 'dtx_set_coordinator_id'
-LANGUAGE C;
+LANGUAGE C VOLATILE STRICT;
 REVOKE ALL ON FUNCTION dtx.set_coordinator_id(pg_catalog.int8) FROM PUBLIC;
 COMMENT ON FUNCTION dtx.set_coordinator_id(pg_catalog.int8) IS
-  'give a cloned server its own coordinator id (NULL: the system identifier again)';
+  'make a held copy of a coordinator a coordinator of its own, with this id';
+
+CREATE FUNCTION dtx.confirm_successor()
+RETURNS pg_catalog.void
+AS 'MODULE_PATHNAME', 'dtx_confirm_successor'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION dtx.confirm_successor() FROM PUBLIC;
+COMMENT ON FUNCTION dtx.confirm_successor() IS
+  'lift the hold of a server that replaces the coordinator it was copied from';
+
+CREATE FUNCTION dtx.coordinator_hold()
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'dtx_coordinator_hold'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION dtx.coordinator_hold() IS
+  'why this server is held (a copy of a coordinator), or NULL';
 
 -------------------------------------------------------------------------------
 -- Statistics and activity (shared memory: needs shared_preload_libraries)
@@ -319,6 +331,7 @@ SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalo
   LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) p.server
   LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) p.server
  WHERE d.xid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT c.xid FROM dtx.confirmed_pending() c))
+   AND d.coordinator_id OPERATOR(pg_catalog.=) dtx.coordinator_id()
    AND (pg_catalog.pg_has_role(p.userid, 'MEMBER')
         OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
 UNION ALL

@@ -1,24 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * gid.c
- *	  Global transaction ids and the coordinator id they carry.
+ *	  Global transaction ids: their format, and the nonce they carry.
  *
  * A global id is the name under which a participant prepares its part of a
  * distributed transaction:
  *
- *		dtx_<coordinator id>_<database OID>_<64-bit xid>_<server OID>_<user OID>_<n>
+ *		dtx_<coordinator id>_<database OID>_<64-bit xid>_<server OID>_<user OID>_<n>_<nonce>
  *
  * It says everything the resolver needs after a crash that left no decision
  * record: which coordinator and database own it (so that nobody else's
  * prepared transactions are touched), which local transaction decides its
  * fate, and which server and user mapping to use to finish it.  The longest
- * possible id is 4 + 20 + 10 + 20 + 10 + 10 + 10 + 6 separators = 90 bytes,
+ * possible id is 4 + 20 + 10 + 20 + 10 + 10 + 10 + 19 + 6 separators = 109 bytes,
  * well within PostgreSQL's 200.
  *
- * The coordinator id is the system identifier, unless an operator stored
- * another one in dtx.coordinator (a server cloned with pg_basebackup shares
- * its origin's system identifier and must not finish its transactions).  It
- * is read once per backend.
+ * The coordinator id, one per cluster, is owned by coordinator.c.  The
+ * nonce (a random number of the transaction, kept with its decision) is
+ * the last part; global ids of version 1.0 have none.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,69 +26,9 @@
 #include <ctype.h>
 #include <inttypes.h>
 
-#include "access/xlog.h"
-#include "executor/spi.h"
-#include "miscadmin.h"
-#include "catalog/pg_type.h"
 #include "common/pg_prng.h"
-#include "utils/builtins.h"
 
-#include "catalog.h"
 #include "gid.h"
-
-static bool coordinator_id_valid = false;
-static uint64 coordinator_id = 0;
-
-/*
- * DtxCoordinatorId
- *		The id that this server's global ids carry; read once per backend.
- *
- * Must be called inside a transaction the first time.
- */
-uint64
-DtxCoordinatorId(void)
-{
-	DtxOwnerScope scope;
-	int			ret;
-	uint64		value;
-
-	if (coordinator_id_valid)
-		return coordinator_id;
-
-	value = GetSystemIdentifier();
-
-	DtxEnterOwnerScope(&scope, InvalidOid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute("SELECT coordinator_id FROM dtx.coordinator", true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read dtx.coordinator: %s", SPI_result_code_string(ret));
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			value = (uint64) DatumGetInt64(d);
-	}
-	SPI_finish();
-	DtxLeaveOwnerScope(&scope);
-
-	coordinator_id = value;
-	coordinator_id_valid = true;
-	return coordinator_id;
-}
-
-/*
- * dtx_coordinator_id_sql
- *		SQL: dtx.coordinator_id() returns this server's coordinator id.
- */
-PG_FUNCTION_INFO_V1(dtx_coordinator_id_sql);
-Datum
-dtx_coordinator_id_sql(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT64((int64) DtxCoordinatorId());
-}
 
 /*
  * DtxNewNonce
@@ -177,49 +116,4 @@ DtxParseGid(const char *str, DtxGid *gid)
 	gid->participant_no = n;
 	gid->nonce = nonce;
 	return true;
-}
-
-/*
- * dtx_set_coordinator_id
- *		SQL: dtx.set_coordinator_id(new_id) gives this server another
- *		coordinator id (NULL: back to the system identifier).  For a server
- *		cloned from a coordinator (pg_basebackup, point-in-time restore),
- *		whose resolver must never finish its origin's transactions.  A
- *		promoted standby keeps its id.  Superuser only.
- */
-PG_FUNCTION_INFO_V1(dtx_set_coordinator_id);
-Datum
-dtx_set_coordinator_id(PG_FUNCTION_ARGS)
-{
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1];
-	int			ret;
-	int			level;
-
-	if (!superuser())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only a superuser can change the coordinator id")));
-	level = DtxUseSafeSearchPath();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute("DELETE FROM dtx.coordinator", false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "could not update dtx.coordinator");
-	if (!PG_ARGISNULL(0))
-	{
-		args[0] = PG_GETARG_DATUM(0);
-		ret = SPI_execute_with_args("INSERT INTO dtx.coordinator (coordinator_id) VALUES ($1)",
-									1, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not update dtx.coordinator");
-	}
-	SPI_finish();
-	DtxRestoreSearchPath(level);
-	coordinator_id_valid = false;
-	ereport(NOTICE,
-			(errmsg("the coordinator id of this server is now %s",
-					PG_ARGISNULL(0) ? "its system identifier" : "the given one"),
-			 errhint("Sessions that used pg_dtx before keep the old id until they reconnect: restart the server.")));
-	PG_RETURN_VOID();
 }

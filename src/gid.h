@@ -10,6 +10,8 @@
 
 #include "access/transam.h"
 
+#include "coordinator.h"
+
 /* Every prepared transaction of pg_dtx has a name that starts so. */
 #define DTX_GID_PREFIX "dtx_"
 
@@ -30,7 +32,6 @@ typedef struct DtxGid
 								 * 0 in global ids of version 1.0 */
 } DtxGid;
 
-extern uint64 DtxCoordinatorId(void);
 extern uint64 DtxNewNonce(void);
 extern void DtxFormatGid(char *buf, const DtxGid *gid);
 extern bool DtxParseGid(const char *str, DtxGid *gid);

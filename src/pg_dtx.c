@@ -15,6 +15,7 @@
 #include "utils/guc.h"
 
 #include "connection.h"
+#include "coordinator.h"
 #include "ddl_guard.h"
 #include "deadlock.h"
 #include "fdw_guard.h"
@@ -35,6 +36,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	DtxCoordinatorInit();
 	DtxConnectionInit();
 	DtxStmtCacheInit();
 	DtxDeadlockInit();

@@ -496,7 +496,7 @@ dtx_pre_commit(void)
 
 	{
 		FullTransactionId fxid = GetTopFullTransactionId();
-		uint64		coordid = DtxCoordinatorId();
+		uint64		coordid = DtxCoordinatorIdToAct("commit");
 		TimestampTz start = GetCurrentTimestamp();
 		Oid		   *servers = palloc(sizeof(Oid) * list_length(writers));
 		Oid		   *userids = palloc(sizeof(Oid) * list_length(writers));

@@ -255,10 +255,14 @@ xact_may_be_running(FullTransactionId fxid)
 
 /*
  * read_decisions
- *		Every decision record, read with a snapshot taken now.
+ *		The decision records of coordinator coordid, read with a snapshot
+ *		taken now.  Those of another id were inherited by a copy of another
+ *		coordinator (see coordinator.c): their prepared transactions are that
+ *		coordinator's, never listed here, so they are neither acted on nor
+ *		deleted as finished.
  */
 static HTAB *
-read_decisions(void)
+read_decisions(uint64 coordid)
 {
 	HASHCTL		ctl;
 	HTAB	   *decisions;
@@ -286,8 +290,13 @@ read_decisions(void)
 															 RelationGetDescr(rel), &isnull));
 		ArrayType  *userids = DatumGetArrayTypeP(heap_getattr(tup, Anum_dtx_decisions_userids,
 															 RelationGetDescr(rel), &isnull));
-		DecisionEntry *e = hash_search(decisions, &fxid, HASH_ENTER, NULL);
+		DecisionEntry *e;
 		int			nu;
+
+		if ((uint64) DatumGetInt64(heap_getattr(tup, Anum_dtx_decisions_coordinator,
+												 RelationGetDescr(rel), &isnull)) != coordid)
+			continue;
+		e = hash_search(decisions, &fxid, HASH_ENTER, NULL);
 
 		e->created_at = DatumGetTimestampTz(heap_getattr(tup, Anum_dtx_decisions_created,
 														 RelationGetDescr(rel), &isnull));
@@ -810,7 +819,7 @@ resolve_server(ServerScan *scan, const void **arg, List **actions)
 	}
 
 	/* 3. the decisions, as of now */
-	decisions = read_decisions();
+	decisions = read_decisions(*(const uint64 *) arg[1]);
 
 	/* 4. list again, and act on what both lists hold */
 	if (!run_guarded(step_second_listing, scan, arg))
@@ -848,7 +857,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	ListCell   *lc;
 	Oid			owner;
 	DtxOwnerScope scope;
-	const void *arg[1];
+	const void *arg[2];
 	char	   *prefix;
 	HTAB	   *decisions_at_start;
 	int			ret;
@@ -856,8 +865,15 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	bool		has_undecided;
 	uint32		generation;
 	volatile int left = 0;
+	uint64		coordid;
 
 	*skipped = false;
+	if (in_worker && DtxCoordinatorHold() != NULL)
+	{
+		/* a copy of another coordinator: nothing to do until the hold goes */
+		*skipped = true;
+		return NIL;
+	}
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -877,8 +893,10 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	has_undecided = OidIsValid(DtxTableRelid("undecided", true));
 	generation = DtxInDoubtGeneration();
 
-	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", DtxCoordinatorId(), MyDatabaseId);
+	coordid = DtxCoordinatorIdToAct("resolve");
+	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", coordid, MyDatabaseId);
 	arg[0] = prefix;
+	arg[1] = &coordid;
 
 	PG_TRY();
 	{
@@ -926,7 +944,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 		 * Decisions as of the start of the pass: only those may be deleted
 		 * below, since every listing of the pass came after they committed.
 		 */
-		decisions_at_start = read_decisions();
+		decisions_at_start = read_decisions(coordid);
 
 		/*
 		 * Every listing connection is started at once; the protocol then
@@ -1161,7 +1179,7 @@ dtx_resolve_manually(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("the local transaction of \"%s\" is still running", gid)));
 
-	decisions = read_decisions();
+	decisions = read_decisions(parts.coordinator_id);
 	decided = decision_matches(decisions, &parts);
 	if (decided != commit)
 		ereport(WARNING,

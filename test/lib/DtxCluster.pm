@@ -60,6 +60,7 @@ our @EXPORT = qw(
   gid_set
   wait_new_gid
   set_resolver_interval
+  terminate_preparer
   sq
   sq_send
   sq_wait
@@ -432,6 +433,17 @@ sub crash_node
 		Time::HiRes::usleep(20_000);
 	}
 	return;
+}
+
+# Ends the participant session that prepared $gid on $node (the
+# coordinator then cannot send it COMMIT PREPARED).
+sub terminate_preparer
+{
+	my ($node, $gid) = @_;
+	return $node->safe_psql('postgres',
+		    'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity '
+		  . 'WHERE query LIKE '
+		  . quote_literal("%PREPARE TRANSACTION '$gid'%"));
 }
 
 # The pids of $node's processes of backend type $type (pg_stat_activity).

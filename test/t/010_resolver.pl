@@ -69,17 +69,6 @@ $coord->safe_psql('postgres',
 
 # --- helpers -----------------------------------------------------------------
 
-# Ends the participant session that prepared $gid on $node (the
-# coordinator then cannot send it COMMIT PREPARED).
-sub terminate_preparer
-{
-	my ($node, $gid) = @_;
-	return $node->safe_psql('postgres',
-		    'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity '
-		  . 'WHERE query LIKE '
-		  . quote_literal("%PREPARE TRANSACTION '$gid'%"));
-}
-
 # Starts a transfer tagged $tag on coordinator $c (database $db) whose
 # $victim leg is prepared at once while the PREPARE of its $staller leg is
 # held; waits until the victim prepared, applies $action to it (terminate:
