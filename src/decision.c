@@ -15,6 +15,14 @@
  * before it exited are deleted by the resolver, which finds nothing left to
  * do for them.  Deletion tolerates a concurrent deletion by the resolver.
  *
+ * With a synchronous standby, a decision counts only once that standby has
+ * it: a failover before would lose it, and the promoted standby's resolver
+ * would roll back what the participants had not committed yet.  So the
+ * commit of a decision waits for the standby whatever the session's
+ * synchronous_commit, and nobody sends COMMIT PREPARED for a decision that
+ * the standby has not confirmed (DtxDecisionReplicated,
+ * DtxDecisionsWaitReplicated).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,8 +35,13 @@
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_type.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
+#include "storage/lwlock.h"
 #include "utils/array.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -185,4 +198,71 @@ DtxDecisionEndXact(bool committed)
 		nconfirmed -= ndeleting;
 	}
 	ndeleting = 0;
+}
+
+/*
+ * DtxDecisionRequireSyncRep
+ *		Makes the current transaction's commit wait for the synchronous
+ *		standby (if one is configured) to have flushed it, whatever the
+ *		session's synchronous_commit: raises the setting to "on" for this
+ *		transaction when it is below.
+ */
+void
+DtxDecisionRequireSyncRep(void)
+{
+	if (synchronous_commit < SYNCHRONOUS_COMMIT_REMOTE_FLUSH)
+		(void) set_config_option("synchronous_commit", "on",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
+ * DtxDecisionReplicated
+ *		Whether WAL up to lsn is flushed on the synchronous standby, or none
+ *		is configured.  Never raises and allocates nothing: called after the
+ *		local commit.
+ */
+bool
+DtxDecisionReplicated(XLogRecPtr lsn)
+{
+	bool		done;
+	bool		defined;
+
+	if (max_wal_senders == 0 || WalSndCtl == NULL)
+		return true;
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+#ifdef SYNC_STANDBY_DEFINED
+	/* later minor releases: known to the checkpointer, or from the setting */
+	defined = (WalSndCtl->sync_standbys_status & SYNC_STANDBY_INIT) ?
+		(WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0 :
+		(SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0');
+#else
+	defined = WalSndCtl->sync_standbys_defined;
+#endif
+	done = !defined || WalSndCtl->lsn[SYNC_REP_WAIT_FLUSH] >= lsn;
+	LWLockRelease(SyncRepLock);
+	return done;
+}
+
+/*
+ * DtxDecisionsWaitReplicated
+ *		Before the resolver sends COMMIT PREPARED: waits until every
+ *		decision committed so far is on the synchronous standby (if one is
+ *		configured).  Raises if the wait ends without that (cancelled).
+ */
+void
+DtxDecisionsWaitReplicated(void)
+{
+	XLogRecPtr	lsn = GetFlushRecPtr(NULL);
+
+	if (DtxDecisionReplicated(lsn))
+		return;
+	DtxDecisionRequireSyncRep();
+	SyncRepWaitForLSN(lsn, false);
+	if (!DtxDecisionReplicated(lsn))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the decisions have not reached the synchronous standby"),
+				 errdetail("COMMIT PREPARED is sent only for decisions the standby has: a failover would lose the others."),
+				 errhint("Check the standby named in synchronous_standby_names.")));
 }

@@ -9,6 +9,7 @@
 #define DTX_DECISION_H
 
 #include "access/transam.h"
+#include "access/xlogdefs.h"
 #include "utils/relcache.h"
 
 /* columns of dtx.decisions (a 1.0 table has no nonce) */
@@ -30,5 +31,8 @@ extern void DtxDecisionConfirmed(FullTransactionId fxid);
 extern int	DtxDecisionDeleteConfirmed(void);
 extern void DtxDecisionEndXact(bool committed);
 extern bool DtxDecisionDelete(Relation rel, FullTransactionId fxid);
+extern void DtxDecisionRequireSyncRep(void);
+extern bool DtxDecisionReplicated(XLogRecPtr lsn);
+extern void DtxDecisionsWaitReplicated(void);
 
 #endif							/* DTX_DECISION_H */

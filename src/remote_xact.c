@@ -98,6 +98,7 @@ static void dtx_post_commit(void);
 static void dtx_abort(void);
 static void dtx_forget_participants(void);
 static void leave_commits_in_flight(void);
+static void leave_to_resolver_unreplicated(void);
 static void in_flight_at_exit(int code, Datum arg);
 
 /*
@@ -530,6 +531,7 @@ dtx_pre_commit(void)
 			nonce = 0;
 		DtxDecisionDeleteConfirmed();
 		ForceSyncCommit();
+		DtxDecisionRequireSyncRep();
 		if (nonce == 0)
 		{
 			XLogFlush(XactLastRecEnd);
@@ -654,6 +656,33 @@ confirm_decision(FullTransactionId fxid)
 {
 	if (!DtxConfirmedPush(fxid))
 		DtxDecisionConfirmed(fxid);
+}
+
+/*
+ * leave_to_resolver_unreplicated
+ *		After the local commit, the wait for the synchronous standby ended
+ *		(cancelled) before it had the decision: COMMIT PREPARED is not sent,
+ *		since a failover now would lose the decision and roll the
+ *		participants back.  The resolver commits once the standby has it.
+ */
+static void
+leave_to_resolver_unreplicated(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, participants)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->state == DTX_REMOTE_PREPARED)
+			DtxStatsInDoubt(c->serverid);
+	}
+	ereport(WARNING,
+			(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+			 errmsg("committed locally, but the decision has not reached the synchronous standby"),
+			 errdetail("COMMIT PREPARED was not sent to the participants: should the coordinator fail over now, the promoted standby rolls the transaction back."),
+			 errhint("The resolver commits the transaction on the participants once the standby has the decision (see dtx.in_doubt).")));
+	DtxResolverWake();
 }
 
 /*
@@ -836,6 +865,11 @@ dtx_post_commit(void)
 	DtxDecisionEndXact(true);
 	if (participants != NIL)
 		DtxStatsCommit(commit_kind);
+	if (commit_kind == DTX_COMMIT_TWO_PHASE && !DtxDecisionReplicated(XactLastCommitEnd))
+	{
+		leave_to_resolver_unreplicated();
+		return;
+	}
 
 	foreach(lc, participants)
 	{

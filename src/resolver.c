@@ -557,14 +557,22 @@ step_act(ServerScan *scan, void *arg)
 	List	   *todo = NIL;
 	ListCell   *lc;
 	TimestampTz deadline = DtxDeadlineAfterMs(DTX_RESOLVER_OP_TIMEOUT_MS);
+	bool		decided_any = false;
 
 	foreach(lc, scan->candidates)
 	{
 		Candidate  *cand = lfirst(lc);
 
 		if (cand->in_second && !cand->running && !cand->finished)
+		{
 			todo = lappend(todo, cand);
+			decided_any |= decision_matches(a->decisions, &cand->parts);
+		}
 	}
+
+	/* no COMMIT PREPARED for a decision the synchronous standby lacks */
+	if (decided_any)
+		DtxDecisionsWaitReplicated();
 
 	while (todo != NIL)
 	{
