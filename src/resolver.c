@@ -4,8 +4,13 @@
  *	  One pass of the resolver: finishes every in-doubt prepared transaction
  *	  of this coordinator and database, from the decision table.
  *
- * Which servers: every server of the wrapper dtx, and every other server
- * pg_dtx used (dtx.server_identity) or that a decision names.  On each, the
+ * Which servers: every server of the wrappers dtx and postgres_fdw, and
+ * every other server pg_dtx used (dtx.server_identity) or that a decision
+ * names.  A postgres_fdw server may hold an orphan although nothing records
+ * its use: its first use records it in the transaction that used it, and a
+ * transaction that dies after its PREPARE takes that record along.  Such a
+ * server that pg_dtx is not known to have used is listed quietly: failing
+ * to reach it is logged at DEBUG1 only, with no backoff and no action row.  On each, the
  * pass lists the prepared transactions whose global id carries this
  * coordinator's id and this database's OID, in the participant's own
  * database only; nobody else's prepared transactions are ever touched.
@@ -116,6 +121,9 @@ typedef struct ServerScan
 								 * transactions this pass left here */
 	DtxConnection *lister;		/* the listing connection */
 	List	   *conns;			/* every connection opened for it */
+	bool		quiet;			/* a postgres_fdw server pg_dtx is not known
+								 * to have used: its failures are no failures
+								 * of the pass */
 } ServerScan;
 
 int			dtx_in_doubt_warning_age = 300;	/* dtx.in_doubt_warning_age, s */
@@ -383,7 +391,7 @@ run_guarded(void (*fn) (ServerScan *scan, void *arg), ServerScan *scan, void *ar
 	scan->failed = true;
 	scan->error = edata->detail ?
 		psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
-	ereport(LOG,
+	ereport(scan->quiet ? DEBUG1 : LOG,
 			(errmsg("pg_dtx resolver: server \"%s\": %s", scan->name, scan->error)));
 	return false;
 }
@@ -915,11 +923,14 @@ DtxResolvePass(bool in_worker, bool *skipped)
 			elog(ERROR, "SPI_connect failed");
 		ret = SPI_execute(psprintf(
 								   "SELECT s.oid, s.srvname, "
-								   "  r.next_attempt IS NOT NULL AND r.next_attempt > pg_catalog.now() "
+								   "  r.next_attempt IS NOT NULL AND r.next_attempt > pg_catalog.now(), "
+								   "  w.fdwname OPERATOR(pg_catalog.<>) 'dtx' "
+								   "  AND s.oid NOT IN (SELECT server_id FROM dtx.server_identity) "
+								   "  AND s.oid NOT IN (SELECT pg_catalog.unnest(servers) FROM dtx.decisions) "
 								   "FROM pg_catalog.pg_foreign_server s "
-								   "JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid = s.srvfdw "
-								   "LEFT JOIN dtx.resolver_status r ON r.server_id = s.oid "
-								   "WHERE w.fdwname = 'dtx' "
+								   "JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw "
+								   "LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) s.oid "
+								   "WHERE w.fdwname OPERATOR(pg_catalog.=) ANY (ARRAY['dtx', 'postgres_fdw']::pg_catalog.name[]) "
 								   "   OR s.oid IN (SELECT server_id FROM dtx.server_identity) "
 								   "   OR s.oid IN (SELECT pg_catalog.unnest(servers) FROM dtx.decisions) "
 								   "ORDER BY r.failures IS NOT NULL, s.oid"), true, 0);
@@ -939,6 +950,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 															SPI_tuptable->tupdesc, 1, &isnull));
 			scan->name = MemoryContextStrdup(outer,
 											 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+			scan->quiet = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull));
 			{
 				MemoryContext spi = MemoryContextSwitchTo(outer);
 
@@ -1056,6 +1068,8 @@ DtxResolvePass(bool in_worker, bool *skipped)
 		{
 			ServerScan *scan = lfirst(lc);
 
+			if (scan->quiet && scan->failed)
+				continue;
 			if (scan->failed)
 				add_action(&actions, scan->name, NULL, "list",
 						   psprintf("failed: %s", scan->error ? scan->error : "unknown error"));
