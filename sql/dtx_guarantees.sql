@@ -21,3 +21,85 @@ SELECT count(*) AS visible FROM dtx.in_doubt WHERE xid = '424242' AND pg_temp.le
 RESET ROLE;
 SELECT c.relname, c.reloptions FROM pg_class c WHERE c.oid = 'dtx.in_doubt'::regclass;
 DELETE FROM dtx.decisions WHERE xid = '424242';
+
+-- Parameters travel in one text form whatever the session's DateStyle,
+-- IntervalStyle and extra_float_digits: the participant stores the local
+-- value exactly
+\c dtx_p1
+CREATE TABLE fmt (tag text, d date, ts timestamp, tz timestamptz, i interval, i2 interval, f float8, r float4);
+\c :regress_db
+CREATE TABLE fmt_expected AS
+SELECT date '2024-02-03' AS d, timestamp '2024-02-03 04:05:06.789' AS ts,
+       timestamptz '2024-02-03 12:05:06.789+00' AS tz, interval '1 year 2 mons 3 days 04:05:06.5' AS i,
+       interval '-1 day -02:00:00' AS i2, 0.1::float8 + 0.2::float8 AS f, 1.0000001::float4 AS r;
+CREATE FUNCTION pg_temp.send(tag text) RETURNS bigint LANGUAGE sql AS
+$$SELECT dtx.exec('p1', 'INSERT INTO fmt VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', tag, d, ts, tz, i, i2, f, r)
+    FROM fmt_expected$$;
+SET DateStyle = 'ISO, MDY';
+SELECT pg_temp.send('datestyle ISO, MDY');
+SET DateStyle = 'ISO, DMY';
+SELECT pg_temp.send('datestyle ISO, DMY');
+SET DateStyle = 'SQL, MDY';
+SELECT pg_temp.send('datestyle SQL, MDY');
+SET DateStyle = 'SQL, DMY';
+SELECT pg_temp.send('datestyle SQL, DMY');
+SET DateStyle = 'German';
+SELECT pg_temp.send('datestyle German');
+SHOW DateStyle;
+-- the elements of a VARIADIC array too
+SELECT dtx.exec('p1', 'INSERT INTO fmt (tag, d) VALUES (''variadic'', $1)', VARIADIC ARRAY[date '2024-02-03']);
+SELECT * FROM dtx.query('p1', 'SELECT d::text FROM fmt WHERE tag = ''variadic''') AS t(d text);
+SELECT dtx.exec('p1', 'DELETE FROM fmt WHERE tag = ''variadic''');
+SET DateStyle = 'Postgres, MDY';
+SELECT pg_temp.send('datestyle Postgres, MDY');
+SET DateStyle = 'Postgres, DMY';
+SELECT pg_temp.send('datestyle Postgres, DMY');
+RESET DateStyle;
+SET IntervalStyle = postgres;
+SELECT pg_temp.send('intervalstyle postgres');
+SET IntervalStyle = postgres_verbose;
+SELECT pg_temp.send('intervalstyle postgres_verbose');
+SET IntervalStyle = sql_standard;
+SELECT pg_temp.send('intervalstyle sql_standard');
+SET IntervalStyle = iso_8601;
+SELECT pg_temp.send('intervalstyle iso_8601');
+RESET IntervalStyle;
+SET extra_float_digits = -15;
+SELECT pg_temp.send('extra_float_digits -15');
+SET extra_float_digits = 0;
+SELECT pg_temp.send('extra_float_digits 0');
+SET extra_float_digits = 1;
+SELECT pg_temp.send('extra_float_digits 1');
+SET extra_float_digits = 3;
+SELECT pg_temp.send('extra_float_digits 3');
+RESET extra_float_digits;
+-- the stored values, as the participant prints them, against the local ones
+-- printed in the same forms
+SET DateStyle = 'ISO, MDY';
+SET IntervalStyle = postgres;
+SET extra_float_digits = 3;
+SELECT q.tag, q.d = e.d::text AS d, q.ts = e.ts::text AS ts, q.tz::timestamptz = e.tz AS tz,
+       q.i = e.i::text AS i, q.i2 = e.i2::text AS i2, q.f = e.f::text AS f, q.r = e.r::text AS r
+  FROM dtx.query('p1', 'SELECT tag, d::text, ts::text, tz::text, i::text, i2::text, f::text, r::text FROM fmt')
+       AS q(tag text, d text, ts text, tz text, i text, i2 text, f text, r text), fmt_expected e
+ ORDER BY q.tag;
+-- dtx.query's results are read right whatever the local settings
+SET DateStyle = 'SQL, DMY';
+SET IntervalStyle = sql_standard;
+SET extra_float_digits = -15;
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE q.d = e.d AND q.ts = e.ts AND q.tz = e.tz AND q.i::text = e.i::text
+                          AND q.i2::text = e.i2::text AND q.f = e.f AND q.r = e.r) AS exact
+  FROM dtx.query('p1', 'SELECT d, ts, tz, i, i2, f, r FROM fmt')
+       AS q(d date, ts timestamp, tz timestamptz, i interval, i2 interval, f float8, r float4), fmt_expected e;
+SET DateStyle = 'German';
+SET IntervalStyle = postgres_verbose;
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE q.d = e.d AND q.ts = e.ts AND q.tz = e.tz AND q.i::text = e.i::text
+                          AND q.i2::text = e.i2::text AND q.f = e.f AND q.r = e.r) AS exact
+  FROM dtx.query('p1', 'SELECT d, ts, tz, i, i2, f, r FROM fmt')
+       AS q(d date, ts timestamp, tz timestamptz, i interval, i2 interval, f float8, r float4), fmt_expected e;
+RESET DateStyle;
+RESET IntervalStyle;
+RESET extra_float_digits;
+DROP TABLE fmt_expected;

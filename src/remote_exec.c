@@ -9,7 +9,9 @@
  * types and untyped literals are left for the remote server to type.  The
  * remote session's DateStyle, IntervalStyle and extra_float_digits are
  * pinned at connection (connection.c), so that text forms are read back
- * exactly.  Statements go through the extended protocol, which refuses
+ * exactly; parameters are printed with the same settings whatever the
+ * local session's, and statements that would change the pinned settings
+ * are refused.  Statements go through the extended protocol, which refuses
  * several statements in one string; transaction control is refused, and
  * the remote transaction status is checked after every statement.
  *
@@ -29,6 +31,8 @@
 #include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -179,9 +183,49 @@ add_param(DtxParams *p, int i, Oid typid, Datum value, bool isnull)
 }
 
 /*
+ * set_transmission_formats
+ *		Opens a GUC nest level in which output functions print values the
+ *		way the participants' pinned sessions read them back exactly: ISO
+ *		dates, IntervalStyle postgres, and enough float digits for an exact
+ *		round trip, whatever the local session's settings.  Returns the
+ *		level to give to reset_transmission_formats.
+ *
+ * An error inside the level is harmless: the (sub)transaction's abort pops
+ * it with every GUC level above the aborted one.
+ */
+static int
+set_transmission_formats(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	if (DateStyle != USE_ISO_DATES)
+		(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	if (IntervalStyle != INTSTYLE_POSTGRES)
+		(void) set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	if (extra_float_digits < 3)
+		(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+/*
+ * reset_transmission_formats
+ *		Closes the nest level opened by set_transmission_formats, restoring
+ *		the session's own settings.
+ */
+static void
+reset_transmission_formats(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
  * collect_params
  *		The parameters of a dtx.exec/dtx.query call: arguments 3 and on, or
- *		the elements of the array given with VARIADIC.
+ *		the elements of the array given with VARIADIC, printed in the
+ *		transmission formats whatever the session's settings.
  */
 static DtxParams *
 collect_params(FunctionCallInfo fcinfo)
@@ -189,6 +233,7 @@ collect_params(FunctionCallInfo fcinfo)
 	DtxParams  *p = palloc0(sizeof(DtxParams));
 	int			nargs = PG_NARGS();
 	int			i;
+	int			nestlevel;
 
 	if (nargs <= 2)
 		return p;
@@ -215,8 +260,10 @@ collect_params(FunctionCallInfo fcinfo)
 		p->types = palloc(sizeof(Oid) * Max(nelems, 1));
 		p->local_types = palloc(sizeof(Oid) * Max(nelems, 1));
 		p->values = palloc(sizeof(char *) * Max(nelems, 1));
+		nestlevel = set_transmission_formats();
 		for (i = 0; i < nelems; i++)
 			add_param(p, i, elemtype, elems[i], nulls[i]);
+		reset_transmission_formats(nestlevel);
 		return p;
 	}
 
@@ -224,6 +271,7 @@ collect_params(FunctionCallInfo fcinfo)
 	p->types = palloc(sizeof(Oid) * p->n);
 	p->local_types = palloc(sizeof(Oid) * p->n);
 	p->values = palloc(sizeof(char *) * p->n);
+	nestlevel = set_transmission_formats();
 	for (i = 0; i < p->n; i++)
 	{
 		Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, i + 2);
@@ -232,6 +280,7 @@ collect_params(FunctionCallInfo fcinfo)
 			elog(ERROR, "could not determine the type of parameter $%d", i + 1);
 		add_param(p, i, typid, PG_GETARG_DATUM(i + 2), PG_ARGISNULL(i + 2));
 	}
+	reset_transmission_formats(nestlevel);
 	return p;
 }
 
