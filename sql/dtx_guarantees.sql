@@ -103,3 +103,29 @@ RESET DateStyle;
 RESET IntervalStyle;
 RESET extra_float_digits;
 DROP TABLE fmt_expected;
+
+-- The settings pg_dtx pins on its connections cannot be changed through it:
+-- later results would be misread
+SELECT dtx.exec('p1', 'SET DateStyle = ''SQL, DMY''');
+SELECT dtx.exec('p1', 'SET LOCAL datestyle TO German');
+SELECT dtx.exec('p1', 'set session IntervalStyle = sql_standard');
+SELECT dtx.exec('p1', '/* hidden */ SET "extra_float_digits" = 0');
+SELECT dtx.exec('p1', 'SET client_encoding = ''LATIN1''');
+SELECT dtx.exec('p1', 'SET NAMES ''LATIN1''');
+SELECT dtx.exec('p1', 'SET application_name = ''somebody''');
+SELECT dtx.exec('p1', 'RESET DateStyle');
+SELECT dtx.exec('p1', 'RESET ALL');
+SELECT * FROM dtx.query('p1', 'SET IntervalStyle = iso_8601') AS t(x text);
+-- a function that changes one is noticed after the statement: the
+-- transaction is rolled back, which undoes it
+SELECT * FROM dtx.query('p1', 'SELECT pg_catalog.set_config(''DateStyle'', ''SQL, DMY'', false)') AS t(s text);
+-- other settings can be changed
+SELECT dtx.exec('p1', 'SET search_path = public');
+SELECT dtx.exec('p1', 'SET LOCAL work_mem = ''8MB''');
+SELECT dtx.exec('p1', 'RESET search_path');
+-- the remote session's formats are still the pinned ones
+SELECT * FROM dtx.query('p1', 'SELECT pg_catalog.current_setting(''DateStyle''), pg_catalog.current_setting(''IntervalStyle''),
+                                      pg_catalog.current_setting(''extra_float_digits''), pg_catalog.current_setting(''client_encoding''),
+                                      pg_catalog.current_setting(''application_name'') LIKE ''pg\_dtx:%''')
+         AS t(datestyle text, intervalstyle text, extra_float_digits text, client_encoding text, application_name_ok bool);
+SELECT q.d = date '2024-02-03' AS date_read_right FROM dtx.query('p1', 'SELECT d FROM fmt LIMIT 1') AS q(d date);

@@ -27,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
 #include "utils/array.h"
@@ -54,59 +55,84 @@ typedef struct DtxParams
 } DtxParams;
 
 /*
- * first_keyword
- *		The first word of sql, after white space, comments and opening
- *		parentheses, upper-cased into buf (at most len - 1 letters); also the
- *		second word into buf2.
+ * next_word
+ *		The next word of the SQL text at *pp, after white space, comments and
+ *		opening parentheses, upper-cased into buf (at most len - 1
+ *		characters): letters, digits, underscores and dollar signs, or the
+ *		contents of a double-quoted identifier.  Advances *pp past it; an
+ *		empty word where there is none.
+ */
+static void
+next_word(const char **pp, char *buf, int len)
+{
+	const char *p = *pp;
+	int			i = 0;
+
+	for (;;)
+	{
+		while (*p && (isspace((unsigned char) *p) || *p == '('))
+			p++;
+		if (p[0] == '-' && p[1] == '-')
+		{
+			while (*p && *p != '\n')
+				p++;
+			continue;
+		}
+		if (p[0] == '/' && p[1] == '*')
+		{
+			int			depth = 1;
+
+			p += 2;
+			while (*p && depth > 0)
+			{
+				if (p[0] == '/' && p[1] == '*')
+					depth++, p += 2;
+				else if (p[0] == '*' && p[1] == '/')
+					depth--, p += 2;
+				else
+					p++;
+			}
+			continue;
+		}
+		break;
+	}
+	if (*p == '"')
+	{
+		for (p++; *p && !(p[0] == '"' && p[1] != '"'); p++)
+		{
+			if (p[0] == '"')
+				p++;			/* a doubled quote stands for one */
+			if (i < len - 1)
+				buf[i++] = pg_ascii_toupper((unsigned char) *p);
+		}
+		if (*p == '"')
+			p++;
+	}
+	else
+	{
+		while (*p && (isalnum((unsigned char) *p) || *p == '_' || *p == '$'))
+		{
+			if (i < len - 1)
+				buf[i++] = pg_ascii_toupper((unsigned char) *p);
+			p++;
+		}
+	}
+	buf[i] = '\0';
+	*pp = p;
+}
+
+/*
+ * first_keywords
+ *		The first two words of sql (see next_word), upper-cased into buf and
+ *		buf2 (at most len - 1 characters each).
  */
 static void
 first_keywords(const char *sql, char *buf, char *buf2, int len)
 {
 	const char *p = sql;
-	char	   *targets[2] = {buf, buf2};
-	int			w;
 
-	buf[0] = buf2[0] = '\0';
-	for (w = 0; w < 2; w++)
-	{
-		int			i = 0;
-
-		for (;;)
-		{
-			while (*p && (isspace((unsigned char) *p) || *p == '('))
-				p++;
-			if (p[0] == '-' && p[1] == '-')
-			{
-				while (*p && *p != '\n')
-					p++;
-				continue;
-			}
-			if (p[0] == '/' && p[1] == '*')
-			{
-				int			depth = 1;
-
-				p += 2;
-				while (*p && depth > 0)
-				{
-					if (p[0] == '/' && p[1] == '*')
-						depth++, p += 2;
-					else if (p[0] == '*' && p[1] == '/')
-						depth--, p += 2;
-					else
-						p++;
-				}
-				continue;
-			}
-			break;
-		}
-		while (*p && (isalpha((unsigned char) *p) || *p == '_'))
-		{
-			if (i < len - 1)
-				targets[w][i++] = pg_ascii_toupper((unsigned char) *p);
-			p++;
-		}
-		targets[w][i] = '\0';
-	}
+	next_word(&p, buf, len);
+	next_word(&p, buf2, len);
 }
 
 /*
@@ -141,6 +167,89 @@ refuse_transaction_control(const char *sql, const char *servername)
 						   kw, kw2[0] && strcmp(kw, "PREPARE") == 0 ? " " : "",
 						   strcmp(kw, "PREPARE") == 0 ? kw2 : ""),
 				 errhint("pg_dtx begins, prepares and commits remote transactions with the local one; use local SAVEPOINT and COMMIT.")));
+}
+
+/* The settings pg_dtx pins on its connections (connection.c). */
+static const struct
+{
+	const char *word;			/* as next_word returns it */
+	const char *name;			/* for messages */
+}			pinned_settings[] =
+{
+	{"DATESTYLE", "DateStyle"},
+	{"INTERVALSTYLE", "IntervalStyle"},
+	{"EXTRA_FLOAT_DIGITS", "extra_float_digits"},
+	{"CLIENT_ENCODING", "client_encoding"},
+	{"NAMES", "client_encoding"},	/* SET NAMES */
+	{"APPLICATION_NAME", "application_name"},
+	{NULL, NULL}
+};
+
+/*
+ * refuse_pinned_settings
+ *		Raises if sql is a SET or RESET of a setting pg_dtx pins on its
+ *		connections (SET [SESSION | LOCAL] name, RESET name, RESET ALL): the
+ *		text forms of values, hence dtx.query's results, and the deadlock
+ *		detector's view of the session depend on them.
+ */
+static void
+refuse_pinned_settings(const char *sql, const char *servername)
+{
+	const char *p = sql;
+	char		word[NAMEDATALEN];
+	int			i;
+
+	next_word(&p, word, sizeof(word));
+	if (strcmp(word, "RESET") == 0)
+	{
+		next_word(&p, word, sizeof(word));
+		if (strcmp(word, "ALL") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("RESET ALL is not allowed in pg_dtx remote SQL"),
+					 errdetail("It would reset the settings that pg_dtx pins on its connection to server \"%s\".",
+							   servername),
+					 errhint("Reset the settings you changed one by one.")));
+	}
+	else if (strcmp(word, "SET") == 0)
+	{
+		next_word(&p, word, sizeof(word));
+		if (strcmp(word, "SESSION") == 0 || strcmp(word, "LOCAL") == 0)
+			next_word(&p, word, sizeof(word));
+	}
+	else
+		return;
+
+	for (i = 0; pinned_settings[i].word; i++)
+		if (strcmp(word, pinned_settings[i].word) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("pg_dtx remote SQL may not change the setting \"%s\"",
+							pinned_settings[i].name),
+					 errdetail("pg_dtx pins it on its connection to server \"%s\".", servername),
+					 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix, and pg_dtx finds its sessions by application_name; change such a setting in the local session only.")));
+}
+
+/*
+ * pinned_setting_changed
+ *		The name of a pinned setting that the statement just run on c changed
+ *		and the server reports (a function calling set_config), or NULL.
+ *		extra_float_digits is not reported, hence not checked.
+ */
+static const char *
+pinned_setting_changed(DtxConnection *c)
+{
+	const char *datestyle = PQparameterStatus(c->conn, "DateStyle");
+	const char *intervalstyle = PQparameterStatus(c->conn, "IntervalStyle");
+	const char *encoding = PQparameterStatus(c->conn, "client_encoding");
+
+	if (datestyle != NULL && strncmp(datestyle, "ISO,", 4) != 0)
+		return "DateStyle";
+	if (intervalstyle != NULL && strcmp(intervalstyle, "postgres") != 0)
+		return "IntervalStyle";
+	if (encoding != NULL && strcmp(encoding, GetDatabaseEncodingName()) != 0)
+		return "client_encoding";
+	return NULL;
 }
 
 /*
@@ -316,8 +425,10 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	DtxConnection *c;
 	List	   *prelude;
 	PGresult   *res;
+	const char *changed;
 
 	refuse_transaction_control(sql, servername);
+	refuse_pinned_settings(sql, servername);
 	server = DtxResolveServer(servername, userid);
 	c = DtxGetConnection(server->serverid, userid);
 	/* an earlier transaction's COMMIT PREPARED is answered first */
@@ -334,6 +445,20 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
 	if (may_deallocate(sql))
 		DtxStmtCacheReset(c);
+
+	/* the error rolls the remote (sub)transaction back, undoing the change */
+	changed = pinned_setting_changed(c);
+	if (changed != NULL)
+	{
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the statement for server \"%s\" changed the setting \"%s\" that pg_dtx pins",
+						servername, changed),
+				 errdetail("The transaction is rolled back, which undoes the change."),
+				 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix; change such a setting in the local session only."),
+				 errcontext("remote SQL on server \"%s\": %s", servername, sql)));
+	}
 
 	/* the remote transaction must still be ours */
 	if (PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
