@@ -129,3 +129,65 @@ SELECT * FROM dtx.query('p1', 'SELECT pg_catalog.current_setting(''DateStyle''),
                                       pg_catalog.current_setting(''application_name'') LIKE ''pg\_dtx:%''')
          AS t(datestyle text, intervalstyle text, extra_float_digits text, client_encoding text, application_name_ok bool);
 SELECT q.d = date '2024-02-03' AS date_read_right FROM dtx.query('p1', 'SELECT d FROM fmt LIMIT 1') AS q(d date);
+
+-- One-phase commit: a participant that only read and fails at COMMIT after
+-- the sole writer committed does not turn the commit into an ERROR (a
+-- client would run the transaction again and apply it twice).  This client
+-- retries when COMMIT fails.  A cursor WITH HOLD runs at COMMIT: it fails
+-- the reader's COMMIT there.
+\c dtx_p2
+CREATE FUNCTION open_hold_cursor(q text) RETURNS int LANGUAGE plpgsql AS
+$$BEGIN
+  EXECUTE 'DECLARE run_at_commit CURSOR WITH HOLD FOR ' || q;
+  RETURN 1;
+END$$;
+\c :regress_db
+SELECT balance AS before FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint) \gset
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
+SELECT pid AS p2_pid FROM dtx.query('p2', 'SELECT pg_catalog.pg_backend_pid()') AS t(pid int) \gset
+SELECT * FROM dtx.query('p2', 'SELECT open_hold_cursor(''SELECT 1 / (x - x) FROM generate_series(1, 1) x'')') AS t(x int);
+COMMIT;
+\if :ERROR
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
+COMMIT;
+\endif
+SELECT balance - :before AS applied FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint);
+-- the reader's session is replaced: nothing of the failed transaction is left
+SELECT pid <> :p2_pid AS new_session, cursors
+  FROM dtx.query('p2', 'SELECT pg_catalog.pg_backend_pid(), (SELECT count(*) FROM pg_catalog.pg_cursors WHERE name = ''run_at_commit'')')
+       AS t(pid int, cursors bigint);
+-- the same when the reader's connection is lost in its COMMIT
+SELECT balance AS before FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint) \gset
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
+SELECT * FROM dtx.query('p2', 'SELECT open_hold_cursor(''SELECT pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())'')') AS t(x int);
+\set VERBOSITY terse
+COMMIT;
+\set VERBOSITY default
+\if :ERROR
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
+COMMIT;
+\endif
+SELECT balance - :before AS applied FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint);
+SELECT * FROM dtx.query('p2', 'SELECT 1') AS t(reconnected int);
+-- a reader lost before COMMIT (its read-only check fails): nothing commits,
+-- the retry applies the write once
+SELECT balance AS before FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint) \gset
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
+SELECT * FROM dtx.query('p2', 'SELECT 1') AS t(x int);
+SELECT pg_terminate_backend(pid, 10000) AS terminated FROM pg_stat_activity
+ WHERE datname = 'dtx_p2' AND application_name LIKE 'pg\_dtx:%:' || pg_backend_pid();
+\set VERBOSITY terse
+COMMIT;
+\set VERBOSITY default
+\if :ERROR
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
+COMMIT;
+\endif
+SELECT balance - :before AS applied FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint);
+SELECT count(*) AS prepared_left FROM pg_prepared_xacts;
