@@ -320,6 +320,41 @@ set_transmission_formats(void)
 }
 
 /*
+ * output_depends_on_formats
+ *		Whether the text form of typid may depend on DateStyle,
+ *		IntervalStyle or extra_float_digits: false for common built-in types
+ *		known not to (so that their parameters need no GUC nest level), true
+ *		for every other type (arrays, records and user types may hold dates
+ *		or floats).
+ */
+static bool
+output_depends_on_formats(Oid typid)
+{
+	switch (typid)
+	{
+		case BOOLOID:
+		case CHAROID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case NUMERICOID:
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+		case UUIDOID:
+		case BYTEAOID:
+		case JSONOID:
+		case JSONBOID:
+		case UNKNOWNOID:
+			return false;
+		default:
+			return true;
+	}
+}
+
+/*
  * reset_transmission_formats
  *		Closes the nest level opened by set_transmission_formats, restoring
  *		the session's own settings.
@@ -369,10 +404,11 @@ collect_params(FunctionCallInfo fcinfo)
 		p->types = palloc(sizeof(Oid) * Max(nelems, 1));
 		p->local_types = palloc(sizeof(Oid) * Max(nelems, 1));
 		p->values = palloc(sizeof(char *) * Max(nelems, 1));
-		nestlevel = set_transmission_formats();
+		nestlevel = output_depends_on_formats(elemtype) ? set_transmission_formats() : -1;
 		for (i = 0; i < nelems; i++)
 			add_param(p, i, elemtype, elems[i], nulls[i]);
-		reset_transmission_formats(nestlevel);
+		if (nestlevel >= 0)
+			reset_transmission_formats(nestlevel);
 		return p;
 	}
 
@@ -380,16 +416,19 @@ collect_params(FunctionCallInfo fcinfo)
 	p->types = palloc(sizeof(Oid) * p->n);
 	p->local_types = palloc(sizeof(Oid) * p->n);
 	p->values = palloc(sizeof(char *) * p->n);
-	nestlevel = set_transmission_formats();
+	nestlevel = -1;
 	for (i = 0; i < p->n; i++)
 	{
 		Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, i + 2);
 
 		if (!OidIsValid(typid))
 			elog(ERROR, "could not determine the type of parameter $%d", i + 1);
+		if (nestlevel < 0 && !PG_ARGISNULL(i + 2) && output_depends_on_formats(typid))
+			nestlevel = set_transmission_formats();
 		add_param(p, i, typid, PG_GETARG_DATUM(i + 2), PG_ARGISNULL(i + 2));
 	}
-	reset_transmission_formats(nestlevel);
+	if (nestlevel >= 0)
+		reset_transmission_formats(nestlevel);
 	return p;
 }
 
