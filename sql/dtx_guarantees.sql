@@ -173,14 +173,28 @@ COMMIT;
 \endif
 SELECT balance - :before AS applied FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint);
 SELECT * FROM dtx.query('p2', 'SELECT 1') AS t(reconnected int);
+-- and when the reader does not answer its COMMIT within dtx.commit_timeout
+SELECT balance AS before FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint) \gset
+SET dtx.commit_timeout = '300ms';
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
+SELECT * FROM dtx.query('p2', 'SELECT open_hold_cursor(''SELECT pg_catalog.pg_sleep(2)'')') AS t(x int);
+COMMIT;
+\if :ERROR
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
+COMMIT;
+\endif
+RESET dtx.commit_timeout;
+SELECT balance - :before AS applied FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint);
+SELECT * FROM dtx.query('p2', 'SELECT 1') AS t(reconnected int);
 -- a reader lost before COMMIT (its read-only check fails): nothing commits,
 -- the retry applies the write once
 SELECT balance AS before FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint) \gset
 BEGIN;
 SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');
-SELECT * FROM dtx.query('p2', 'SELECT 1') AS t(x int);
-SELECT pg_terminate_backend(pid, 10000) AS terminated FROM pg_stat_activity
- WHERE datname = 'dtx_p2' AND application_name LIKE 'pg\_dtx:%:' || pg_backend_pid();
+SELECT pid AS p2_pid FROM dtx.query('p2', 'SELECT pg_catalog.pg_backend_pid()') AS t(pid int) \gset
+SELECT pg_terminate_backend(:p2_pid, 10000) AS terminated;
 \set VERBOSITY terse
 COMMIT;
 \set VERBOSITY default
@@ -191,3 +205,5 @@ COMMIT;
 \endif
 SELECT balance - :before AS applied FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint);
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;
+REVOKE USAGE ON SCHEMA dtx FROM dtx_mallory;
+DROP ROLE dtx_mallory;

@@ -293,7 +293,8 @@ report_phase_error(DtxConnection *c, PGresult *err, const char *sql, const char 
 /*
  * warn_reader_not_committed
  *		One-phase commit: the writer committed, but reader c's COMMIT failed
- *		(why: the reason).  c wrote nothing, so the transaction is committed
+ *		(why: the reason).  c wrote nothing (its remote transaction is rolled
+ *		back, or commits with nothing in it), so the transaction is committed
  *		all the same: said to the client as a WARNING, never an ERROR (a
  *		client would run the transaction again).  c's connection is closed at
  *		transaction end, so that nothing of its failed transaction (or of an
@@ -309,7 +310,7 @@ warn_reader_not_committed(DtxConnection *c, DtxConnection *writer, const char *w
 			(errcode(ERRCODE_WARNING),
 			 errmsg("committed, but server \"%s\", which only read, could not commit", c->servername),
 			 errdetail("Server \"%s\": %s.", c->servername, why),
-			 errhint("The transaction is committed: server \"%s\", its only writer, committed it; server \"%s\" wrote nothing and its remote transaction is rolled back.",
+			 errhint("The transaction is committed: server \"%s\", its only writer, committed it; server \"%s\" wrote nothing, so the outcome of its own COMMIT changes nothing.",
 					 writer->servername, c->servername)));
 }
 
