@@ -151,39 +151,45 @@ REVOKE ALL ON dtx.undecided FROM PUBLIC;
 -- resolver's last pass saw on a participant and could not finish (its local
 -- transaction was still running, or ROLLBACK PREPARED failed); age counts
 -- from the first pass that saw it.  Everybody sees the transactions of the
--- roles they belong to; pg_read_all_stats all.
-CREATE VIEW dtx.in_doubt AS
-SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalog.int4, d.nonce) AS global_id,
-       s.srvname AS server,
-       'commit'::pg_catalog.text AS decision,
-       d.xid AS xid,
-       pg_catalog.now() OPERATOR(pg_catalog.-) d.created_at AS age,
-       r.failures AS failures,
-       r.last_error AS last_error,
-       r.next_attempt AS next_attempt
-  FROM dtx.decisions d
- CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(d.servers), pg_catalog.unnest(d.userids)) WITH ORDINALITY AS p(server, userid, n)
-  LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) p.server
-  LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) p.server
- WHERE d.xid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT c.xid FROM dtx.confirmed_pending() c))
-   AND d.coordinator_id OPERATOR(pg_catalog.=) dtx.coordinator_id()
-   AND (pg_catalog.pg_has_role(p.userid, 'MEMBER')
-        OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
-UNION ALL
-SELECT u.global_id,
-       s.srvname,
-       'none yet'::pg_catalog.text,
-       u.xid,
-       pg_catalog.now() OPERATOR(pg_catalog.-) u.first_seen,
-       r.failures,
-       COALESCE(u.last_error, r.last_error),
-       r.next_attempt
-  FROM dtx.undecided u
-  LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) u.server_id
-  LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) u.server_id
- WHERE NOT EXISTS (SELECT 1 FROM dtx.decisions d WHERE d.xid OPERATOR(pg_catalog.=) u.xid)
-   AND (pg_catalog.pg_has_role(u.userid, 'MEMBER')
-        OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'));
+-- roles they belong to; pg_read_all_stats all.  A security barrier, so that
+-- a user's cheap function in WHERE never sees the rows of other roles (the
+-- UNION ALL is wrapped: a view that is a bare UNION ALL is flattened by the
+-- planner, barrier or not).
+CREATE VIEW dtx.in_doubt WITH (security_barrier) AS
+SELECT i.global_id, i.server, i.decision, i.xid, i.age, i.failures, i.last_error, i.next_attempt
+  FROM (
+  SELECT dtx.global_id(d.coordinator_id, d.xid, p.server, p.userid, p.n::pg_catalog.int4, d.nonce) AS global_id,
+         s.srvname AS server,
+         'commit'::pg_catalog.text AS decision,
+         d.xid AS xid,
+         pg_catalog.now() OPERATOR(pg_catalog.-) d.created_at AS age,
+         r.failures AS failures,
+         r.last_error AS last_error,
+         r.next_attempt AS next_attempt
+    FROM dtx.decisions d
+   CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(d.servers), pg_catalog.unnest(d.userids)) WITH ORDINALITY AS p(server, userid, n)
+    LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) p.server
+    LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) p.server
+   WHERE d.xid OPERATOR(pg_catalog.<>) ALL (ARRAY(SELECT c.xid FROM dtx.confirmed_pending() c))
+     AND d.coordinator_id OPERATOR(pg_catalog.=) dtx.coordinator_id()
+     AND (pg_catalog.pg_has_role(p.userid, 'MEMBER')
+          OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
+  UNION ALL
+  SELECT u.global_id,
+         s.srvname,
+         'none yet'::pg_catalog.text,
+         u.xid,
+         pg_catalog.now() OPERATOR(pg_catalog.-) u.first_seen,
+         r.failures,
+         COALESCE(u.last_error, r.last_error),
+         r.next_attempt
+    FROM dtx.undecided u
+    LEFT JOIN pg_catalog.pg_foreign_server s ON s.oid OPERATOR(pg_catalog.=) u.server_id
+    LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) u.server_id
+   WHERE NOT EXISTS (SELECT 1 FROM dtx.decisions d WHERE d.xid OPERATOR(pg_catalog.=) u.xid)
+     AND (pg_catalog.pg_has_role(u.userid, 'MEMBER')
+          OR pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'))
+       ) i;
 GRANT SELECT ON dtx.in_doubt TO PUBLIC;
 
 -------------------------------------------------------------------------------

@@ -9,7 +9,9 @@
  * types and untyped literals are left for the remote server to type.  The
  * remote session's DateStyle, IntervalStyle and extra_float_digits are
  * pinned at connection (connection.c), so that text forms are read back
- * exactly.  Statements go through the extended protocol, which refuses
+ * exactly; parameters are printed with the same settings whatever the
+ * local session's, and statements that would change the pinned settings
+ * are refused.  Statements go through the extended protocol, which refuses
  * several statements in one string; transaction control is refused, and
  * the remote transaction status is checked after every statement.
  *
@@ -25,10 +27,13 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/parse_coerce.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -50,59 +55,84 @@ typedef struct DtxParams
 } DtxParams;
 
 /*
- * first_keyword
- *		The first word of sql, after white space, comments and opening
- *		parentheses, upper-cased into buf (at most len - 1 letters); also the
- *		second word into buf2.
+ * next_word
+ *		The next word of the SQL text at *pp, after white space, comments and
+ *		opening parentheses, upper-cased into buf (at most len - 1
+ *		characters): letters, digits, underscores and dollar signs, or the
+ *		contents of a double-quoted identifier.  Advances *pp past it; an
+ *		empty word where there is none.
+ */
+static void
+next_word(const char **pp, char *buf, int len)
+{
+	const char *p = *pp;
+	int			i = 0;
+
+	for (;;)
+	{
+		while (*p && (isspace((unsigned char) *p) || *p == '('))
+			p++;
+		if (p[0] == '-' && p[1] == '-')
+		{
+			while (*p && *p != '\n')
+				p++;
+			continue;
+		}
+		if (p[0] == '/' && p[1] == '*')
+		{
+			int			depth = 1;
+
+			p += 2;
+			while (*p && depth > 0)
+			{
+				if (p[0] == '/' && p[1] == '*')
+					depth++, p += 2;
+				else if (p[0] == '*' && p[1] == '/')
+					depth--, p += 2;
+				else
+					p++;
+			}
+			continue;
+		}
+		break;
+	}
+	if (*p == '"')
+	{
+		for (p++; *p && !(p[0] == '"' && p[1] != '"'); p++)
+		{
+			if (p[0] == '"')
+				p++;			/* a doubled quote stands for one */
+			if (i < len - 1)
+				buf[i++] = pg_ascii_toupper((unsigned char) *p);
+		}
+		if (*p == '"')
+			p++;
+	}
+	else
+	{
+		while (*p && (isalnum((unsigned char) *p) || *p == '_' || *p == '$'))
+		{
+			if (i < len - 1)
+				buf[i++] = pg_ascii_toupper((unsigned char) *p);
+			p++;
+		}
+	}
+	buf[i] = '\0';
+	*pp = p;
+}
+
+/*
+ * first_keywords
+ *		The first two words of sql (see next_word), upper-cased into buf and
+ *		buf2 (at most len - 1 characters each).
  */
 static void
 first_keywords(const char *sql, char *buf, char *buf2, int len)
 {
 	const char *p = sql;
-	char	   *targets[2] = {buf, buf2};
-	int			w;
 
-	buf[0] = buf2[0] = '\0';
-	for (w = 0; w < 2; w++)
-	{
-		int			i = 0;
-
-		for (;;)
-		{
-			while (*p && (isspace((unsigned char) *p) || *p == '('))
-				p++;
-			if (p[0] == '-' && p[1] == '-')
-			{
-				while (*p && *p != '\n')
-					p++;
-				continue;
-			}
-			if (p[0] == '/' && p[1] == '*')
-			{
-				int			depth = 1;
-
-				p += 2;
-				while (*p && depth > 0)
-				{
-					if (p[0] == '/' && p[1] == '*')
-						depth++, p += 2;
-					else if (p[0] == '*' && p[1] == '/')
-						depth--, p += 2;
-					else
-						p++;
-				}
-				continue;
-			}
-			break;
-		}
-		while (*p && (isalpha((unsigned char) *p) || *p == '_'))
-		{
-			if (i < len - 1)
-				targets[w][i++] = pg_ascii_toupper((unsigned char) *p);
-			p++;
-		}
-		targets[w][i] = '\0';
-	}
+	next_word(&p, buf, len);
+	next_word(&p, buf2, len);
 }
 
 /*
@@ -137,6 +167,89 @@ refuse_transaction_control(const char *sql, const char *servername)
 						   kw, kw2[0] && strcmp(kw, "PREPARE") == 0 ? " " : "",
 						   strcmp(kw, "PREPARE") == 0 ? kw2 : ""),
 				 errhint("pg_dtx begins, prepares and commits remote transactions with the local one; use local SAVEPOINT and COMMIT.")));
+}
+
+/* The settings pg_dtx pins on its connections (connection.c). */
+static const struct
+{
+	const char *word;			/* as next_word returns it */
+	const char *name;			/* for messages */
+}			pinned_settings[] =
+{
+	{"DATESTYLE", "DateStyle"},
+	{"INTERVALSTYLE", "IntervalStyle"},
+	{"EXTRA_FLOAT_DIGITS", "extra_float_digits"},
+	{"CLIENT_ENCODING", "client_encoding"},
+	{"NAMES", "client_encoding"},	/* SET NAMES */
+	{"APPLICATION_NAME", "application_name"},
+	{NULL, NULL}
+};
+
+/*
+ * refuse_pinned_settings
+ *		Raises if sql is a SET or RESET of a setting pg_dtx pins on its
+ *		connections (SET [SESSION | LOCAL] name, RESET name, RESET ALL): the
+ *		text forms of values, hence dtx.query's results, and the deadlock
+ *		detector's view of the session depend on them.
+ */
+static void
+refuse_pinned_settings(const char *sql, const char *servername)
+{
+	const char *p = sql;
+	char		word[NAMEDATALEN];
+	int			i;
+
+	next_word(&p, word, sizeof(word));
+	if (strcmp(word, "RESET") == 0)
+	{
+		next_word(&p, word, sizeof(word));
+		if (strcmp(word, "ALL") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("RESET ALL is not allowed in pg_dtx remote SQL"),
+					 errdetail("It would reset the settings that pg_dtx pins on its connection to server \"%s\".",
+							   servername),
+					 errhint("Reset the settings you changed one by one.")));
+	}
+	else if (strcmp(word, "SET") == 0)
+	{
+		next_word(&p, word, sizeof(word));
+		if (strcmp(word, "SESSION") == 0 || strcmp(word, "LOCAL") == 0)
+			next_word(&p, word, sizeof(word));
+	}
+	else
+		return;
+
+	for (i = 0; pinned_settings[i].word; i++)
+		if (strcmp(word, pinned_settings[i].word) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("pg_dtx remote SQL may not change the setting \"%s\"",
+							pinned_settings[i].name),
+					 errdetail("pg_dtx pins it on its connection to server \"%s\".", servername),
+					 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix, and pg_dtx finds its sessions by application_name; change such a setting in the local session only.")));
+}
+
+/*
+ * pinned_setting_changed
+ *		The name of a pinned setting that the statement just run on c changed
+ *		and the server reports (a function calling set_config), or NULL.
+ *		extra_float_digits is not reported, hence not checked.
+ */
+static const char *
+pinned_setting_changed(DtxConnection *c)
+{
+	const char *datestyle = PQparameterStatus(c->conn, "DateStyle");
+	const char *intervalstyle = PQparameterStatus(c->conn, "IntervalStyle");
+	const char *encoding = PQparameterStatus(c->conn, "client_encoding");
+
+	if (datestyle != NULL && strncmp(datestyle, "ISO,", 4) != 0)
+		return "DateStyle";
+	if (intervalstyle != NULL && strcmp(intervalstyle, "postgres") != 0)
+		return "IntervalStyle";
+	if (encoding != NULL && strcmp(encoding, GetDatabaseEncodingName()) != 0)
+		return "client_encoding";
+	return NULL;
 }
 
 /*
@@ -179,9 +292,84 @@ add_param(DtxParams *p, int i, Oid typid, Datum value, bool isnull)
 }
 
 /*
+ * set_transmission_formats
+ *		Opens a GUC nest level in which output functions print values the
+ *		way the participants' pinned sessions read them back exactly: ISO
+ *		dates, IntervalStyle postgres, and enough float digits for an exact
+ *		round trip, whatever the local session's settings.  Returns the
+ *		level to give to reset_transmission_formats.
+ *
+ * An error inside the level is harmless: the (sub)transaction's abort pops
+ * it with every GUC level above the aborted one.
+ */
+static int
+set_transmission_formats(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	if (DateStyle != USE_ISO_DATES)
+		(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	if (IntervalStyle != INTSTYLE_POSTGRES)
+		(void) set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	if (extra_float_digits < 3)
+		(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+/*
+ * output_depends_on_formats
+ *		Whether the text form of typid may depend on DateStyle,
+ *		IntervalStyle or extra_float_digits: false for common built-in types
+ *		known not to (so that their parameters need no GUC nest level), true
+ *		for every other type (arrays, records and user types may hold dates
+ *		or floats).
+ */
+static bool
+output_depends_on_formats(Oid typid)
+{
+	switch (typid)
+	{
+		case BOOLOID:
+		case CHAROID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case NUMERICOID:
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+		case UUIDOID:
+		case BYTEAOID:
+		case JSONOID:
+		case JSONBOID:
+		case UNKNOWNOID:
+			return false;
+		default:
+			return true;
+	}
+}
+
+/*
+ * reset_transmission_formats
+ *		Closes the nest level opened by set_transmission_formats, restoring
+ *		the session's own settings.
+ */
+static void
+reset_transmission_formats(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
  * collect_params
  *		The parameters of a dtx.exec/dtx.query call: arguments 3 and on, or
- *		the elements of the array given with VARIADIC.
+ *		the elements of the array given with VARIADIC, printed in the
+ *		transmission formats whatever the session's settings.
  */
 static DtxParams *
 collect_params(FunctionCallInfo fcinfo)
@@ -189,6 +377,7 @@ collect_params(FunctionCallInfo fcinfo)
 	DtxParams  *p = palloc0(sizeof(DtxParams));
 	int			nargs = PG_NARGS();
 	int			i;
+	int			nestlevel;
 
 	if (nargs <= 2)
 		return p;
@@ -215,8 +404,11 @@ collect_params(FunctionCallInfo fcinfo)
 		p->types = palloc(sizeof(Oid) * Max(nelems, 1));
 		p->local_types = palloc(sizeof(Oid) * Max(nelems, 1));
 		p->values = palloc(sizeof(char *) * Max(nelems, 1));
+		nestlevel = output_depends_on_formats(elemtype) ? set_transmission_formats() : -1;
 		for (i = 0; i < nelems; i++)
 			add_param(p, i, elemtype, elems[i], nulls[i]);
+		if (nestlevel >= 0)
+			reset_transmission_formats(nestlevel);
 		return p;
 	}
 
@@ -224,14 +416,19 @@ collect_params(FunctionCallInfo fcinfo)
 	p->types = palloc(sizeof(Oid) * p->n);
 	p->local_types = palloc(sizeof(Oid) * p->n);
 	p->values = palloc(sizeof(char *) * p->n);
+	nestlevel = -1;
 	for (i = 0; i < p->n; i++)
 	{
 		Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, i + 2);
 
 		if (!OidIsValid(typid))
 			elog(ERROR, "could not determine the type of parameter $%d", i + 1);
+		if (nestlevel < 0 && !PG_ARGISNULL(i + 2) && output_depends_on_formats(typid))
+			nestlevel = set_transmission_formats();
 		add_param(p, i, typid, PG_GETARG_DATUM(i + 2), PG_ARGISNULL(i + 2));
 	}
+	if (nestlevel >= 0)
+		reset_transmission_formats(nestlevel);
 	return p;
 }
 
@@ -267,8 +464,10 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	DtxConnection *c;
 	List	   *prelude;
 	PGresult   *res;
+	const char *changed;
 
 	refuse_transaction_control(sql, servername);
+	refuse_pinned_settings(sql, servername);
 	server = DtxResolveServer(servername, userid);
 	c = DtxGetConnection(server->serverid, userid);
 	/* an earlier transaction's COMMIT PREPARED is answered first */
@@ -285,6 +484,20 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
 	if (may_deallocate(sql))
 		DtxStmtCacheReset(c);
+
+	/* the error rolls the remote (sub)transaction back, undoing the change */
+	changed = pinned_setting_changed(c);
+	if (changed != NULL)
+	{
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the statement for server \"%s\" changed the setting \"%s\" that pg_dtx pins",
+						servername, changed),
+				 errdetail("The transaction is rolled back, which undoes the change."),
+				 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix; change such a setting in the local session only."),
+				 errcontext("remote SQL on server \"%s\": %s", servername, sql)));
+	}
 
 	/* the remote transaction must still be ours */
 	if (PQtransactionStatus(c->conn) != PQTRANS_INTRANS)

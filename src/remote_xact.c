@@ -292,20 +292,45 @@ report_phase_error(DtxConnection *c, PGresult *err, const char *sql, const char 
 }
 
 /*
+ * warn_reader_not_committed
+ *		One-phase commit: the writer committed, but reader c's COMMIT failed
+ *		(why: the reason).  c wrote nothing (its remote transaction is rolled
+ *		back, or commits with nothing in it), so the transaction is committed
+ *		all the same: said to the client as a WARNING, never an ERROR (a
+ *		client would run the transaction again).  c's connection is closed at
+ *		transaction end, so that nothing of its failed transaction (or of an
+ *		answer still to come) stays in the session.
+ */
+static void
+warn_reader_not_committed(DtxConnection *c, DtxConnection *writer, const char *why)
+{
+	c->broken = true;
+	c->state = DTX_REMOTE_IDLE;
+	c->xact_depth = 0;
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg("committed, but server \"%s\", which only read, could not commit", c->servername),
+			 errdetail("Server \"%s\": %s.", c->servername, why),
+			 errhint("The transaction is committed: server \"%s\", its only writer, committed it; server \"%s\" wrote nothing, so the outcome of its own COMMIT changes nothing.",
+					 writer->servername, c->servername)));
+}
+
+/*
  * commit_directly
  *		Sends COMMIT to every participant of list at once and waits for all;
  *		raises the first failure.  With one_phase, the list holds the
  *		transaction's only writer first, whose lost answer is reported as
- *		transaction_resolution_unknown.
+ *		transaction_resolution_unknown; once it committed, a failure of a
+ *		reader (the others) is a WARNING, since the transaction is committed
+ *		(see README, "How a commit works").
  */
 static void
 commit_directly(List *list, bool one_phase)
 {
 	ListCell   *lc;
 	TimestampTz deadline;
-	char	   *sqls[1];
+	DtxConnection *writer = one_phase ? linitial(list) : NULL;
 
-	(void) sqls;
 	foreach(lc, list)
 	{
 		DtxConnection *c = lfirst(lc);
@@ -315,6 +340,8 @@ commit_directly(List *list, bool one_phase)
 		if (!DtxSendQueryNoError(c, sql))
 		{
 			c->broken = true;
+			if (c != writer && writer != NULL)
+				continue;		/* the writer's COMMIT is in flight: reported below */
 			if (one_phase && foreach_current_index(lc) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
@@ -339,14 +366,41 @@ commit_directly(List *list, bool one_phase)
 		PGresult   *err;
 		DtxResultStatus st;
 
-		DtxSetPhase(DTX_PHASE_COMMIT, c->servername);
-		st = DtxGetResultNoError(c, deadline, &msg, sqlstate, &err);
-		DtxSetPhase(DTX_PHASE_NONE, NULL);
+		if (c->broken)
+		{
+			/* a reader whose COMMIT could not be sent */
+			st = DTX_RESULT_LOST;
+			msg = NULL;
+			err = NULL;
+		}
+		else
+		{
+			DtxSetPhase(DTX_PHASE_COMMIT, c->servername);
+			st = DtxGetResultNoError(c, deadline, &msg, sqlstate, &err);
+			DtxSetPhase(DTX_PHASE_NONE, NULL);
+		}
 
 		if (st == DTX_RESULT_OK)
 		{
 			c->state = DTX_REMOTE_IDLE;
 			c->xact_depth = 0;
+			continue;
+		}
+		if (writer != NULL && c != writer)
+		{
+			/* the writer, first in the list, has committed */
+			const char *why = st == DTX_RESULT_TIMEOUT ? "no answer within dtx.commit_timeout" :
+				msg ? msg : "connection lost";
+
+			if (err != NULL)
+			{
+				const char *primary = PQresultErrorField(err, PG_DIAG_MESSAGE_PRIMARY);
+
+				if (primary != NULL)
+					why = pstrdup(primary);
+				PQclear(err);
+			}
+			warn_reader_not_committed(c, writer, why);
 			continue;
 		}
 		if (st == DTX_RESULT_ERROR)
