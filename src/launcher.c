@@ -444,16 +444,29 @@ start_worker(Oid dboid)
 /*
  * list_databases
  *		The OIDs of the databases that allow connections and are not
- *		templates.
+ *		templates.  With existing, also the OIDs of all databases, read
+ *		after known_before (when not NULL) was filled with the database of
+ *		each slot: a slot's database exists from before it is read, so it is
+ *		missing from existing only once it has been dropped.
  */
 static List *
-list_databases(void)
+list_databases(List **existing, Oid *known_before)
 {
 	List	   *dbs = NIL;
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	MemoryContext cxt = CurrentMemoryContext;
+
+	if (known_before)
+	{
+		int			i;
+
+		SpinLockAcquire(&shared->mutex);
+		for (i = 0; i < DTX_MAX_DATABASES; i++)
+			known_before[i] = shared->dbs[i].dboid;
+		SpinLockRelease(&shared->mutex);
+	}
 
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
@@ -464,10 +477,11 @@ list_databases(void)
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 		MemoryContext old;
 
-		if (!db->datallowconn || db->datistemplate)
-			continue;
 		old = MemoryContextSwitchTo(cxt);
-		dbs = lappend_oid(dbs, db->oid);
+		if (existing)
+			*existing = lappend_oid(*existing, db->oid);
+		if (db->datallowconn && !db->datistemplate)
+			dbs = lappend_oid(dbs, db->oid);
 		MemoryContextSwitchTo(old);
 	}
 	table_endscan(scan);
@@ -480,12 +494,42 @@ list_databases(void)
 static BackgroundWorkerHandle *handles[DTX_MAX_DATABASES];
 
 /*
- * launcher_round
- *		Starts the workers that are due: woken databases at once, the others
- *		every dtx.resolver_interval (databases without pg_dtx less often).
+ * free_dropped_slots
+ *		Frees the slots of the databases of known (read before existing)
+ *		that are not in existing: dropped since.  A slot whose worker still
+ *		runs is freed in a later round.
  */
 static void
-launcher_round(List *dbs)
+free_dropped_slots(const Oid *known, List *existing)
+{
+	int			i;
+
+	for (i = 0; i < DTX_MAX_DATABASES; i++)
+	{
+		DtxDbSlot  *slot = &shared->dbs[i];
+
+		if (!OidIsValid(known[i]) || list_member_oid(existing, known[i]) ||
+			handles[i] != NULL)
+			continue;
+		SpinLockAcquire(&shared->mutex);
+		if (slot->dboid == known[i] && slot->worker_pid == 0)
+		{
+			memset(slot, 0, sizeof(DtxDbSlot));
+			slot->dboid = InvalidOid;
+		}
+		SpinLockRelease(&shared->mutex);
+	}
+}
+
+/*
+ * launcher_round
+ *		Frees the slots of dropped databases (see list_databases for
+ *		existing and known), then starts the workers that are due: woken
+ *		databases at once, the others every dtx.resolver_interval (databases
+ *		without pg_dtx less often).
+ */
+static void
+launcher_round(List *dbs, List *existing, const Oid *known)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int			running = 0;
@@ -507,6 +551,8 @@ launcher_round(List *dbs)
 		else
 			running++;
 	}
+
+	free_dropped_slots(known, existing);
 
 	foreach(lc, dbs)
 	{
@@ -570,7 +616,7 @@ dtx_launcher_main(Datum arg)
 	 * its first pass.
 	 */
 	{
-		List	   *dbs = list_databases();
+		List	   *dbs = list_databases(NULL, NULL);
 		ListCell   *lc;
 
 		SpinLockAcquire(&shared->mutex);
@@ -588,6 +634,8 @@ dtx_launcher_main(Datum arg)
 	for (;;)
 	{
 		List	   *dbs;
+		List	   *existing = NIL;
+		Oid			known[DTX_MAX_DATABASES];
 		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
@@ -597,9 +645,10 @@ dtx_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		dbs = list_databases();
-		launcher_round(dbs);
+		dbs = list_databases(&existing, known);
+		launcher_round(dbs, existing, known);
 		list_free(dbs);
+		list_free(existing);
 
 		/* look again soon: woken slots, finished workers, the interval */
 		timeout = dtx_resolver_interval > 0 ? Min(dtx_resolver_interval, 1000) : 1000;
