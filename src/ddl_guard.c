@@ -2,9 +2,16 @@
  *
  * ddl_guard.c
  *	  Refuses DDL that would strand in-doubt transactions: dropping or
- *	  re-pointing a server, or dropping a user mapping, that a commit
- *	  decision still needs, and dropping the extension (with its decision
- *	  table) while decisions are unfinished.
+ *	  re-pointing a server, or dropping a user mapping or changing its
+ *	  remote user, that an in-doubt transaction still needs, and dropping
+ *	  the extension (with its decision table) while any is in doubt.
+ *
+ * In doubt are the unfinished commit decisions (dtx.decisions) and the
+ * prepared transactions without a decision that the resolver's last pass
+ * could not finish (dtx.undecided): both are finished through their server
+ * and user mapping.  A utility hook checks the commands that name these
+ * objects; an object access hook checks every drop, however it is reached
+ * (CASCADE from a schema, an extension or a wrapper, DROP OWNED BY).
  *
  * The resolver finishes a decided transaction through the server and the
  * user mapping recorded with the decision; without them the transaction
@@ -17,9 +24,15 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -30,6 +43,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "ddl_guard.h"
@@ -37,71 +51,131 @@
 #include "launcher.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
+
+/* What a refused command would have done (the sentence of its error). */
+typedef enum DtxRefused
+{
+	REFUSED_DROP_SERVER,
+	REFUSED_RETARGET_SERVER,
+	REFUSED_DROP_EXTENSION,
+	REFUSED_DROP_WRAPPER,
+	REFUSED_DROP_PUBLIC_MAPPING,
+	REFUSED_DROP_MAPPING,
+	REFUSED_RETARGET_PUBLIC_MAPPING,
+	REFUSED_RETARGET_MAPPING,
+	REFUSED_DROP_TABLE
+} DtxRefused;
 
 static void dtx_ddl_guard(PlannedStmt *pstmt, const char *queryString,
 						  bool readOnlyTree, ProcessUtilityContext context,
 						  ParamListInfo params, QueryEnvironment *queryEnv,
 						  DestReceiver *dest, QueryCompletion *qc);
+static void dtx_object_access(ObjectAccessType access, Oid classId,
+							  Oid objectId, int subId, void *arg);
 
 /*
  * DtxDdlGuardInit
- *		Installs the utility hook.
+ *		Installs the utility hook and the object access hook.
  */
 void
 DtxDdlGuardInit(void)
 {
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = dtx_ddl_guard;
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = dtx_object_access;
+}
+
+/*
+ * count_query
+ *		The count(*) that sql (with parameters serverid and userid, as many
+ *		as nargs) returns; inside SPI.
+ */
+static int64
+count_query(const char *sql, int nargs, Oid serverid, Oid userid)
+{
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		args[2];
+	int64		n = 0;
+
+	args[0] = ObjectIdGetDatum(serverid);
+	args[1] = ObjectIdGetDatum(userid);
+	if (SPI_execute_with_args(sql, nargs, argtypes, args, NULL, false, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	return n;
 }
 
 /*
  * count_needing
- *		How many unfinished decisions name serverid (and userid, when
- *		valid, for the same participant); with InvalidOid serverid, how
- *		many decisions there are at all.
+ *		How many transactions in doubt (unfinished decisions, and prepared
+ *		transactions without a decision in dtx.undecided) name serverid (and
+ *		userid, when valid, for the same participant); with InvalidOid
+ *		serverid, how many are in doubt at all.  Either table may be missing
+ *		(version 1.0 has no dtx.undecided; a DROP SCHEMA in progress may
+ *		have dropped one already).
  */
 static int64
 count_needing(Oid serverid, Oid userid)
 {
 	DtxOwnerScope scope;
-	Oid			argtypes[2] = {OIDOID, OIDOID};
-	Datum		args[2];
-	const char *sql;
+	Oid			decisions = DtxTableRelid("decisions", true);
+	Oid			undecided = DtxTableRelid("undecided", true);
+	int			nargs = OidIsValid(serverid) ? (OidIsValid(userid) ? 2 : 1) : 0;
 	int64		n = 0;
-	int			ret;
+
+	if (!OidIsValid(decisions) && !OidIsValid(undecided))
+		return 0;
 
 	DtxEnterOwnerScope(&scope, InvalidOid);
 
 	/* confirmed decisions are not in doubt */
-	DtxDecisionDeleteConfirmed();
+	if (OidIsValid(decisions))
 	{
-		Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+		Relation	rel;
 
+		DtxDecisionDeleteConfirmed();
+		rel = table_open(decisions, RowExclusiveLock);
 		(void) DtxConfirmedDelete(rel);
 		table_close(rel, NoLock);
+		CommandCounterIncrement();
 	}
-	CommandCounterIncrement();
-
-	if (!OidIsValid(serverid))
-		sql = "SELECT pg_catalog.count(*) FROM dtx.decisions";
-	else if (!OidIsValid(userid))
-		sql = "SELECT pg_catalog.count(*) FROM dtx.decisions WHERE $1 = ANY (servers)";
-	else
-		sql = "SELECT pg_catalog.count(*) FROM dtx.decisions d, "
-			"ROWS FROM (pg_catalog.unnest(d.servers), pg_catalog.unnest(d.userids)) AS p(s, u) "
-			"WHERE p.s = $1 AND p.u = $2";
-	args[0] = ObjectIdGetDatum(serverid);
-	args[1] = ObjectIdGetDatum(userid);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(sql, OidIsValid(serverid) ? (OidIsValid(userid) ? 2 : 1) : 0,
-								argtypes, args, NULL, false, 1);
-	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+	if (OidIsValid(decisions))
 	{
-		bool		isnull;
+		const char *sql;
 
-		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (nargs == 0)
+			sql = "SELECT pg_catalog.count(*) FROM dtx.decisions";
+		else if (nargs == 1)
+			sql = "SELECT pg_catalog.count(*) FROM dtx.decisions WHERE $1 = ANY (servers)";
+		else
+			sql = "SELECT pg_catalog.count(*) FROM dtx.decisions d, "
+				"ROWS FROM (pg_catalog.unnest(d.servers), pg_catalog.unnest(d.userids)) AS p(s, u) "
+				"WHERE p.s = $1 AND p.u = $2";
+		n += count_query(sql, nargs, serverid, userid);
+	}
+	if (OidIsValid(undecided))
+	{
+		const char *sql;
+
+		/* those that got a decision since are counted above */
+		if (nargs == 0)
+			sql = "SELECT pg_catalog.count(*) FROM dtx.undecided u WHERE true";
+		else if (nargs == 1)
+			sql = "SELECT pg_catalog.count(*) FROM dtx.undecided u WHERE u.server_id = $1";
+		else
+			sql = "SELECT pg_catalog.count(*) FROM dtx.undecided u WHERE u.server_id = $1 AND u.userid = $2";
+		if (OidIsValid(decisions))
+			sql = psprintf("%s AND NOT EXISTS (SELECT FROM dtx.decisions d WHERE d.xid = u.xid)", sql);
+		n += count_query(sql, nargs, serverid, userid);
 	}
 	SPI_finish();
 	DtxLeaveOwnerScope(&scope);
@@ -110,14 +184,45 @@ count_needing(Oid serverid, Oid userid)
 
 /*
  * refuse
- *		Raises the error for a command that decisions still need.
+ *		Raises the error for a command that transactions in doubt still
+ *		need: what it would have done, with the names of the objects (name2
+ *		only for a role's user mapping: the server).
  */
 static void
-refuse(const char *what, int64 n)
+refuse(DtxRefused what, const char *name, const char *name2, int64 n)
 {
+	long long	count = (long long) n;
+
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_IN_USE),
-			 errmsg("cannot %s: %lld distributed transaction(s) in doubt still need it", what, (long long) n),
+			 what == REFUSED_DROP_SERVER ?
+			 errmsg("cannot drop server \"%s\": %lld distributed transaction(s) in doubt still need it",
+					name, count) :
+			 what == REFUSED_RETARGET_SERVER ?
+			 errmsg("cannot change where server \"%s\" leads: %lld distributed transaction(s) in doubt still need it",
+					name, count) :
+			 what == REFUSED_DROP_EXTENSION ?
+			 errmsg("cannot drop extension pg_dtx: %lld distributed transaction(s) in doubt still need it",
+					count) :
+			 what == REFUSED_DROP_WRAPPER ?
+			 errmsg("cannot drop foreign-data wrapper dtx: %lld distributed transaction(s) in doubt still need it",
+					count) :
+			 what == REFUSED_DROP_PUBLIC_MAPPING ?
+			 errmsg("cannot drop the PUBLIC user mapping of server \"%s\": %lld distributed transaction(s) in doubt still need it",
+					name, count) :
+			 what == REFUSED_DROP_MAPPING ?
+			 errmsg("cannot drop the user mapping for \"%s\" on server \"%s\": %lld distributed transaction(s) in doubt still need it",
+					name, name2, count) :
+			 what == REFUSED_RETARGET_PUBLIC_MAPPING ?
+			 errmsg("cannot change the remote user of the PUBLIC user mapping of server \"%s\": %lld distributed transaction(s) in doubt still need it",
+					name, count) :
+			 what == REFUSED_RETARGET_MAPPING ?
+			 errmsg("cannot change the remote user of the user mapping for \"%s\" on server \"%s\": %lld distributed transaction(s) in doubt still need it",
+					name, name2, count) :
+			 errmsg("cannot drop table dtx.%s: %lld distributed transaction(s) are in doubt",
+					name, count),
+			 what == REFUSED_DROP_TABLE ?
+			 errdetail("The tables of pg_dtx record them; without them nothing would finish their prepared transactions on the participants.") :
 			 errdetail("The resolver finishes them through this server and user mapping."),
 			 errhint("Run SELECT * FROM dtx.resolve() until dtx.in_doubt is empty, then try again.")));
 }
@@ -161,7 +266,7 @@ check_statement(Node *stmt)
 			ForeignServer *server = GetForeignServerByName(strVal(lfirst(lc)), true);
 
 			if (server && (n = count_needing(server->serverid, InvalidOid)) > 0)
-				refuse(psprintf("drop server \"%s\"", server->servername), n);
+				refuse(REFUSED_DROP_SERVER, server->servername, NULL, n);
 		}
 	}
 	else if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION)
@@ -171,7 +276,7 @@ check_statement(Node *stmt)
 		foreach(lc, ((DropStmt *) stmt)->objects)
 			if (strcmp(strVal(lfirst(lc)), DTX_EXTENSION) == 0 &&
 				(n = count_needing(InvalidOid, InvalidOid)) > 0)
-				refuse("drop extension pg_dtx", n);
+				refuse(REFUSED_DROP_EXTENSION, NULL, NULL, n);
 	}
 	else if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_FDW)
 	{
@@ -180,7 +285,7 @@ check_statement(Node *stmt)
 		foreach(lc, ((DropStmt *) stmt)->objects)
 			if (strcmp(strVal(lfirst(lc)), "dtx") == 0 && ((DropStmt *) stmt)->behavior == DROP_CASCADE &&
 				(n = count_needing(InvalidOid, InvalidOid)) > 0)
-				refuse("drop foreign-data wrapper dtx", n);
+				refuse(REFUSED_DROP_WRAPPER, NULL, NULL, n);
 	}
 	else if (IsA(stmt, AlterForeignServerStmt))
 	{
@@ -189,7 +294,7 @@ check_statement(Node *stmt)
 
 		if (server && changes_target(s->options) &&
 			(n = count_needing(server->serverid, InvalidOid)) > 0)
-			refuse(psprintf("change where server \"%s\" leads", server->servername), n);
+			refuse(REFUSED_RETARGET_SERVER, server->servername, NULL, n);
 	}
 	else if (IsA(stmt, DropUserMappingStmt))
 	{
@@ -202,13 +307,36 @@ check_statement(Node *stmt)
 		if (s->user->roletype == ROLESPEC_PUBLIC)
 		{
 			if ((n = count_needing(server->serverid, InvalidOid)) > 0)
-				refuse(psprintf("drop the PUBLIC user mapping of server \"%s\"", server->servername), n);
+				refuse(REFUSED_DROP_PUBLIC_MAPPING, server->servername, NULL, n);
 			return;
 		}
 		userid = get_rolespec_oid(s->user, true);
 		if (OidIsValid(userid) && (n = count_needing(server->serverid, userid)) > 0)
-			refuse(psprintf("drop the user mapping for \"%s\" on server \"%s\"",
-							GetUserNameFromId(userid, false), server->servername), n);
+			refuse(REFUSED_DROP_MAPPING, GetUserNameFromId(userid, false), server->servername, n);
+	}
+	else if (IsA(stmt, AlterUserMappingStmt))
+	{
+		AlterUserMappingStmt *s = (AlterUserMappingStmt *) stmt;
+		ForeignServer *server = GetForeignServerByName(s->servername, true);
+		bool		changes_user = false;
+		ListCell   *lc;
+		Oid			userid;
+
+		/* ADD, SET or DROP: the resolver would log in as someone else */
+		foreach(lc, s->options)
+			if (strcmp(((DefElem *) lfirst(lc))->defname, "user") == 0)
+				changes_user = true;
+		if (server == NULL || !changes_user)
+			return;
+		if (s->user->roletype == ROLESPEC_PUBLIC)
+		{
+			if ((n = count_needing(server->serverid, InvalidOid)) > 0)
+				refuse(REFUSED_RETARGET_PUBLIC_MAPPING, server->servername, NULL, n);
+			return;
+		}
+		userid = get_rolespec_oid(s->user, true);
+		if (OidIsValid(userid) && (n = count_needing(server->serverid, userid)) > 0)
+			refuse(REFUSED_RETARGET_MAPPING, GetUserNameFromId(userid, false), server->servername, n);
 	}
 }
 
@@ -225,7 +353,7 @@ dtx_ddl_guard(PlannedStmt *pstmt, const char *queryString,
 	Node	   *stmt = pstmt->utilityStmt;
 
 	if ((IsA(stmt, DropStmt) || IsA(stmt, AlterForeignServerStmt) ||
-		 IsA(stmt, DropUserMappingStmt)) &&
+		 IsA(stmt, DropUserMappingStmt) || IsA(stmt, AlterUserMappingStmt)) &&
 		IsTransactionState() && !creating_extension &&
 		OidIsValid(get_extension_oid(DTX_EXTENSION, true)) &&
 		OidIsValid(DtxTableRelid("decisions", true)))
@@ -237,4 +365,83 @@ dtx_ddl_guard(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
+}
+
+/*
+ * check_drop
+ *		Raises if dropping object objectId of catalog classId would strand
+ *		transactions in doubt in this database: one of pg_dtx's tables that
+ *		record them, a server or a user mapping that they need.
+ */
+static void
+check_drop(Oid classId, Oid objectId)
+{
+	int64		n;
+
+	if (classId == RelationRelationId)
+	{
+		Oid			nsp = get_namespace_oid(DTX_SCHEMA, true);
+		char	   *relname;
+
+		if (!OidIsValid(nsp) || get_rel_namespace(objectId) != nsp)
+			return;
+		relname = get_rel_name(objectId);
+		if (relname == NULL ||
+			(strcmp(relname, "decisions") != 0 && strcmp(relname, "undecided") != 0) ||
+			!OidIsValid(get_extension_oid(DTX_EXTENSION, true)))
+			return;
+		if ((n = count_needing(InvalidOid, InvalidOid)) > 0)
+			refuse(REFUSED_DROP_TABLE, relname, NULL, n);
+	}
+	else if (classId == ForeignServerRelationId)
+	{
+		ForeignServer *server = GetForeignServerExtended(objectId, FSV_MISSING_OK);
+
+		if (server == NULL || !OidIsValid(get_extension_oid(DTX_EXTENSION, true)))
+			return;
+		if ((n = count_needing(server->serverid, InvalidOid)) > 0)
+			refuse(REFUSED_DROP_SERVER, server->servername, NULL, n);
+	}
+	else if (classId == UserMappingRelationId)
+	{
+		HeapTuple	tup = SearchSysCache1(USERMAPPINGOID, ObjectIdGetDatum(objectId));
+		Oid			userid;
+		Oid			serverid;
+		ForeignServer *server;
+
+		if (!HeapTupleIsValid(tup))
+			return;
+		userid = ((Form_pg_user_mapping) GETSTRUCT(tup))->umuser;
+		serverid = ((Form_pg_user_mapping) GETSTRUCT(tup))->umserver;
+		ReleaseSysCache(tup);
+		server = GetForeignServerExtended(serverid, FSV_MISSING_OK);
+		if (server == NULL || !OidIsValid(get_extension_oid(DTX_EXTENSION, true)))
+			return;
+		/* the PUBLIC mapping may serve any role */
+		if ((n = count_needing(serverid, userid)) > 0)
+		{
+			if (OidIsValid(userid))
+				refuse(REFUSED_DROP_MAPPING, GetUserNameFromId(userid, false), server->servername, n);
+			refuse(REFUSED_DROP_PUBLIC_MAPPING, server->servername, NULL, n);
+		}
+	}
+}
+
+/*
+ * dtx_object_access
+ *		The object access hook: before any object is dropped, whatever the
+ *		command (CASCADE, DROP OWNED BY), checks that no transaction in
+ *		doubt needs it.
+ */
+static void
+dtx_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+				  int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+
+	if (access == OAT_DROP && subId == 0 && !creating_extension && IsTransactionState() &&
+		(classId == RelationRelationId || classId == ForeignServerRelationId ||
+		 classId == UserMappingRelationId))
+		check_drop(classId, objectId);
 }

@@ -11,7 +11,9 @@
  * connection to the database is held between passes, so DROP DATABASE and
  * CREATE DATABASE ... TEMPLATE keep working.  A utility hook also stops a
  * running worker of a database that such a command needs alone, and keeps
- * the launcher away from it for a while.
+ * the launcher away from it for a while, once the command's own permission
+ * checks are known to pass (so that nobody can do it with a command that
+ * fails).
  *
  * A backend whose COMMIT PREPARED was not confirmed wakes the launcher at
  * once (DtxResolverWake).  A backend whose participants all confirmed puts
@@ -33,10 +35,12 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "commands/tablespace.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -50,10 +54,12 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -438,16 +444,29 @@ start_worker(Oid dboid)
 /*
  * list_databases
  *		The OIDs of the databases that allow connections and are not
- *		templates.
+ *		templates.  With existing, also the OIDs of all databases, read
+ *		after known_before (when not NULL) was filled with the database of
+ *		each slot: a slot's database exists from before it is read, so it is
+ *		missing from existing only once it has been dropped.
  */
 static List *
-list_databases(void)
+list_databases(List **existing, Oid *known_before)
 {
 	List	   *dbs = NIL;
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	MemoryContext cxt = CurrentMemoryContext;
+
+	if (known_before)
+	{
+		int			i;
+
+		SpinLockAcquire(&shared->mutex);
+		for (i = 0; i < DTX_MAX_DATABASES; i++)
+			known_before[i] = shared->dbs[i].dboid;
+		SpinLockRelease(&shared->mutex);
+	}
 
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
@@ -458,10 +477,11 @@ list_databases(void)
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 		MemoryContext old;
 
-		if (!db->datallowconn || db->datistemplate)
-			continue;
 		old = MemoryContextSwitchTo(cxt);
-		dbs = lappend_oid(dbs, db->oid);
+		if (existing)
+			*existing = lappend_oid(*existing, db->oid);
+		if (db->datallowconn && !db->datistemplate)
+			dbs = lappend_oid(dbs, db->oid);
 		MemoryContextSwitchTo(old);
 	}
 	table_endscan(scan);
@@ -474,12 +494,42 @@ list_databases(void)
 static BackgroundWorkerHandle *handles[DTX_MAX_DATABASES];
 
 /*
- * launcher_round
- *		Starts the workers that are due: woken databases at once, the others
- *		every dtx.resolver_interval (databases without pg_dtx less often).
+ * free_dropped_slots
+ *		Frees the slots of the databases of known (read before existing)
+ *		that are not in existing: dropped since.  A slot whose worker still
+ *		runs is freed in a later round.
  */
 static void
-launcher_round(List *dbs)
+free_dropped_slots(const Oid *known, List *existing)
+{
+	int			i;
+
+	for (i = 0; i < DTX_MAX_DATABASES; i++)
+	{
+		DtxDbSlot  *slot = &shared->dbs[i];
+
+		if (!OidIsValid(known[i]) || list_member_oid(existing, known[i]) ||
+			handles[i] != NULL)
+			continue;
+		SpinLockAcquire(&shared->mutex);
+		if (slot->dboid == known[i] && slot->worker_pid == 0)
+		{
+			memset(slot, 0, sizeof(DtxDbSlot));
+			slot->dboid = InvalidOid;
+		}
+		SpinLockRelease(&shared->mutex);
+	}
+}
+
+/*
+ * launcher_round
+ *		Frees the slots of dropped databases (see list_databases for
+ *		existing and known), then starts the workers that are due: woken
+ *		databases at once, the others every dtx.resolver_interval (databases
+ *		without pg_dtx less often).
+ */
+static void
+launcher_round(List *dbs, List *existing, const Oid *known)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int			running = 0;
@@ -501,6 +551,8 @@ launcher_round(List *dbs)
 		else
 			running++;
 	}
+
+	free_dropped_slots(known, existing);
 
 	foreach(lc, dbs)
 	{
@@ -564,7 +616,7 @@ dtx_launcher_main(Datum arg)
 	 * its first pass.
 	 */
 	{
-		List	   *dbs = list_databases();
+		List	   *dbs = list_databases(NULL, NULL);
 		ListCell   *lc;
 
 		SpinLockAcquire(&shared->mutex);
@@ -582,6 +634,8 @@ dtx_launcher_main(Datum arg)
 	for (;;)
 	{
 		List	   *dbs;
+		List	   *existing = NIL;
+		Oid			known[DTX_MAX_DATABASES];
 		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
@@ -591,9 +645,10 @@ dtx_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		dbs = list_databases();
-		launcher_round(dbs);
+		dbs = list_databases(&existing, known);
+		launcher_round(dbs, existing, known);
 		list_free(dbs);
+		list_free(existing);
 
 		/* look again soon: woken slots, finished workers, the interval */
 		timeout = dtx_resolver_interval > 0 ? Min(dtx_resolver_interval, 1000) : 1000;
@@ -677,6 +732,25 @@ dtx_resolver_main(Datum arg)
 }
 
 /*
+ * utility_option
+ *		The option name of ALTER DATABASE stmt, NULL if absent.
+ */
+static DefElem *
+utility_option(AlterDatabaseStmt *stmt, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, name) == 0 && def->arg != NULL)
+			return def;
+	}
+	return NULL;
+}
+
+/*
  * database_of_utility
  *		The database that stmt needs without other sessions (DROP DATABASE,
  *		CREATE DATABASE ... TEMPLATE, ALTER DATABASE ... RENAME / SET
@@ -703,16 +777,110 @@ database_of_utility(Node *stmt)
 	}
 	else if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
 		name = ((RenameStmt *) stmt)->subname;
-	else if (IsA(stmt, AlterDatabaseStmt))
+	else if (IsA(stmt, AlterDatabaseStmt) &&
+			 utility_option((AlterDatabaseStmt *) stmt, "tablespace") != NULL)
 		name = ((AlterDatabaseStmt *) stmt)->dbname;
 
 	return name ? get_database_oid(name, true) : InvalidOid;
 }
 
 /*
+ * owns_database
+ *		Whether the current user owns dboid (or is a superuser).
+ */
+static bool
+owns_database(Oid dboid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(DatabaseRelationId, dboid, GetUserId());
+#else
+	return pg_database_ownercheck(dboid, GetUserId());
+#endif
+}
+
+/*
+ * may_create_databases
+ *		Whether the current user has CREATEDB (or is a superuser).
+ */
+static bool
+may_create_databases(void)
+{
+	HeapTuple	tup;
+	bool		result;
+
+	if (superuser())
+		return true;
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(GetUserId()));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	result = ((Form_pg_authid) GETSTRUCT(tup))->rolcreatedb;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * passes_permission_checks
+ *		Whether the current user passes the permission checks that stmt, one
+ *		of database_of_utility's commands on dboid, makes itself.  A command
+ *		that is going to fail them must not keep the resolver away.
+ */
+static bool
+passes_permission_checks(Node *stmt, Oid dboid)
+{
+	if (IsA(stmt, DropdbStmt))
+		return owns_database(dboid);
+	if (IsA(stmt, RenameStmt))
+		return owns_database(dboid) && may_create_databases();
+	if (IsA(stmt, AlterDatabaseStmt))
+	{
+		DefElem    *def = utility_option((AlterDatabaseStmt *) stmt, "tablespace");
+		Oid			spcoid = get_tablespace_oid(defGetString(def), true);
+
+		return owns_database(dboid) && OidIsValid(spcoid) &&
+#if PG_VERSION_NUM >= 160000
+			object_aclcheck(TableSpaceRelationId, spcoid, GetUserId(), ACL_CREATE) == ACLCHECK_OK;
+#else
+			pg_tablespace_aclcheck(spcoid, GetUserId(), ACL_CREATE) == ACLCHECK_OK;
+#endif
+	}
+	if (IsA(stmt, CreatedbStmt))
+	{
+		ListCell   *lc;
+		HeapTuple	tup;
+		bool		is_template = false;
+
+		if (!may_create_databases())
+			return false;
+		/* a new owner other than oneself needs membership in it */
+		foreach(lc, ((CreatedbStmt *) stmt)->options)
+		{
+			DefElem    *def = lfirst(lc);
+
+			if (strcmp(def->defname, "owner") == 0 && def->arg != NULL)
+			{
+				Oid			owner = get_role_oid(defGetString(def), true);
+
+				if (!OidIsValid(owner) || !is_member_of_role(GetUserId(), owner))
+					return false;
+			}
+		}
+		/* a database that is not a template can be copied by its owner only */
+		tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+		if (HeapTupleIsValid(tup))
+		{
+			is_template = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+			ReleaseSysCache(tup);
+		}
+		return is_template || owns_database(dboid);
+	}
+	return false;
+}
+
+/*
  * dtx_process_utility
- *		Before a command that needs a database without other sessions: keeps
- *		the resolver away from it and ends its running worker.
+ *		Before a command that needs a database without other sessions, once
+ *		the current user is known to pass the command's own permission
+ *		checks: keeps the resolver away from it and ends its running worker.
  */
 static void
 dtx_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -722,7 +890,8 @@ dtx_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	Oid			dboid;
 
-	if (shared != NULL && OidIsValid(dboid = database_of_utility(pstmt->utilityStmt)))
+	if (shared != NULL && OidIsValid(dboid = database_of_utility(pstmt->utilityStmt)) &&
+		passes_permission_checks(pstmt->utilityStmt, dboid))
 	{
 		pid_t		pid = 0;
 		DtxDbSlot  *slot;

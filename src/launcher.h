@@ -11,7 +11,7 @@
 #include "access/transam.h"
 #include "utils/relcache.h"
 
-/* Most databases the launcher keeps track of. */
+/* Most databases the launcher keeps track of at once (dropped ones are freed). */
 #define DTX_MAX_DATABASES			64
 /* Most resolver workers running at once. */
 #define DTX_MAX_RESOLVER_WORKERS	2

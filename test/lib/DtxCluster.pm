@@ -19,6 +19,7 @@
 # whose PREPARE on one participant can be held), start_sql / finish_sql
 # (psql in the background), poll_until, and processes: node_pids,
 # signal_node (SIGSTOP/SIGCONT a whole server), crash_node (SIGKILL).
+# make_in_doubt: a transaction in doubt made by hand (decision + PREPARE).
 #
 # Nodes talk to each other over their Unix sockets ($node->host is the
 # socket directory, $node->port the port); PostgreSQL::Test::Cluster sets up
@@ -61,6 +62,7 @@ our @EXPORT = qw(
   wait_new_gid
   set_resolver_interval
   terminate_preparer
+  make_in_doubt
   sq
   sq_send
   sq_wait
@@ -500,6 +502,36 @@ sub set_resolver_interval
 		"ALTER SYSTEM SET dtx.resolver_interval = '$value'; SELECT pg_reload_conf();"
 	);
 	return;
+}
+
+# A transaction left in doubt, made by hand in database $dbname of $coord: a
+# local transaction that committed, its commit decision in dtx.decisions
+# naming server $server (as used by the current user), and on $participant
+# a prepared transaction under the global id pg_dtx gives it (without
+# nonce), which inserts $tag into table in_doubt_probe(tag text) of
+# database $opts{participant_dbname} ('postgres'; the table is created if
+# missing).  Returns the global id; the resolver commits it.
+sub make_in_doubt
+{
+	my ($coord, $dbname, $server, $participant, $tag, %opts) = @_;
+	my $pdb = $opts{participant_dbname} // 'postgres';
+	my $xid = $coord->safe_psql($dbname, 'SELECT pg_current_xact_id()');
+	my $gid = $coord->safe_psql(
+		$dbname, sprintf(
+			q{INSERT INTO dtx.decisions (xid, coordinator_id, servers, userids, created_at)
+			  SELECT %1$s, dtx.coordinator_id(), ARRAY[s.oid], ARRAY[u.oid], now()
+			    FROM pg_foreign_server s, pg_roles u
+			   WHERE s.srvname = %2$s AND u.rolname = current_user
+			  RETURNING dtx.global_id(coordinator_id, xid, servers[1], userids[1], 1)},
+			quote_literal($xid), quote_literal($server)));
+	die "no server $server in $dbname" unless $gid;
+	$participant->safe_psql($pdb,
+		    'CREATE TABLE IF NOT EXISTS in_doubt_probe (tag text);'
+		  . 'BEGIN; INSERT INTO in_doubt_probe VALUES ('
+		  . quote_literal($tag)
+		  . '); PREPARE TRANSACTION '
+		  . quote_literal($gid));
+	return $gid;
 }
 
 # Runs $sql in the background psql session $s; returns (stdout, stderr)
