@@ -93,3 +93,27 @@ SELECT dtx.global_id(7, '42', 3, 10, 2, 99) = 'dtx_7_' || :db || '_42_3_10_2_99'
        dtx.global_id(7, '42', 3, 10, 2, NULL) IS NULL AS null_nonce;
 -- a global id with a malformed nonce is not one of pg_dtx's
 SELECT dtx.resolve_manually('dtx_7_1_42_3_10_2_x', true);
+-- the resolver's listing on a participant cannot be fooled by the remote
+-- role's search_path: an operator "=" on name that is never true would hide
+-- every prepared transaction, and the decision would be deleted as finished
+\c dtx_p1
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.never(name, name) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT false';
+CREATE OPERATOR evil.= (LEFTARG = name, RIGHTARG = name, FUNCTION = evil.never);
+ALTER DATABASE dtx_p1 SET search_path = evil, pg_catalog;
+\c :regress_db
+BEGIN; CREATE TEMP TABLE z (); SELECT pg_current_xact_id() AS sp_xid \gset
+COMMIT;
+SELECT format('dtx_%s_%s_%s_%s_%s_1_5', CASE WHEN :coord < 0 THEN :coord::numeric + 18446744073709551616 ELSE :coord END,
+              :db, :'sp_xid', :p1, :me) AS gid_sp \gset
+INSERT INTO dtx.decisions VALUES (:'sp_xid', :coord, ARRAY[:p1]::oid[], ARRAY[:me]::oid[], now(), 5);
+\c dtx_p1
+BEGIN; INSERT INTO public.ledger VALUES (904, 1); PREPARE TRANSACTION :'gid_sp';
+\c :regress_db
+SELECT action, global_id = :'gid_sp' AS ours, outcome FROM dtx.resolve();
+SELECT count(*) AS decisions_left FROM dtx.decisions WHERE xid = :'sp_xid';
+\c dtx_p1
+SELECT count(*) AS still_prepared FROM pg_prepared_xacts WHERE gid = :'gid_sp';
+ALTER DATABASE dtx_p1 RESET search_path;
+DROP SCHEMA evil CASCADE;
+\c :regress_db

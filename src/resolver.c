@@ -219,7 +219,7 @@ list_prepared(DtxConnection *c, const char *prefix)
 {
 	static const char *sql =
 		"SELECT gid FROM pg_catalog.pg_prepared_xacts "
-		"WHERE database = pg_catalog.current_database() "
+		"WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
 		"AND pg_catalog.starts_with(gid, $1)";
 	Oid			types[1] = {TEXTOID};
 	const char *values[1];
