@@ -115,7 +115,7 @@ DtxRemoteXactInit(void)
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("dtx.prepare_timeout",
-							"Time allowed for the participants to answer PREPARE TRANSACTION; 0 waits without limit.",
+							"Time allowed for the participants to answer the read-only probe and PREPARE TRANSACTION at commit; 0 waits without limit.",
 							"A participant that does not answer in time aborts the transaction.",
 							&dtx_prepare_timeout,
 							0, 0, INT_MAX,
@@ -295,7 +295,10 @@ report_phase_error(DtxConnection *c, PGresult *err, const char *sql, const char 
  *		Sends COMMIT to every participant of list at once and waits for all;
  *		raises the first failure.  With one_phase, the list holds the
  *		transaction's only writer first, whose lost answer is reported as
- *		transaction_resolution_unknown.
+ *		transaction_resolution_unknown, then readers: once the writer's
+ *		COMMIT is sent, a reader that fails to commit changes nothing (it
+ *		wrote nothing), so it is only marked broken, never raised: an error
+ *		would tell the client that a committed transaction failed.
  */
 static void
 commit_directly(List *list, bool one_phase)
@@ -314,6 +317,8 @@ commit_directly(List *list, bool one_phase)
 		if (!DtxSendQueryNoError(c, sql))
 		{
 			c->broken = true;
+			if (one_phase && foreach_current_index(lc) > 0)
+				continue;		/* a reader: see above */
 			if (one_phase && foreach_current_index(lc) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
@@ -338,6 +343,8 @@ commit_directly(List *list, bool one_phase)
 		PGresult   *err;
 		DtxResultStatus st;
 
+		if (c->broken)
+			continue;			/* a reader whose COMMIT could not be sent */
 		DtxSetPhase(DTX_PHASE_COMMIT, c->servername);
 		st = DtxGetResultNoError(c, deadline, &msg, sqlstate, &err);
 		DtxSetPhase(DTX_PHASE_NONE, NULL);
@@ -346,6 +353,14 @@ commit_directly(List *list, bool one_phase)
 		{
 			c->state = DTX_REMOTE_IDLE;
 			c->xact_depth = 0;
+			continue;
+		}
+		if (one_phase && foreach_current_index(lc) > 0)
+		{
+			/* a reader, after the writer committed: see above */
+			if (err != NULL)
+				PQclear(err);
+			c->broken = true;
 			continue;
 		}
 		if (st == DTX_RESULT_ERROR)
@@ -371,13 +386,15 @@ commit_directly(List *list, bool one_phase)
  * check_read_only
  *		Asks the participants that ran only SELECTs whether they assigned a
  *		transaction id (a function may have written); those that did become
- *		writers.  One round trip, to all at once.
+ *		writers.  One round trip, to all at once, within
+ *		dtx.prepare_timeout (the first step of the prepare phase).
  */
 static void
 check_read_only(List *list)
 {
 	static const char *q = "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
 	ListCell   *lc;
+	TimestampTz deadline;
 
 	foreach(lc, list)
 	{
@@ -386,13 +403,14 @@ check_read_only(List *list)
 
 		DtxSendQuery(c, sql);
 	}
+	deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
 	foreach(lc, list)
 	{
 		DtxConnection *c = lfirst(lc);
 		PGresult   *res;
 		PGresult   *err = NULL;
 
-		while ((res = DtxGetResult(c, 0, q)) != NULL)
+		while ((res = DtxGetResult(c, deadline, q)) != NULL)
 		{
 			if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 				c->wrote = (strcmp(PQgetvalue(res, 0, 0), "t") == 0);
