@@ -65,6 +65,10 @@ sub setup
 	add_server($coord, 'b', $b,
 		server_options =>
 		  { host => '127.0.0.1', port => $proxy->{port}, sslmode => 'disable' });
+	# the first use of a server records its identity locally: a local write
+	# that would turn the first cell's one-phase commit into a two-phase one
+	$coord->safe_psql('postgres',
+		"SELECT dtx.exec('a', 'SET LOCAL work_mem = ''4MB'''), dtx.exec('b', 'SET LOCAL work_mem = ''4MB''')");
 	return { coord => $coord, a => $a, b => $b, proxy => $proxy, rows => [] };
 }
 

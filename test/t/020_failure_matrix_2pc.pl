@@ -21,6 +21,7 @@ my $m = FailureMatrix::setup();
 my $stmt_timeout = "SET statement_timeout = '600ms';\n";
 my $prep_timeout = "SET dtx.prepare_timeout = '600ms';\n";
 my $commit_timeout = "SET dtx.commit_timeout = '600ms';\n";
+my $async = "SET dtx.synchronous_commit_prepared = off;\n";
 
 my @cells = (
 	# BEGIN ISOLATION LEVEL ... with the INSERT on b, in one pipeline
@@ -51,12 +52,21 @@ my @cells = (
 	[ commit_prepared_hold_answer_crash_b => commit_prepared => 'hold_answer', crash => 'participant', expect => 'warning', final => 'applied' ],
 	[ commit_prepared_hold_answer_crash_coord => commit_prepared => 'hold_answer', crash => 'coordinator', expect => 'unknown', final => 'applied' ],
 
+	# the same with dtx.synchronous_commit_prepared = off: COMMIT returns once
+	# COMMIT PREPARED is sent; the answer is given up at the session's end
+	[ async_commit_prepared_cut          => commit_prepared => 'cut',         settings => $async, expect => 'committed', final => 'applied' ],
+	[ async_commit_prepared_drop_answer  => commit_prepared => 'drop_answer', settings => $async, expect => 'committed', final => 'applied' ],
+	[ async_commit_prepared_hold_crash_b => commit_prepared => 'hold',        settings => $async, crash => 'participant', expect => 'committed', final => 'applied' ],
+	[ async_commit_prepared_hold_crash_coord => commit_prepared => 'hold',    settings => $async, crash => 'coordinator', expect => 'committed', final => 'applied' ],
+
 	# ROLLBACK PREPARED on b: a's PREPARE is refused, b was prepared
 	[ rollback_prepared_cut          => rollback_prepared => 'cut',         workload => 'refused', expect => 'error' ],
 	[ rollback_prepared_drop_answer  => rollback_prepared => 'drop_answer', workload => 'refused', expect => 'error' ],
+	[ rollback_prepared_hold_release => rollback_prepared => 'hold',        workload => 'refused', then => 'release', expect => 'error' ],
 	[ rollback_prepared_hold_timeout => rollback_prepared => 'hold',        workload => 'refused', then => 'timeout', settings => $commit_timeout, expect => 'error' ],
 	[ rollback_prepared_hold_crash_b => rollback_prepared => 'hold',        workload => 'refused', crash => 'participant', expect => 'error' ],
 	[ rollback_prepared_hold_crash_coord => rollback_prepared => 'hold',    workload => 'refused', crash => 'coordinator', expect => 'unknown' ],
+	[ rollback_prepared_hold_answer_crash_coord => rollback_prepared => 'hold_answer', workload => 'refused', crash => 'coordinator', expect => 'unknown' ],
 );
 
 my @only = split /,/, ($ENV{MATRIX_CELLS} // '');

@@ -37,6 +37,7 @@ my @cells = (
 	[ commit_reader_drop_answer  => commit => 'drop_answer', expect => 'committed', final => 'applied' ],
 	[ commit_reader_hold_timeout => commit => 'hold',        then => 'timeout', settings => $commit_timeout, expect => 'committed', final => 'applied' ],
 	[ commit_reader_hold_crash_b => commit => 'hold',        crash => 'participant', expect => 'committed', final => 'applied' ],
+	[ commit_reader_hold_crash_coord => commit => 'hold',    crash => 'coordinator', expect => 'unknown', final => 'applied' ],
 
 	# one-phase COMMIT of the only writer b (a only read)
 	[ commit_cut          => commit => 'cut',         workload => 'writer_b', expect => 'unknown' ],
