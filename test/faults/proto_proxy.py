@@ -45,7 +45,8 @@ Control: a Unix socket, one line per request, one line per answer.
     drop          cut every connection holding something -> "ok N"
     status        -> "held=N conns=N fired=N matched=N"  (fired: actions taken;
                   matched: commands that matched a rule, acted on or not)
-Every action is logged on stderr with the connection number.
+Every action is logged on stderr with the connection number.  The proxy
+exits on SIGTERM, and by itself when the process that started it is gone.
 """
 
 import argparse
@@ -449,6 +450,16 @@ def connect_target(target):
     return s
 
 
+def watch_parent():
+    """Exits once the process that started the proxy is gone (a test that
+    died without stopping it)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1)
+    log("parent %d gone: exiting" % parent)
+    os._exit(0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--listen", required=True)
@@ -464,6 +475,7 @@ def main():
     lsock.bind((host, int(port)))
     lsock.listen(64)
     threading.Thread(target=serve_control, args=(args.control,), daemon=True).start()
+    threading.Thread(target=watch_parent, daemon=True).start()
     if args.pidfile:
         with open(args.pidfile, "w") as f:
             f.write("%d\n" % os.getpid())

@@ -545,9 +545,22 @@ sub sq_wait
 
 # --- protocol faults: test/faults/proto_proxy.py ------------------------------
 
+# The proxies started by this test, stopped at its end.
+my %proto_proxies;
+
+END
+{
+	for my $pid (keys %proto_proxies)
+	{
+		kill('TERM', $pid);
+		waitpid($pid, 0);
+	}
+}
+
 # Starts test/faults/proto_proxy.py on a free loopback port in front of
 # $node's Unix socket; returns a handle for proxy_ctl / stop_proto_proxy
-# ({port}: where to connect, {control}: its control socket, {log}).
+# ({port}: where to connect, {control}: its control socket, {log}).  It is
+# stopped at the end of the test at the latest.
 sub start_proto_proxy
 {
 	my ($node) = @_;
@@ -572,6 +585,7 @@ sub start_proto_proxy
 		  or POSIX::_exit(127);
 	}
 	$p->{pid} = $pid;
+	$proto_proxies{$pid} = 1;
 	my $end = Time::HiRes::time() + 30;
 	until (-S $p->{control} && IO::Socket::UNIX->new(Peer => $p->{control}))
 	{
@@ -615,6 +629,7 @@ sub stop_proto_proxy
 	my ($p) = @_;
 	kill('TERM', $p->{pid});
 	waitpid($p->{pid}, 0);
+	delete $proto_proxies{ $p->{pid} };
 	return;
 }
 
