@@ -116,7 +116,7 @@ DtxRemoteXactInit(void)
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("dtx.prepare_timeout",
-							"Time allowed for the participants to answer PREPARE TRANSACTION; 0 waits without limit.",
+							"Time allowed for the participants to answer the read-only probe and PREPARE TRANSACTION at commit; 0 waits without limit.",
 							"A participant that does not answer in time aborts the transaction.",
 							&dtx_prepare_timeout,
 							0, 0, INT_MAX,
@@ -426,13 +426,15 @@ commit_directly(List *list, bool one_phase)
  * check_read_only
  *		Asks the participants that ran only SELECTs whether they assigned a
  *		transaction id (a function may have written); those that did become
- *		writers.  One round trip, to all at once.
+ *		writers.  One round trip, to all at once, within
+ *		dtx.prepare_timeout (the first step of the prepare phase).
  */
 static void
 check_read_only(List *list)
 {
 	static const char *q = "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL";
 	ListCell   *lc;
+	TimestampTz deadline;
 
 	foreach(lc, list)
 	{
@@ -441,13 +443,14 @@ check_read_only(List *list)
 
 		DtxSendQuery(c, sql);
 	}
+	deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
 	foreach(lc, list)
 	{
 		DtxConnection *c = lfirst(lc);
 		PGresult   *res;
 		PGresult   *err = NULL;
 
-		while ((res = DtxGetResult(c, 0, q)) != NULL)
+		while ((res = DtxGetResult(c, deadline, q)) != NULL)
 		{
 			if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 				c->wrote = (strcmp(PQgetvalue(res, 0, 0), "t") == 0);

@@ -21,6 +21,11 @@
 # signal_node (SIGSTOP/SIGCONT a whole server), crash_node (SIGKILL).
 # make_in_doubt: a transaction in doubt made by hand (decision + PREPARE).
 #
+# For protocol faults: start_proto_proxy / proxy_ctl / proxy_status /
+# stop_proto_proxy (a proxy in front of one participant that can cut, hold
+# or drop the answer of one command of the commit protocol:
+# test/faults/proto_proxy.py).
+#
 # Nodes talk to each other over their Unix sockets ($node->host is the
 # socket directory, $node->port the port); PostgreSQL::Test::Cluster sets up
 # trust authentication for the OS user running the tests.
@@ -33,6 +38,7 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use IO::Socket::UNIX;
 use POSIX ();
 use Time::HiRes ();
 
@@ -66,6 +72,10 @@ our @EXPORT = qw(
   sq
   sq_send
   sq_wait
+  start_proto_proxy
+  proxy_ctl
+  proxy_status
+  stop_proto_proxy
 );
 
 # SQL quoting for the statements built here.
@@ -577,5 +587,94 @@ sub sq_wait
 	return ($out, $err);
 }
 
-1;
+# --- protocol faults: test/faults/proto_proxy.py ------------------------------
 
+# The proxies started by this test, stopped at its end.
+my %proto_proxies;
+
+END
+{
+	for my $pid (keys %proto_proxies)
+	{
+		kill('TERM', $pid);
+		waitpid($pid, 0);
+	}
+}
+
+# Starts test/faults/proto_proxy.py on a free loopback port in front of
+# $node's Unix socket; returns a handle for proxy_ctl / stop_proto_proxy
+# ({port}: where to connect, {control}: its control socket, {log}).  It is
+# stopped at the end of the test at the latest.
+sub start_proto_proxy
+{
+	my ($node) = @_;
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $dir = $PostgreSQL::Test::Utils::tmp_check;
+	my $p = {
+		port    => $port,
+		control => "$dir/proto_proxy_$port.ctl",
+		log     => "$dir/proto_proxy_$port.log",
+	};
+	my $script = ($ENV{TESTDIR} // '.') . '/test/faults/proto_proxy.py';
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null');
+		open(STDOUT, '>>', $p->{log});
+		open(STDERR, '>>', $p->{log});
+		exec('python3', $script, '--listen', "127.0.0.1:$port",
+			'--target', $node->host . '/.s.PGSQL.' . $node->port,
+			'--control', $p->{control})
+		  or POSIX::_exit(127);
+	}
+	$p->{pid} = $pid;
+	$proto_proxies{$pid} = 1;
+	my $end = Time::HiRes::time() + 30;
+	until (-S $p->{control} && IO::Socket::UNIX->new(Peer => $p->{control}))
+	{
+		die "proto_proxy did not start (see $p->{log})"
+		  if Time::HiRes::time() > $end
+		  || waitpid($pid, POSIX::WNOHANG()) != 0;
+		Time::HiRes::usleep(20_000);
+	}
+	return $p;
+}
+
+# Sends one request line to the proxy $p; returns its answer (dies on an
+# error answer).  See proto_proxy.py for the requests (rule, clear,
+# release, drop, status).
+sub proxy_ctl
+{
+	my ($p, $line) = @_;
+	my $s = IO::Socket::UNIX->new(Peer => $p->{control})
+	  or die "cannot reach proto_proxy at $p->{control}: $!";
+	print $s "$line\n";
+	$s->flush;
+	my $answer = <$s>;
+	close $s;
+	die "proto_proxy: no answer to '$line'" unless defined $answer;
+	chomp $answer;
+	die "proto_proxy: $answer (request: $line)" if $answer =~ /^error/;
+	return $answer;
+}
+
+# The proxy's status as a hash: held, conns, fired, matched.
+sub proxy_status
+{
+	my ($p) = @_;
+	my %st = map { split /=/, $_, 2 } split ' ', proxy_ctl($p, 'status');
+	return \%st;
+}
+
+# Stops the proxy $p.
+sub stop_proto_proxy
+{
+	my ($p) = @_;
+	kill('TERM', $p->{pid});
+	waitpid($p->{pid}, 0);
+	delete $proto_proxies{ $p->{pid} };
+	return;
+}
+
+1;
