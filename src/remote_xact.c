@@ -63,6 +63,10 @@
 
 /* SQLSTATE of "prepared transaction ... does not exist" */
 #define SQLSTATE_UNDEFINED_OBJECT "42704"
+/* SQLSTATE of "prepared transaction ... is busy" */
+#define SQLSTATE_OBJECT_IN_USE_2PC "55000"
+/* Pause between two tries of a COMMIT PREPARED that found it busy, us. */
+#define DTX_BUSY_RETRY_US 10000L
 
 int			dtx_commit_timeout = 30000; /* dtx.commit_timeout, ms */
 int			dtx_prepare_timeout = 0;	/* dtx.prepare_timeout, ms */
@@ -904,6 +908,33 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 }
 
 /*
+ * commit_prepared_when_free
+ *		After the local commit: c's COMMIT PREPARED found the prepared
+ *		transaction busy, that is being finished by another session (the
+ *		resolver, which only commits a decided transaction).  Tries again
+ *		every DTX_BUSY_RETRY_US until the other session is done (then the
+ *		answer is success or "does not exist") or deadline passes.  Returns
+ *		the last try's outcome.  Never raises.
+ */
+static DtxResultStatus
+commit_prepared_when_free(DtxConnection *c, TimestampTz deadline,
+						  char **msg, char *sqlstate)
+{
+	DtxResultStatus st;
+
+	do
+	{
+		if (GetCurrentTimestamp() >= deadline)
+			return DTX_RESULT_TIMEOUT;
+		pg_usleep(DTX_BUSY_RETRY_US);
+		if (!DtxSendQueryNoError(c, psprintf("COMMIT PREPARED '%s'", c->gid)))
+			return DTX_RESULT_LOST;
+		st = DtxGetResultNoError(c, deadline, msg, sqlstate, NULL);
+	} while (st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_OBJECT_IN_USE_2PC) == 0);
+	return st;
+}
+
+/*
  * dtx_post_commit
  *		After the local commit: COMMIT PREPARED on every prepared
  *		participant at once, within dtx.commit_timeout.  Never raises; what
@@ -962,6 +993,8 @@ dtx_post_commit(void)
 		{
 			DtxSetPhase(DTX_PHASE_COMMIT_PREPARED, c->servername);
 			st = DtxGetResultNoError(c, deadline, &msg, sqlstate, NULL);
+			if (st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_OBJECT_IN_USE_2PC) == 0)
+				st = commit_prepared_when_free(c, deadline, &msg, sqlstate);
 			DtxSetPhase(DTX_PHASE_NONE, NULL);
 			if (st == DTX_RESULT_OK ||
 				(st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0))
