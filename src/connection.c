@@ -1040,6 +1040,13 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 				pfree(c->deadlock_msg);
 				c->deadlock_msg = NULL;
 				PQclear(err);
+				if (c->deadlock_self)
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+							 errmsg("distributed deadlock detected"),
+							 errdetail("%s.", cycle),
+							 errhint("The transaction reaches one database through two sessions; write a row through one of them only."),
+							 errcontext("remote SQL on server \"%s\": %s", c->servername, failed)));
 				ereport(ERROR,
 						(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 						 errmsg("distributed deadlock detected"),
