@@ -40,10 +40,13 @@ my $s2 = session();
 $s1->query_safe(update_sql('pa', 1));
 $s2->query_safe(update_sql('pb', 1));
 $s1->query_until(qr/go1/, "\\echo go1\n" . update_sql('pb', 1) . ";\n");
+# s1 waits before s2 closes the cycle: s2's waiting statement is the later one
+poll_until($coord, 'postgres',
+	q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'}, '1');
 my $t0 = time;
 $s2->query_until(qr/go2/, "\\echo go2\n" . update_sql('pa', 1) . ";\n");
 
-# s2 is the youngest: it must fail with 40P01 within the check interval + a bit
+# s2 joined the cycle last: it must fail with 40P01 within the check interval + a bit
 ok( $coord->poll_query_until('postgres',
 		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'}),
 	'the deadlock is broken');
@@ -69,11 +72,14 @@ my @s = map { session() } 1 .. 3;
 $s[0]->query_safe(update_sql('pa', 2));
 $s[1]->query_safe(update_sql('pb', 2));
 $s[2]->query_safe(update_sql('pc', 2));
+my $waits = q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'};
 $s[0]->query_until(qr/w0/, "\\echo w0\n" . update_sql('pb', 2) . ";\n");
+poll_until($coord, 'postgres', $waits, '1');
 $s[1]->query_until(qr/w1/, "\\echo w1\n" . update_sql('pc', 2) . ";\n");
+poll_until($coord, 'postgres', $waits, '2');
 $s[2]->query_until(qr/w2/, "\\echo w2\n" . update_sql('pa', 2) . ";\n");
-# the one whose waiting statement began last is the victim (the three
-# statements are sent at once, so any of them); then the others go on
+# the third joined the cycle last: it is the victim; then the second goes on,
+# and once it commits, the first
 my $deadline = time + 30;
 while (time < $deadline)
 {
@@ -83,8 +89,8 @@ while (time < $deadline)
 }
 my @found = (slurp_file($coord->logfile) =~ /distributed deadlock detected/g);
 is(scalar(@found), 2, 'the three-server cycle is broken');
-my @details = (slurp_file($coord->logfile) =~ /DETAIL:  (transaction of backend [^\n]*)/g);
-like($details[-1] // '', qr/server "$_"/, "the detail names server $_ of the three-server cycle") for qw(pa pb pc);
+like(slurp_file($coord->logfile), qr/waits on server "pa".*waits on server "pb".*waits on server "pc"/,
+	'the detail names the three servers of the cycle');
 my $failed = 0;
 for my $i (2, 1, 0)
 {
