@@ -15,7 +15,7 @@ use DtxCluster;
 
 my $coord = new_coordinator('coord',
 	extra_conf => "dtx.resolver_interval = 0\ndtx.deadlock_check_interval = 300ms\n");
-my $pa = new_participant('pa', accounts => { 1 => 1000 });
+my $pa = new_participant('pa', accounts => { 1 => 1000, 2 => 1000 });
 add_server($coord, 'pa', $pa);
 add_server($coord, 'pa_again', $pa);
 create_accounts($coord, { 1 => 1000 });
@@ -65,6 +65,7 @@ $s->query_safe(update_sql('pa'));
 $s->query_safe("SELECT dtx.exec('pa_again', 'UPDATE accounts SET balance = balance + 1 WHERE id = 2')");
 $s->query_safe('COMMIT');
 is(balance($pa, 1), 1001, 'a transaction through both servers on different rows commits');
+is(balance($pa, 2), 1001, 'both of its updates');
 $s->quit;
 
 is(prepared_xacts($_), 0, 'nothing left prepared on ' . $_->name) for ($pa, $coord);
