@@ -32,12 +32,12 @@
  * what the participants report about the waiting sessions: transactions
  * that wait on a local lock of a coordinator (their backend does not run
  * this check) come first, then those that wait in a pg_dtx session, by the
- * xact_start of that session on the participant (the youngest to join the
- * cycle last), then by name; the victim of a cycle is its last transaction
- * in this order.  A checker is the victim
- * when it finds a cycle through itself in which every other transaction
- * comes before it: the last transaction of any cycle finds that cycle, so
- * every cycle has a victim, and all checkers agree on it.
+ * xact_start of that session on the participant (the one that joined the
+ * cycle last comes last), then by name; the victim of a cycle is its last
+ * transaction in this order.  A checker is the victim when it finds a
+ * cycle through itself in which every other transaction comes before it:
+ * the last transaction of any cycle finds that cycle, so every cycle has a
+ * victim, and all checkers agree on it.
  *
  * Nothing is collected while no statement waits; the cost is a few short
  * connections per check of a waiting backend.
@@ -433,6 +433,38 @@ describe_edge(CheckScope *scope, StringInfo msg, WaitEdge *e, const char *me)
 }
 
 /*
+ * cancel_own_statement
+ *		Cancels the statement in flight on c, through a second connection
+ *		with the same user mapping; raises when the cancel is refused.
+ */
+static void
+cancel_own_statement(DtxConnection *c)
+{
+	DtxConnection *side = DtxConnectStandalone(c->serverid, c->userid,
+											   DtxDeadlineAfterMs(Max(dtx_deadlock_check_interval, 5000)));
+	char	   *sql = psprintf("SELECT pg_catalog.pg_cancel_backend(%d)", PQbackendPID(c->conn));
+	volatile bool sent = false;
+
+	PG_TRY();
+	{
+		PGresult   *res;
+
+		DtxSendPipeline(side, NIL, sql, 0, NULL, NULL);
+		res = DtxGetPipelineResult(side, NIL, sql);
+		sent = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+	}
+	PG_FINALLY();
+	{
+		DtxDisconnect(side);
+	}
+	PG_END_TRY();
+	if (!sent)
+		elog(ERROR, "the cancel request for session %d on server \"%s\" was refused",
+			 PQbackendPID(c->conn), c->servername);
+}
+
+/*
  * check
  *		The body of DtxDeadlockCheck, inside a subtransaction.
  */
@@ -501,26 +533,16 @@ check(DtxConnection *c)
 			self = true;
 		describe_edge(&scope, &msg, e, me);
 	}
+
+	/*
+	 * Cancel our own remote statement: its error becomes the deadlock error.
+	 * The message is set once the cancel is sent (the answer to the
+	 * statement is read only after this check returns); when it could not
+	 * be sent, the next check tries again.
+	 */
+	cancel_own_statement(c);
 	c->deadlock_msg = MemoryContextStrdup(TopMemoryContext, msg.data);
 	c->deadlock_self = self;
-
-	/* cancel our own remote statement: its error becomes the deadlock error */
-	{
-		DtxConnection *side = DtxConnectStandalone(c->serverid, c->userid,
-												   DtxDeadlineAfterMs(Max(dtx_deadlock_check_interval, 5000)));
-		char	   *sql = psprintf("SELECT pg_catalog.pg_cancel_backend(%d)", PQbackendPID(c->conn));
-
-		PG_TRY();
-		{
-			DtxSendPipeline(side, NIL, sql, 0, NULL, NULL);
-			PQclear(DtxGetPipelineResult(side, NIL, sql));
-		}
-		PG_FINALLY();
-		{
-			DtxDisconnect(side);
-		}
-		PG_END_TRY();
-	}
 }
 
 /*
