@@ -851,6 +851,22 @@ dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible)
 }
 
 /*
+ * dtx_forget_deadlock
+ *		Drops c's distributed-deadlock message: it belongs to the statement
+ *		that was cancelled as a victim, and that statement has ended (or a
+ *		new one starts); the cancel, if it came after the end, was ignored.
+ */
+static void
+dtx_forget_deadlock(DtxConnection *c)
+{
+	if (c->deadlock_msg != NULL)
+	{
+		pfree(c->deadlock_msg);
+		c->deadlock_msg = NULL;
+	}
+}
+
+/*
  * dtx_raise_lost
  *		Raises the error for a connection lost while talking to c's server;
  *		marks the connection broken.
@@ -874,6 +890,7 @@ dtx_raise_lost(DtxConnection *c, const char *sql)
 void
 DtxSendQuery(DtxConnection *c, const char *sql)
 {
+	dtx_forget_deadlock(c);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 		dtx_raise_lost(c, sql);
 	if (!PQsendQuery(c->conn, sql))
@@ -925,6 +942,7 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 	bool		prepare = false;
 
 	c->stmt_preparing = NULL;
+	dtx_forget_deadlock(c);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 		dtx_raise_lost(c, sql);
 	if (!PQenterPipelineMode(c->conn))
@@ -1017,6 +1035,10 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 		c->busy = false;
 		c->stmt_preparing = NULL;
 
+		/* a victim's statement that ended before its cancel landed */
+		if (first_error == NULL)
+			dtx_forget_deadlock(c);
+
 		if (first_error != NULL)
 		{
 			const char *failed = (error_index < list_length(prelude)) ?
@@ -1037,9 +1059,15 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 				/* this backend was chosen to break a distributed deadlock */
 				char	   *cycle = pstrdup(c->deadlock_msg);
 
-				pfree(c->deadlock_msg);
-				c->deadlock_msg = NULL;
+				dtx_forget_deadlock(c);
 				PQclear(err);
+				if (c->deadlock_self)
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+							 errmsg("distributed deadlock detected"),
+							 errdetail("%s.", cycle),
+							 errhint("The transaction reaches one database through two sessions; write a row through one of them only."),
+							 errcontext("remote SQL on server \"%s\": %s", c->servername, failed)));
 				ereport(ERROR,
 						(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 						 errmsg("distributed deadlock detected"),

@@ -72,6 +72,8 @@ typedef struct DtxConnection
 	char	   *deadlock_msg;	/* set when this backend is a distributed
 								 * deadlock's victim: the cycle, in
 								 * TopMemoryContext */
+	bool		deadlock_self;	/* that cycle is through this transaction's
+								 * own sessions only */
 
 	/* named prepared statements of the user's SQL (stmt_cache.c) */
 	List	   *stmts;			/* struct DtxCachedStmt *, in stmt_cxt */

@@ -40,10 +40,13 @@ my $s2 = session();
 $s1->query_safe(update_sql('pa', 1));
 $s2->query_safe(update_sql('pb', 1));
 $s1->query_until(qr/go1/, "\\echo go1\n" . update_sql('pb', 1) . ";\n");
+# s1 waits before s2 closes the cycle: s2's waiting statement is the later one
+poll_until($coord, 'postgres',
+	q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'}, '1');
 my $t0 = time;
 $s2->query_until(qr/go2/, "\\echo go2\n" . update_sql('pa', 1) . ";\n");
 
-# s2 is the youngest: it must fail with 40P01 within the check interval + a bit
+# s2 joined the cycle last: it must fail with 40P01 within the check interval + a bit
 ok( $coord->poll_query_until('postgres',
 		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'}),
 	'the deadlock is broken');
@@ -69,11 +72,14 @@ my @s = map { session() } 1 .. 3;
 $s[0]->query_safe(update_sql('pa', 2));
 $s[1]->query_safe(update_sql('pb', 2));
 $s[2]->query_safe(update_sql('pc', 2));
+my $waits = q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'};
 $s[0]->query_until(qr/w0/, "\\echo w0\n" . update_sql('pb', 2) . ";\n");
+poll_until($coord, 'postgres', $waits, '1');
 $s[1]->query_until(qr/w1/, "\\echo w1\n" . update_sql('pc', 2) . ";\n");
+poll_until($coord, 'postgres', $waits, '2');
 $s[2]->query_until(qr/w2/, "\\echo w2\n" . update_sql('pa', 2) . ";\n");
-# the youngest (the third) is the victim; then the second goes on, and once it
-# commits, the first
+# the third joined the cycle last: it is the victim; then the second goes on,
+# and once it commits, the first
 my $deadline = time + 30;
 while (time < $deadline)
 {
@@ -111,9 +117,12 @@ $s2 = session();
 $s1->query_safe(update_sql('pa', 1));
 $s2->query_until(qr/w/, "\\echo w\n" . update_sql('pa', 1) . ";\n");
 sleep 4;
-is( $coord->safe_psql('postgres',
-		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'}),
-	1, 'the waiter still waits after four check intervals');
+# (a check in progress may show another wait event for a moment)
+ok( defined poll_until(
+		$coord, 'postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'},
+		'1', 5),
+	'the waiter still waits after four check intervals');
 $s1->query_safe('COMMIT');
 ($out, $ret) = $s2->query('SELECT 1');
 unlike($s2->{stderr}, qr/deadlock/, 'no deadlock reported without a cycle');
@@ -136,9 +145,11 @@ ok( defined poll_until(
 		'1', 20),
 	'dtx.lock waits while another transaction holds the lock');
 sleep 1;
-is( $coord->safe_psql('postgres',
-		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'}),
-	1, 'and still waits a second later');
+ok( defined poll_until(
+		$coord, 'postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'},
+		'1', 5),
+	'and still waits a second later');
 $s1->query_safe('COMMIT');
 ($out, $ret) = $s2->query('SELECT 1');
 is($ret, 0, 'the waiter gets the lock once the holder committed');
