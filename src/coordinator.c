@@ -46,6 +46,7 @@
 #include "common/file_perm.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/builtins.h"
 
 #include "coordinator.h"
@@ -146,7 +147,7 @@ remove_state_file(const char *name)
 /*
  * read_state_file
  *		The content of the file name of the data directory, or NULL when it
- *		does not exist.
+ *		does not exist.  In a backend only (fd.c).
  */
 static char *
 read_state_file(const char *name)
@@ -156,7 +157,8 @@ read_state_file(const char *name)
 	ssize_t		n;
 	int			fd;
 
-	fd = open(path, O_RDONLY | PG_BINARY, 0);
+	/* through fd.c, which closes cached files when descriptors run short */
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 	{
 		if (errno == ENOENT)
@@ -170,13 +172,13 @@ read_state_file(const char *name)
 	{
 		int			save_errno = errno;
 
-		close(fd);
+		CloseTransientFile(fd);
 		errno = save_errno;
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read file \"%s\": %m", path)));
 	}
-	close(fd);
+	CloseTransientFile(fd);
 	return buf;
 }
 
