@@ -131,6 +131,9 @@ extern bool DtxSendQueryNoError(DtxConnection *c, const char *sql);
 extern DtxResultStatus DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 										   char **errmsg_out, char *sqlstate_out,
 										   PGresult **err_out);
+extern DtxResultStatus DtxGetResultNoErrorYielding(DtxConnection *c, TimestampTz deadline,
+												   char **errmsg_out, char *sqlstate_out,
+												   PGresult **err_out);
 extern bool DtxAbandonCommand(DtxConnection *c, TimestampTz deadline);
 extern bool DtxWaitForAnswer(DtxConnection *c, TimestampTz deadline);
 

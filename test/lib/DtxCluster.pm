@@ -63,6 +63,8 @@ our @EXPORT = qw(
   sq
   sq_send
   sq_wait
+  session_pid
+  timed_finish
 );
 
 # SQL quoting for the statements built here.
@@ -531,6 +533,36 @@ sub sq_wait
 	$s->{stderr} = '';
 	$out =~ s/\n?\Q$banner\E$//;
 	return ($out, $err);
+}
+
+# The pid of the backend of $node whose application_name is $appname and
+# whose state and query match the SQL condition $cond (default: any), once
+# there is one (at most $timeout seconds, 30); undef otherwise.
+sub session_pid
+{
+	my ($node, $appname, $cond, $timeout) = @_;
+	my $end = Time::HiRes::time() + ($timeout // 30);
+	my $q =
+	    'SELECT pid FROM pg_stat_activity WHERE application_name = '
+	  . quote_literal($appname)
+	  . ($cond ? " AND ($cond)" : '');
+	while (Time::HiRes::time() < $end)
+	{
+		my ($ret, $out) = $node->psql('postgres', $q);
+		return $out if defined $out && $out =~ /^\d+$/;
+		Time::HiRes::usleep(50_000);
+	}
+	Test::More::diag('no backend ' . $appname . ' on ' . $node->name);
+	return undef;
+}
+
+# finish_sql($h, $timeout) and the seconds it took from $t0 (a
+# Time::HiRes::time): ($rc, $stdout, $stderr, $seconds).
+sub timed_finish
+{
+	my ($h, $t0, $timeout) = @_;
+	my @r = finish_sql($h, $timeout);
+	return (@r, Time::HiRes::time() - $t0);
 }
 
 1;
