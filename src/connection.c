@@ -66,6 +66,7 @@ static HTAB *ConnectionHash = NULL;
 static bool dtx_yield_to_interrupts = false;
 
 static void dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
+static bool dtx_connection_alive(DtxConnection *c);
 static PGconn *dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um);
 static PGconn *dtx_connect_start(DtxConnection *c, ForeignServer *server, UserMapping *um);
 static bool dtx_connect_pending(PGconn *conn, PostgresPollingStatusType st);
@@ -198,10 +199,34 @@ DtxGetConnection(Oid serverid, Oid userid)
 }
 
 /*
+ * dtx_connection_alive
+ *		Whether c's idle connection still looks usable.  Reads, without
+ *		waiting, what the server sent since the last command: nothing is
+ *		expected between transactions, but a server that shut down or
+ *		restarted has sent its goodbye and closed the connection, which libpq
+ *		notices at the second read.
+ */
+static bool
+dtx_connection_alive(DtxConnection *c)
+{
+	int			i;
+
+	for (i = 0; i < 2 && PQstatus(c->conn) == CONNECTION_OK; i++)
+	{
+		if (!PQconsumeInput(c->conn))
+			break;
+	}
+	return PQstatus(c->conn) == CONNECTION_OK;
+}
+
+/*
  * DtxConnectionEnsureOpen
  *		Connects c if it is not connected; drops and reopens a connection
- *		invalidated by a change of its server or mapping, when no remote
- *		transaction is open on it.
+ *		invalidated by a change of its server or mapping, or found dead,
+ *		when no remote transaction is open on it (a participant restarted
+ *		between two transactions is reconnected transparently; once a
+ *		remote transaction has started on a connection, its loss is an
+ *		error).
  */
 void
 DtxConnectionEnsureOpen(DtxConnection *c)
@@ -209,6 +234,10 @@ DtxConnectionEnsureOpen(DtxConnection *c)
 	ForeignServer *server;
 	UserMapping *um;
 
+	/* no remote transaction yet: a connection found dead is reopened */
+	if (c->conn != NULL && c->xact_depth == 0 && !c->busy && !c->commit_in_flight &&
+		!dtx_connection_alive(c))
+		c->broken = true;
 	if (c->conn != NULL && c->xact_depth == 0 && (c->invalidated || c->broken))
 		DtxDisconnect(c);
 	if (c->conn != NULL)
