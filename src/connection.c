@@ -1013,18 +1013,42 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 PGresult   *
 DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 {
+	return DtxGetPipelineRows(c, prelude, sql, NULL, NULL);
+}
+
+/*
+ * DtxGetPipelineRows
+ *		DtxGetPipelineResult that hands the rows of sql to row_fn as they
+ *		arrive (libpq's single-row mode), each PGresult freed once row_fn
+ *		returns, so that a large result is never held in memory; the result
+ *		returned then carries no rows (or all of them, should libpq refuse
+ *		single-row mode), only the command's status.  An error raised by
+ *		row_fn is raised once the remaining results are read and discarded,
+ *		so that the connection stays usable.  With row_fn NULL, the rows
+ *		stay in the returned result.
+ */
+PGresult   *
+DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
+				   DtxRowFn row_fn, void *arg)
+{
 	struct DtxCachedStmt *preparing = c->stmt_preparing;
 	volatile int ncmds = list_length(prelude) + (preparing ? 1 : 0) + 1;
-	int			i;
+	volatile int i;
 	PGresult   *volatile final = NULL;
 	PGresult   *volatile res = NULL;
 	PGresult   *volatile first_error = NULL;
 	volatile int error_index = -1;
+	ErrorData  *volatile row_error = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	PG_TRY();
 	{
 		for (i = 0; i < ncmds; i++)
 		{
+			/* the statement's rows one by one, when they are wanted so */
+			if (row_fn != NULL && i == ncmds - 1 && first_error == NULL)
+				(void) PQsetSingleRowMode(c->conn);
+
 			/* each command's results end with a NULL */
 			while ((res = DtxGetResult(c, c->op_deadline, sql)) != NULL)
 			{
@@ -1035,6 +1059,25 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 				{
 					first_error = res;
 					error_index = i;
+				}
+				else if (st == PGRES_SINGLE_TUPLE && row_fn != NULL)
+				{
+					if (first_error == NULL && row_error == NULL)
+					{
+						PG_TRY();
+						{
+							row_fn(res, arg);
+						}
+						PG_CATCH();
+						{
+							/* kept for after the remaining results */
+							MemoryContextSwitchTo(cxt);
+							row_error = CopyErrorData();
+							FlushErrorState();
+						}
+						PG_END_TRY();
+					}
+					PQclear(res);
 				}
 				else if (i == ncmds - 1 && final == NULL &&
 						 (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
@@ -1060,6 +1103,9 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 			dtx_raise_lost(c, sql);
 		c->busy = false;
 		c->stmt_preparing = NULL;
+
+		if (row_error != NULL)
+			ReThrowError(row_error);
 
 		if (first_error != NULL)
 		{

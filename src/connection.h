@@ -121,6 +121,9 @@ extern void DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 extern void DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
 							 int nparams, const Oid *types, const char *const *values);
 extern PGresult *DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql);
+typedef void (*DtxRowFn) (PGresult *row, void *arg);
+extern PGresult *DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
+									DtxRowFn row_fn, void *arg);
 extern PGresult *DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql);
 extern void DtxExecCommand(DtxConnection *c, const char *sql);
 extern void DtxReportResultError(int elevel, PGresult *res, DtxConnection *c,
