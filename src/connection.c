@@ -1039,6 +1039,7 @@ DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 	PGresult   *volatile first_error = NULL;
 	volatile int error_index = -1;
 	ErrorData  *volatile row_error = NULL;
+	volatile bool empty = false;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	PG_TRY();
@@ -1082,6 +1083,11 @@ DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 				else if (i == ncmds - 1 && final == NULL &&
 						 (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
 					final = res;
+				else if (i == ncmds - 1 && st == PGRES_EMPTY_QUERY)
+				{
+					empty = true;
+					PQclear(res);
+				}
 				else if (preparing != NULL && i == ncmds - 2 && st == PGRES_COMMAND_OK)
 				{
 					/* the statement cache's Parse: the name exists from now on */
@@ -1139,6 +1145,14 @@ DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 			}
 			DtxReportResultError(ERROR, err, c, failed, NULL);
 		}
+
+		/* anything but a status or rows for the statement is an error */
+		if (final == NULL)
+			ereport(ERROR,
+					(errcode(empty ? ERRCODE_SYNTAX_ERROR : ERRCODE_PROTOCOL_VIOLATION),
+					 empty ? errmsg("the statement for server \"%s\" is empty", c->servername) :
+					 errmsg("server \"%s\" sent no result for the statement", c->servername),
+					 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
 	}
 	PG_CATCH();
 	{

@@ -50,6 +50,16 @@ for my $c (@copies)
 	poll_until($coord, 'postgres', 'SELECT true');
 }
 
+# Any other result without rows nor command status (an empty statement)
+# ends the command with an error too.
+for my $sql (q{SELECT dtx.exec('p1', '')}, q{SELECT * FROM dtx.query('p1', ' -- nothing') AS x(a int)})
+{
+	my ($rc, $out, $err) = $coord->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+	like($err, qr/ERROR:  42601: the statement for server "p1" is empty/, "empty: $sql is refused");
+}
+is($coord->safe_psql('postgres', q{SELECT dtx.exec('p1', 'INSERT INTO t SELECT 0 WHERE false')}),
+	'0', 'empty: the coordinator is still up');
+
 # In a transaction: the failed COPY is rolled back to the savepoint, the
 # connection and the remote transaction go on.
 my ($ret, $out, $err) = $coord->psql('postgres', q{
