@@ -1063,6 +1063,8 @@ DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 				}
 				else if (st == PGRES_SINGLE_TUPLE && row_fn != NULL)
 				{
+					/* rows that keep coming may never leave time to wait */
+					CHECK_FOR_INTERRUPTS();
 					if (first_error == NULL && row_error == NULL)
 					{
 						PG_TRY();

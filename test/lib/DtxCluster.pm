@@ -17,8 +17,10 @@
 #
 # For crash tests: create_ledger / transfer_sql / release_stall (transfers
 # whose PREPARE on one participant can be held), start_sql / finish_sql
-# (psql in the background), poll_until, and processes: node_pids,
-# signal_node (SIGSTOP/SIGCONT a whole server), crash_node (SIGKILL).
+# (psql in the background), timed_finish (finish_sql, timed), poll_until,
+# session_pid (a backend found by application_name), and processes:
+# node_pids, signal_node (SIGSTOP/SIGCONT a whole server), crash_node
+# (SIGKILL).
 #
 # Nodes talk to each other over their Unix sockets ($node->host is the
 # socket directory, $node->port the port); PostgreSQL::Test::Cluster sets up

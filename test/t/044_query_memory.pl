@@ -7,6 +7,7 @@ use warnings;
 
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes ();
 use DtxCluster;
 
 my $coord = new_coordinator('coord',
@@ -55,6 +56,16 @@ like($err, qr/value for domain short_text violates check constraint/, 'a bad val
 is($s->query_safe(
 		q{BEGIN; SELECT count(*) FROM dtx.query('p1', 'SELECT 1') AS t(a int); COMMIT;}),
 	'1', 'the connection is usable after that too');
+
+# statement_timeout stops a long stream promptly
+my $t0 = Time::HiRes::time();
+($out, $err) = sq($s, q{SET statement_timeout = '300ms'; SELECT count(*) FROM dtx.query('p1',
+	'SELECT g FROM pg_catalog.generate_series(1, 100000000) g') AS t(a int)});
+my $secs = Time::HiRes::time() - $t0;
+like($err, qr/canceling statement due to statement timeout/, 'statement_timeout cancels the stream');
+cmp_ok($secs, '<', 3, sprintf('the stream stopped %.1fs after it started', $secs));
+is($s->query_safe(q{RESET statement_timeout; SELECT count(*) FROM dtx.query('p1', 'SELECT 1') AS t(a int)}),
+	'1', 'the next dtx.query works');
 $s->quit;
 
 done_testing();
