@@ -62,7 +62,11 @@ int			dtx_keepalives_count = 3;	/* dtx.keepalives_count */
 
 static HTAB *ConnectionHash = NULL;
 
+/* set by DtxGetResultNoErrorYielding: a pending cancel or die ends waits */
+static bool dtx_yield_to_interrupts = false;
+
 static void dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
+static bool dtx_connection_alive(DtxConnection *c);
 static PGconn *dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um);
 static PGconn *dtx_connect_start(DtxConnection *c, ForeignServer *server, UserMapping *um);
 static bool dtx_connect_pending(PGconn *conn, PostgresPollingStatusType st);
@@ -81,6 +85,11 @@ static void dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
 static bool dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible);
+static void dtx_raise_lost(DtxConnection *c, const char *sql) pg_attribute_noreturn();
+static void dtx_raise_timeout(DtxConnection *c, const char *sql) pg_attribute_noreturn();
+static PGresult *dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql);
+static void dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline,
+							const char *sql) pg_attribute_noreturn();
 
 /*
  * DtxConnectionInit
@@ -190,10 +199,34 @@ DtxGetConnection(Oid serverid, Oid userid)
 }
 
 /*
+ * dtx_connection_alive
+ *		Whether c's idle connection still looks usable.  Reads, without
+ *		waiting, what the server sent since the last command: nothing is
+ *		expected between transactions, but a server that shut down or
+ *		restarted has sent its goodbye and closed the connection, which libpq
+ *		notices at the second read.
+ */
+static bool
+dtx_connection_alive(DtxConnection *c)
+{
+	int			i;
+
+	for (i = 0; i < 2 && PQstatus(c->conn) == CONNECTION_OK; i++)
+	{
+		if (!PQconsumeInput(c->conn))
+			break;
+	}
+	return PQstatus(c->conn) == CONNECTION_OK;
+}
+
+/*
  * DtxConnectionEnsureOpen
  *		Connects c if it is not connected; drops and reopens a connection
- *		invalidated by a change of its server or mapping, when no remote
- *		transaction is open on it.
+ *		invalidated by a change of its server or mapping, or found dead,
+ *		when no remote transaction is open on it (a participant restarted
+ *		between two transactions is reconnected transparently; once a
+ *		remote transaction has started on a connection, its loss is an
+ *		error).
  */
 void
 DtxConnectionEnsureOpen(DtxConnection *c)
@@ -201,6 +234,10 @@ DtxConnectionEnsureOpen(DtxConnection *c)
 	ForeignServer *server;
 	UserMapping *um;
 
+	/* no remote transaction yet: a connection found dead is reopened */
+	if (c->conn != NULL && c->xact_depth == 0 && !c->busy && !c->commit_in_flight &&
+		!dtx_connection_alive(c))
+		c->broken = true;
 	if (c->conn != NULL && c->xact_depth == 0 && (c->invalidated || c->broken))
 		DtxDisconnect(c);
 	if (c->conn != NULL)
@@ -570,7 +607,9 @@ dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 /*
  * dtx_wait_socket
  *		Waits until conn's socket is ready for events, the deadline passes
- *		(false) or, when interruptible, an interrupt arrives (raised).
+ *		(false) or, when interruptible, an interrupt arrives (raised).  When
+ *		not interruptible, a pending cancel or termination ends the wait
+ *		(false) inside DtxGetResultNoErrorYielding.
  */
 static bool
 dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptible)
@@ -581,6 +620,10 @@ dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptib
 		int			rc;
 
 		if (timeout == 0)
+			return false;
+		/* interrupts are held, but this wait may be given up for them */
+		if (!interruptible && dtx_yield_to_interrupts &&
+			(QueryCancelPending || ProcDiePending))
 			return false;
 		/*
 		 * After the local commit (not interruptible) the backend must not
@@ -988,31 +1031,83 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 PGresult   *
 DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 {
+	return DtxGetPipelineRows(c, prelude, sql, NULL, NULL);
+}
+
+/*
+ * DtxGetPipelineRows
+ *		DtxGetPipelineResult that hands the rows of sql to row_fn as they
+ *		arrive (libpq's single-row mode), each PGresult freed once row_fn
+ *		returns, so that a large result is never held in memory; the result
+ *		returned then carries no rows (or all of them, should libpq refuse
+ *		single-row mode), only the command's status.  An error raised by
+ *		row_fn is raised once the remaining results are read and discarded,
+ *		so that the connection stays usable.  With row_fn NULL, the rows
+ *		stay in the returned result.
+ */
+PGresult   *
+DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
+				   DtxRowFn row_fn, void *arg)
+{
 	struct DtxCachedStmt *preparing = c->stmt_preparing;
 	volatile int ncmds = list_length(prelude) + (preparing ? 1 : 0) + 1;
-	int			i;
+	volatile int i;
 	PGresult   *volatile final = NULL;
 	PGresult   *volatile res = NULL;
 	PGresult   *volatile first_error = NULL;
 	volatile int error_index = -1;
+	ErrorData  *volatile row_error = NULL;
+	volatile bool empty = false;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	PG_TRY();
 	{
 		for (i = 0; i < ncmds; i++)
 		{
+			/* the statement's rows one by one, when they are wanted so */
+			if (row_fn != NULL && i == ncmds - 1 && first_error == NULL)
+				(void) PQsetSingleRowMode(c->conn);
+
 			/* each command's results end with a NULL */
 			while ((res = DtxGetResult(c, c->op_deadline, sql)) != NULL)
 			{
 				ExecStatusType st = PQresultStatus(res);
 
-				if (st == PGRES_FATAL_ERROR && first_error == NULL)
+				if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) &&
+					first_error == NULL)
 				{
 					first_error = res;
 					error_index = i;
 				}
+				else if (st == PGRES_SINGLE_TUPLE && row_fn != NULL)
+				{
+					/* rows that keep coming may never leave time to wait */
+					CHECK_FOR_INTERRUPTS();
+					if (first_error == NULL && row_error == NULL)
+					{
+						PG_TRY();
+						{
+							row_fn(res, arg);
+						}
+						PG_CATCH();
+						{
+							/* kept for after the remaining results */
+							MemoryContextSwitchTo(cxt);
+							row_error = CopyErrorData();
+							FlushErrorState();
+						}
+						PG_END_TRY();
+					}
+					PQclear(res);
+				}
 				else if (i == ncmds - 1 && final == NULL &&
 						 (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
 					final = res;
+				else if (i == ncmds - 1 && st == PGRES_EMPTY_QUERY)
+				{
+					empty = true;
+					PQclear(res);
+				}
 				else if (preparing != NULL && i == ncmds - 2 && st == PGRES_COMMAND_OK)
 				{
 					/* the statement cache's Parse: the name exists from now on */
@@ -1038,6 +1133,8 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 		/* a victim's statement that ended before its cancel landed */
 		if (first_error == NULL)
 			dtx_forget_deadlock(c);
+		if (row_error != NULL)
+			ReThrowError(row_error);
 
 		if (first_error != NULL)
 		{
@@ -1077,6 +1174,14 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 			}
 			DtxReportResultError(ERROR, err, c, failed, NULL);
 		}
+
+		/* anything but a status or rows for the statement is an error */
+		if (final == NULL)
+			ereport(ERROR,
+					(errcode(empty ? ERRCODE_SYNTAX_ERROR : ERRCODE_PROTOCOL_VIOLATION),
+					 empty ? errmsg("the statement for server \"%s\" is empty", c->servername) :
+					 errmsg("server \"%s\" sent no result for the statement", c->servername),
+					 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
 	}
 	PG_CATCH();
 	{
@@ -1094,15 +1199,29 @@ DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
 }
 
 /*
- * DtxGetResult
- *		Waits for and returns the next result of the command in flight on c
- *		(NULL when its results are all read); raises on interrupts, on a
- *		lost connection and on a passed deadline (0: none).
+ * dtx_raise_timeout
+ *		Raises the error for a deadline passed while waiting for c's server.
  */
-PGresult *
-DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql)
+static void
+dtx_raise_timeout(DtxConnection *c, const char *sql)
 {
-	/* a statement of a distributed transaction that waits long looks for a deadlock */
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("timed out waiting for server \"%s\"", c->servername),
+			 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+}
+
+/*
+ * dtx_next_result
+ *		Waits for and returns the next result of the command in flight on c,
+ *		whatever its status (NULL when its results are all read); raises on
+ *		interrupts, on a lost connection and on a passed deadline (0: none).
+ *		A statement of a distributed transaction that waits long looks for a
+ *		distributed deadlock meanwhile.
+ */
+static PGresult *
+dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql)
+{
 	TimestampTz next_check = (dtx_deadlock_check_interval > 0 && c->xact_depth > 0 &&
 							   c->state == DTX_REMOTE_IN_XACT) ?
 	DtxDeadlineAfterMs(dtx_deadlock_check_interval) : 0;
@@ -1119,15 +1238,131 @@ DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql)
 				next_check = DtxDeadlineAfterMs(dtx_deadlock_check_interval);
 				continue;
 			}
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("timed out waiting for server \"%s\"", c->servername),
-					 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+			dtx_raise_timeout(c, sql);
 		}
 		if (!PQconsumeInput(c->conn))
 			dtx_raise_lost(c, sql);
 	}
 	return PQgetResult(c->conn);
+}
+
+/*
+ * dtx_is_copy
+ *		Whether st says that the server entered a COPY sub-protocol.
+ */
+static bool
+dtx_is_copy(ExecStatusType st)
+{
+	return st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH;
+}
+
+/*
+ * dtx_discard_copy_out
+ *		Reads and discards the data of a COPY TO STDOUT in progress on c,
+ *		until its end; interruptible, bounded by deadline (0: none).
+ */
+static void
+dtx_discard_copy_out(DtxConnection *c, TimestampTz deadline, const char *sql)
+{
+	for (;;)
+	{
+		char	   *buf = NULL;
+		int			n = PQgetCopyData(c->conn, &buf, 1);
+
+		if (n > 0)
+		{
+			PQfreemem(buf);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		if (n == -1)
+			return;				/* the command's own result follows */
+		if (n < -1)
+			dtx_raise_lost(c, sql);
+		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, true))
+			dtx_raise_timeout(c, sql);
+		if (!PQconsumeInput(c->conn))
+			dtx_raise_lost(c, sql);
+	}
+}
+
+/*
+ * dtx_refuse_copy
+ *		The server entered COPY mode for the command in flight on c (res is
+ *		its PGRES_COPY_* result; freed here): ends the COPY (a COPY FROM
+ *		STDIN fails with CopyFail, the rows of a COPY TO STDOUT are read and
+ *		discarded), reads the rest of the command's results (up to the sync
+ *		of a pipeline), leaving the connection idle, and raises 0A000.  A
+ *		COPY BOTH (replication) cannot be ended: the connection is closed.
+ *		Never returns.
+ */
+static void
+dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const char *sql)
+{
+	bool		pipeline = PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF;
+
+	for (;;)
+	{
+		ExecStatusType st;
+
+		if (res == NULL)
+		{
+			if (!pipeline)
+				break;
+			res = dtx_next_result(c, deadline, sql);
+			continue;
+		}
+		st = PQresultStatus(res);
+		PQclear(res);
+		res = NULL;
+		if (st == PGRES_PIPELINE_SYNC)
+			break;
+		if (st == PGRES_COPY_IN)
+		{
+			if (PQputCopyEnd(c->conn, "COPY FROM STDIN is not supported through pg_dtx") != 1 ||
+				!dtx_flush(c, deadline, true))
+				dtx_raise_lost(c, sql);
+		}
+		else if (st == PGRES_COPY_OUT)
+			dtx_discard_copy_out(c, deadline, sql);
+		else if (st == PGRES_COPY_BOTH)
+		{
+			PQfinish(c->conn);
+			c->conn = NULL;
+			DtxStmtCacheReset(c);
+			c->broken = true;
+			break;
+		}
+		res = dtx_next_result(c, deadline, sql);
+	}
+	if (c->conn != NULL && pipeline && !PQexitPipelineMode(c->conn))
+		dtx_raise_lost(c, sql);
+	c->busy = false;
+	c->stmt_preparing = NULL;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("COPY FROM STDIN and COPY TO STDOUT are not supported through pg_dtx"),
+			 errdetail("Server \"%s\" started a COPY with the client; pg_dtx ended it.",
+					   c->servername),
+			 errhint("Use COPY with a file on the participant, or INSERT through dtx.exec and SELECT through dtx.query."),
+			 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+}
+
+/*
+ * DtxGetResult
+ *		Waits for and returns the next result of the command in flight on c
+ *		(NULL when its results are all read); raises on interrupts, on a
+ *		lost connection, on a passed deadline (0: none), and when the server
+ *		starts a COPY with the client (ended first: see dtx_refuse_copy).
+ */
+PGresult *
+DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql)
+{
+	PGresult   *res = dtx_next_result(c, deadline, sql);
+
+	if (res != NULL && dtx_is_copy(PQresultStatus(res)))
+		dtx_refuse_copy(c, res, deadline, sql);
+	return res;
 }
 
 /*
@@ -1299,6 +1534,15 @@ DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 		res = PQgetResult(c->conn);
 		if (res == NULL)
 			break;
+		if (dtx_is_copy(PQresultStatus(res)) || PQresultStatus(res) == PGRES_BAD_RESPONSE)
+		{
+			/* pg_dtx's own commands never COPY: give the connection up */
+			PQclear(res);
+			c->broken = true;
+			if (errmsg_out)
+				*errmsg_out = pstrdup("unexpected answer from the server");
+			return DTX_RESULT_LOST;
+		}
 		if (PQresultStatus(res) == PGRES_FATAL_ERROR && status == DTX_RESULT_OK)
 		{
 			const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -1320,6 +1564,26 @@ DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 	if (PQstatus(c->conn) != CONNECTION_OK)
 		return DTX_RESULT_LOST;
 	return status;
+}
+
+/*
+ * DtxGetResultNoErrorYielding
+ *		DtxGetResultNoError for a wait that may be cut short, with interrupts
+ *		held: a pending query cancel or backend termination ends it as the
+ *		deadline would (DTX_RESULT_TIMEOUT), and is served once interrupts
+ *		are no longer held.  For rollbacks (ROLLBACK TO SAVEPOINT, the abort
+ *		of a transaction), whose outcome does not depend on the answer.
+ */
+DtxResultStatus
+DtxGetResultNoErrorYielding(DtxConnection *c, TimestampTz deadline,
+							char **errmsg_out, char *sqlstate_out, PGresult **err_out)
+{
+	DtxResultStatus st;
+
+	dtx_yield_to_interrupts = true;
+	st = DtxGetResultNoError(c, deadline, errmsg_out, sqlstate_out, err_out);
+	dtx_yield_to_interrupts = false;
+	return st;
 }
 
 /*

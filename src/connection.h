@@ -123,6 +123,9 @@ extern void DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 extern void DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
 							 int nparams, const Oid *types, const char *const *values);
 extern PGresult *DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql);
+typedef void (*DtxRowFn) (PGresult *row, void *arg);
+extern PGresult *DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
+									DtxRowFn row_fn, void *arg);
 extern PGresult *DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql);
 extern void DtxExecCommand(DtxConnection *c, const char *sql);
 extern void DtxReportResultError(int elevel, PGresult *res, DtxConnection *c,
@@ -133,6 +136,9 @@ extern bool DtxSendQueryNoError(DtxConnection *c, const char *sql);
 extern DtxResultStatus DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 										   char **errmsg_out, char *sqlstate_out,
 										   PGresult **err_out);
+extern DtxResultStatus DtxGetResultNoErrorYielding(DtxConnection *c, TimestampTz deadline,
+												   char **errmsg_out, char *sqlstate_out,
+												   PGresult **err_out);
 extern bool DtxAbandonCommand(DtxConnection *c, TimestampTz deadline);
 extern bool DtxWaitForAnswer(DtxConnection *c, TimestampTz deadline);
 

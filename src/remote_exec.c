@@ -450,14 +450,17 @@ get_text_arg(FunctionCallInfo fcinfo, int i, const char *what)
  * run_remote
  *		Runs sql with p on server for the current user inside the
  *		distributed transaction; returns the statement's result (the caller
- *		frees it with PQclear) and the connection in *conn_out.  cacheable:
+ *		frees it with PQclear) and the connection in *conn_out; with row_fn,
+ *		the rows go to row_fn(row, row_arg) as they arrive instead (see
+ *		DtxGetPipelineRows).  cacheable:
  *		sql returns no rows, or rows of a type no DDL can change, so that it
  *		may run as a named prepared statement (a prepared statement whose
  *		result type changes fails once).
  */
 static PGresult *
 run_remote(const char *servername, const char *sql, DtxParams *p,
-		   bool cacheable, DtxConnection **conn_out)
+		   bool cacheable, DtxRowFn row_fn, void *row_arg,
+		   DtxConnection **conn_out)
 {
 	Oid			userid = GetUserId();
 	ForeignServer *server;
@@ -480,7 +483,7 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 		DtxSendStatement(c, prelude, sql, p->n, p->types, p->values);
 	else
 		DtxSendPipeline(c, prelude, sql, p->n, p->types, p->values);
-	res = DtxGetPipelineResult(c, prelude, sql);
+	res = DtxGetPipelineRows(c, prelude, sql, row_fn, row_arg);
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
 	if (may_deallocate(sql))
 		DtxStmtCacheReset(c);
@@ -538,7 +541,7 @@ dtx_exec(PG_FUNCTION_ARGS)
 				 errdetail("A distributed transaction that writes needs a commit decision, and a standby cannot record one."),
 				 errhint("Run distributed transactions that write on the primary; dtx.query works here.")));
 
-	res = run_remote(servername, sql, p, true, &c);
+	res = run_remote(servername, sql, p, true, NULL, NULL, &c);
 	c->wrote = true;
 	c->selects_only = false;
 
@@ -604,11 +607,67 @@ check_row_shape(PGresult *res, TupleDesc desc, const char *servername)
 	}
 }
 
+/* What dtx.query's row callback needs. */
+typedef struct QueryRows
+{
+	ReturnSetInfo *rsinfo;
+	const char *servername;
+	AttInMetadata *attinmeta;
+	char	  **values;			/* one per attribute of the result */
+	MemoryContext rowcxt;		/* reset after each row */
+	bool		checked;		/* the remote columns were checked */
+} QueryRows;
+
+/*
+ * query_rows
+ *		dtx.query's row callback: checks the columns of the first result
+ *		against the column definition list, then converts the rows of res
+ *		and puts them in the tuplestore (which spills to disk past work_mem).
+ */
+static void
+query_rows(PGresult *res, void *arg)
+{
+	QueryRows  *q = (QueryRows *) arg;
+	TupleDesc	desc = q->rsinfo->setDesc;
+	int			ntuples = PQntuples(res);
+	int			ncols = PQnfields(res);
+	int			row;
+
+	if (!q->checked)
+	{
+		check_row_shape(res, desc, q->servername);
+		q->checked = true;
+	}
+	for (row = 0; row < ntuples; row++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(q->rowcxt);
+		HeapTuple	tuple;
+		int			i;
+		int			j = 0;
+
+		for (i = 0; i < desc->natts; i++)
+		{
+			if (TupleDescAttr(desc, i)->attisdropped || j >= ncols)
+			{
+				q->values[i] = NULL;
+				continue;
+			}
+			q->values[i] = PQgetisnull(res, row, j) ? NULL : PQgetvalue(res, row, j);
+			j++;
+		}
+		tuple = BuildTupleFromCStrings(q->attinmeta, q->values);
+		tuplestore_puttuple(q->rsinfo->setResult, tuple);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(q->rowcxt);
+	}
+}
+
 /*
  * dtx_query
  *		SQL: dtx.query(server, sql [, VARIADIC params]) runs a query on a
  *		participant and returns its rows, shaped by the column definition
- *		list.
+ *		list.  The rows are streamed into the result's tuplestore as they
+ *		arrive: a large result is never held in memory whole.
  */
 PG_FUNCTION_INFO_V1(dtx_query);
 Datum
@@ -620,6 +679,7 @@ dtx_query(PG_FUNCTION_ARGS)
 	DtxParams  *p = collect_params(fcinfo);
 	DtxConnection *c;
 	PGresult   *volatile res;
+	QueryRows	q;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) || rsinfo->expectedDesc == NULL)
 		ereport(ERROR,
@@ -627,21 +687,21 @@ dtx_query(PG_FUNCTION_ARGS)
 				 errmsg("dtx.query needs a column definition list"),
 				 errhint("Call it as SELECT * FROM dtx.query('server', 'SELECT ...') AS t(col1 type1, col2 type2).")));
 
-	res = run_remote(servername, sql, p, false, &c);
+	DtxInitMaterializedSRF(fcinfo, 0);
+	q.rsinfo = rsinfo;
+	q.servername = servername;
+	q.attinmeta = TupleDescGetAttInMetadata(rsinfo->setDesc);
+	q.values = palloc(sizeof(char *) * Max(rsinfo->setDesc->natts, 1));
+	q.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dtx.query row",
+									 ALLOCSET_SMALL_SIZES);
+	q.checked = false;
+
+	res = run_remote(servername, sql, p, false, query_rows, &q, &c);
 	if (strncmp(PQcmdStatus(res), "SELECT", 6) != 0)
 		c->wrote = true;		/* INSERT ... RETURNING and friends */
 
 	PG_TRY();
 	{
-		TupleDesc	desc;
-		AttInMetadata *attinmeta;
-		Tuplestorestate *store;
-		int			ntuples;
-		int			ncols;
-		int			row;
-		char	  **values;
-		MemoryContext tmpcxt;
-
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -649,46 +709,15 @@ dtx_query(PG_FUNCTION_ARGS)
 					 errdetail("Its command tag is \"%s\".", PQcmdStatus(res)),
 					 errhint("Use dtx.exec for statements that return no rows.")));
 
-		DtxInitMaterializedSRF(fcinfo, 0);
-		desc = rsinfo->setDesc;
-		store = rsinfo->setResult;
-		check_row_shape(res, desc, servername);
-
-		attinmeta = TupleDescGetAttInMetadata(desc);
-		ntuples = PQntuples(res);
-		ncols = PQnfields(res);
-		values = palloc(sizeof(char *) * desc->natts);
-		tmpcxt = AllocSetContextCreate(CurrentMemoryContext, "dtx.query row",
-									   ALLOCSET_SMALL_SIZES);
-		for (row = 0; row < ntuples; row++)
-		{
-			MemoryContext old = MemoryContextSwitchTo(tmpcxt);
-			HeapTuple	tuple;
-			int			i;
-			int			j = 0;
-
-			for (i = 0; i < desc->natts; i++)
-			{
-				if (TupleDescAttr(desc, i)->attisdropped || j >= ncols)
-				{
-					values[i] = NULL;
-					continue;
-				}
-				values[i] = PQgetisnull(res, row, j) ? NULL : PQgetvalue(res, row, j);
-				j++;
-			}
-			tuple = BuildTupleFromCStrings(attinmeta, values);
-			MemoryContextSwitchTo(old);
-			tuplestore_puttuple(store, tuple);
-			MemoryContextReset(tmpcxt);
-		}
-		MemoryContextDelete(tmpcxt);
+		/* no row came one by one (none at all, or single-row mode refused) */
+		query_rows(res, &q);
 	}
 	PG_FINALLY();
 	{
 		PQclear(res);
 	}
 	PG_END_TRY();
+	MemoryContextDelete(q.rowcxt);
 
 	return (Datum) 0;
 }
@@ -806,7 +835,7 @@ lock_everywhere(FunctionCallInfo fcinfo, bool two_keys, bool try_only)
 
 		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
 			continue;
-		res = run_remote(names[i], sql, &p, true, &c);
+		res = run_remote(names[i], sql, &p, true, NULL, NULL, &c);
 		c->needs_prepare = true;
 		if (try_only)
 			got = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;

@@ -1087,7 +1087,7 @@ dtx_abort(void)
 
 		if (c->conn == NULL || c->broken || !c->busy)
 			continue;
-		st = DtxGetResultNoError(c, deadline, &msg, sqlstate, NULL);
+		st = DtxGetResultNoErrorYielding(c, deadline, &msg, sqlstate, NULL);
 		if (st == DTX_RESULT_OK)
 		{
 			c->state = DTX_REMOTE_IDLE;
@@ -1205,7 +1205,8 @@ dtx_xact_callback(XactEvent event, void *arg)
 /*
  * dtx_subxact_callback
  *		Follows local savepoints: a released one is released remotely with
- *		the next command, a rolled-back one is rolled back remotely now.
+ *		the next command, a rolled-back one is rolled back remotely now, on
+ *		all participants at once, within one dtx.commit_timeout.
  */
 static void
 dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -1213,6 +1214,7 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	int			level;
 	ListCell   *lc;
+	List	   *sent = NIL;
 
 	(void) mySubid;
 	(void) parentSubid;
@@ -1240,7 +1242,6 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		}
 		else
 		{
-			TimestampTz deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
 			char	   *sql;
 
 			/* the queued releases are of inner savepoints: rolled back too */
@@ -1248,17 +1249,41 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			c->pending_cmds = NIL;
 			c->xact_depth = level - 1;
 			if (c->broken || c->conn == NULL ||
-				(c->busy && !DtxAbandonCommand(c, deadline)))
+				(c->busy && !DtxAbandonCommand(c, 0)))
 			{
 				c->abort_required = true;
 				continue;
 			}
 			sql = psprintf("ROLLBACK TO SAVEPOINT dtx_s%d; RELEASE SAVEPOINT dtx_s%d",
 						   level, level);
-			if (!DtxSendQueryNoError(c, sql) ||
-				DtxGetResultNoError(c, deadline, NULL, NULL, NULL) != DTX_RESULT_OK)
+			if (!DtxSendQueryNoError(c, sql))
 				c->abort_required = true;
+			else
+				sent = lappend(sent, c);
 		}
+	}
+
+	/*
+	 * One deadline for all: the rollbacks went out at once.  A participant
+	 * that does not answer in time, or a cancel meanwhile (interrupts are
+	 * held here), loses its remote transaction: the connection is closed,
+	 * and the transaction can only roll back.
+	 */
+	if (sent != NIL)
+	{
+		TimestampTz deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
+
+		foreach(lc, sent)
+		{
+			DtxConnection *c = lfirst(lc);
+
+			if (DtxGetResultNoErrorYielding(c, deadline, NULL, NULL, NULL) != DTX_RESULT_OK)
+			{
+				c->abort_required = true;
+				(void) DtxAbandonCommand(c, 0);
+			}
+		}
+		list_free(sent);
 	}
 }
 

@@ -17,9 +17,11 @@
 #
 # For crash tests: create_ledger / transfer_sql / release_stall (transfers
 # whose PREPARE on one participant can be held), start_sql / finish_sql
-# (psql in the background), poll_until, and processes: node_pids,
-# signal_node (SIGSTOP/SIGCONT a whole server), crash_node (SIGKILL).
-# make_in_doubt: a transaction in doubt made by hand (decision + PREPARE).
+# (psql in the background), timed_finish (finish_sql, timed), poll_until,
+# session_pid (a backend found by application_name), and processes:
+# node_pids, signal_node (SIGSTOP/SIGCONT a whole server), crash_node
+# (SIGKILL). make_in_doubt: a transaction in doubt made by hand (decision +
+# PREPARE).
 #
 # For protocol faults: start_proto_proxy / proxy_ctl / proxy_status /
 # stop_proto_proxy (a proxy in front of one participant that can cut, hold
@@ -76,6 +78,8 @@ our @EXPORT = qw(
   proxy_ctl
   proxy_status
   stop_proto_proxy
+  session_pid
+  timed_finish
 );
 
 # SQL quoting for the statements built here.
@@ -585,6 +589,36 @@ sub sq_wait
 	$s->{stderr} = '';
 	$out =~ s/\n?\Q$banner\E$//;
 	return ($out, $err);
+}
+
+# The pid of the backend of $node whose application_name is $appname and
+# whose state and query match the SQL condition $cond (default: any), once
+# there is one (at most $timeout seconds, 30); undef otherwise.
+sub session_pid
+{
+	my ($node, $appname, $cond, $timeout) = @_;
+	my $end = Time::HiRes::time() + ($timeout // 30);
+	my $q =
+	    'SELECT pid FROM pg_stat_activity WHERE application_name = '
+	  . quote_literal($appname)
+	  . ($cond ? " AND ($cond)" : '');
+	while (Time::HiRes::time() < $end)
+	{
+		my ($ret, $out) = $node->psql('postgres', $q);
+		return $out if defined $out && $out =~ /^\d+$/;
+		Time::HiRes::usleep(50_000);
+	}
+	Test::More::diag('no backend ' . $appname . ' on ' . $node->name);
+	return undef;
+}
+
+# finish_sql($h, $timeout) and the seconds it took from $t0 (a
+# Time::HiRes::time): ($rc, $stdout, $stderr, $seconds).
+sub timed_finish
+{
+	my ($h, $t0, $timeout) = @_;
+	my @r = finish_sql($h, $timeout);
+	return (@r, Time::HiRes::time() - $t0);
 }
 
 # --- protocol faults: test/faults/proto_proxy.py ------------------------------
