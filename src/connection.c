@@ -26,6 +26,7 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 
 #include "access/xact.h"
 #include "catalog/pg_user_mapping.h"
@@ -34,7 +35,9 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -51,6 +54,9 @@
 #include "identity.h"
 #include "stmt_cache.h"
 
+
+/* Longest slice of a wait that cannot use the latch (dtx_poll_socket), ms. */
+#define DTX_POLL_SLICE_MS 100
 
 /* The most connection parameters we pass to libpq, terminator included. */
 #define DTX_MAX_CONN_PARAMS			64
@@ -74,6 +80,8 @@ static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMa
 								 PGconn *conn, PostgresPollingStatusType st,
 								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
+static void dtx_close(PGconn *conn);
+static void raise_too_many_files(DtxConnection *c) pg_attribute_noreturn();
 static void dtx_check_identity_or_close(DtxConnection *c);
 static DtxConnection *standalone_entry(ForeignServer *server, UserMapping *um,
 									   Oid userid, TimestampTz op_deadline);
@@ -82,6 +90,7 @@ static int	dtx_wait_attempts(List *conns, int npending, long timeout,
 static void dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 							  int nparams, const Oid *types, const char *const *values,
 							  bool cached);
+static bool dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline);
 static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
 static bool dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible);
@@ -511,12 +520,12 @@ DtxDisconnect(DtxConnection *c)
 		DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_DROP);
 	if (c->conn != NULL)
 	{
-		PQfinish(c->conn);
+		dtx_close(c->conn);
 		c->conn = NULL;
 	}
 	if (c->attempt != NULL)
 	{
-		PQfinish(c->attempt);
+		dtx_close(c->attempt);
 		c->attempt = NULL;
 	}
 	DtxStmtCacheReset(c);
@@ -606,14 +615,19 @@ dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 
 /*
  * dtx_wait_socket
- *		Waits until conn's socket is ready for events, the deadline passes
- *		(false) or, when interruptible, an interrupt arrives (raised).  When
- *		not interruptible, a pending cancel or termination ends the wait
- *		(false) inside DtxGetResultNoErrorYielding.
+ *		Waits until conn's socket is ready for events or the deadline passes
+ *		(false).  When interruptible, through the latch: an interrupt is
+ *		raised, a dead postmaster ends the backend.  When not (after the
+ *		local commit, in the abort path), through dtx_poll_socket, which
+ *		needs no resource that could run out; a pending cancel or
+ *		termination ends that wait (false) inside
+ *		DtxGetResultNoErrorYielding.
  */
 static bool
 dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptible)
 {
+	if (!interruptible)
+		return dtx_poll_socket(conn, events, deadline);
 	for (;;)
 	{
 		long		timeout = dtx_ms_until(deadline);
@@ -621,30 +635,61 @@ dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptib
 
 		if (timeout == 0)
 			return false;
-		/* interrupts are held, but this wait may be given up for them */
-		if (!interruptible && dtx_yield_to_interrupts &&
-			(QueryCancelPending || ProcDiePending))
-			return false;
-		/*
-		 * After the local commit (not interruptible) the backend must not
-		 * exit from inside the commit callback, which would PANIC: a dead
-		 * postmaster ends the wait instead, and the backend exits later.
-		 */
 		rc = WaitLatchOrSocket(MyLatch,
-							   WL_LATCH_SET | events |
-							   (interruptible ? WL_EXIT_ON_PM_DEATH : WL_POSTMASTER_DEATH) |
+							   WL_LATCH_SET | events | WL_EXIT_ON_PM_DEATH |
 							   (timeout > 0 ? WL_TIMEOUT : 0),
 							   PQsocket(conn), timeout, PG_WAIT_EXTENSION);
-		if (rc & WL_POSTMASTER_DEATH)
-			return false;
 		if (rc & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
-			if (interruptible)
-				CHECK_FOR_INTERRUPTS();
+			CHECK_FOR_INTERRUPTS();
 		}
 		if (rc & events)
 			return true;
+	}
+}
+
+/*
+ * dtx_poll_socket
+ *		The wait of dtx_wait_socket when it is not interruptible: after the
+ *		local commit and in the abort path, where an ERROR would become a
+ *		PANIC.  It needs no descriptor and no memory (a wait event set needs
+ *		both): poll() on the socket, in slices of DTX_POLL_SLICE_MS so that a
+ *		dead postmaster, and a cancel or termination the caller yields to,
+ *		are seen.  Interrupts are held here anyway.  Returns whether an
+ *		event (or an error condition on the socket) arrived.
+ */
+static bool
+dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline)
+{
+	struct pollfd pfd;
+
+	pfd.fd = PQsocket(conn);
+	pfd.events = ((events & WL_SOCKET_READABLE) ? POLLIN : 0) |
+		((events & WL_SOCKET_WRITEABLE) ? POLLOUT : 0);
+	if (pfd.fd < 0)
+		return false;
+	for (;;)
+	{
+		long		timeout = dtx_ms_until(deadline);
+		int			rc;
+
+		if (timeout == 0)
+			return false;
+		if (dtx_yield_to_interrupts && (QueryCancelPending || ProcDiePending))
+			return false;
+		if (!PostmasterIsAlive())
+			return false;
+		if (timeout < 0 || timeout > DTX_POLL_SLICE_MS)
+			timeout = DTX_POLL_SLICE_MS;
+		pfd.revents = 0;
+		pgstat_report_wait_start(PG_WAIT_EXTENSION);
+		rc = poll(&pfd, 1, (int) timeout);
+		pgstat_report_wait_end();
+		if (rc > 0)
+			return true;
+		if (rc < 0 && errno != EINTR)
+			return false;
 	}
 }
 
@@ -708,13 +753,58 @@ dtx_connect_start(DtxConnection *c, ForeignServer *server, UserMapping *um)
 	keywords[n] = NULL;
 	values[n] = NULL;
 
+	/*
+	 * The socket counts against the backend's descriptors, so that the file
+	 * manager closes cached files to make room rather than let a later
+	 * descriptor fail with "Too many open files".  Room for one more is
+	 * checked too: a wait on the new socket needs a descriptor of its own
+	 * (a wait event set), and it should fail here, clearly, not there.
+	 */
+	if (!AcquireExternalFD())
+		raise_too_many_files(c);
+	if (!AcquireExternalFD())
+	{
+		ReleaseExternalFD();
+		raise_too_many_files(c);
+	}
+	ReleaseExternalFD();		/* the room for a wait set stays free */
 	conn = PQconnectStartParams(keywords, values, false);
 	if (conn == NULL)
+	{
+		ReleaseExternalFD();
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory while connecting to server \"%s\"",
 						c->servername)));
+	}
 	return conn;
+}
+
+/*
+ * raise_too_many_files
+ *		Raises the error of a connection to c's server that the backend's
+ *		file descriptors leave no room for.
+ */
+static void
+raise_too_many_files(DtxConnection *c)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+			 errmsg("could not connect to server \"%s\"", c->servername),
+			 errdetail("Too many open files: this backend has as many connections as its file descriptors allow."),
+			 errhint("Use fewer participants in one transaction, or raise max_files_per_process and the limit of open files of the server (ulimit -n).")));
+}
+
+/*
+ * dtx_close
+ *		Closes conn, made by dtx_connect_start, and gives its descriptor
+ *		back.  Never raises.
+ */
+static void
+dtx_close(PGconn *conn)
+{
+	PQfinish(conn);
+	ReleaseExternalFD();
 }
 
 /*
@@ -779,7 +869,7 @@ dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMapping *um,
 	PG_CATCH();
 	{
 		c->conn = NULL;
-		PQfinish(conn);
+		dtx_close(conn);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -1327,7 +1417,7 @@ dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const cha
 			dtx_discard_copy_out(c, deadline, sql);
 		else if (st == PGRES_COPY_BOTH)
 		{
-			PQfinish(c->conn);
+			dtx_close(c->conn);
 			c->conn = NULL;
 			DtxStmtCacheReset(c);
 			c->broken = true;
@@ -1604,7 +1694,7 @@ DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 		return false;
 	if (!c->busy && PQstatus(c->conn) == CONNECTION_OK)
 		return true;
-	PQfinish(c->conn);
+	dtx_close(c->conn);
 	c->conn = NULL;
 	DtxStmtCacheReset(c);
 	c->busy = false;

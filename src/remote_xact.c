@@ -88,6 +88,14 @@ typedef struct InFlightXact
 
 static HTAB *in_flight = NULL;
 
+/*
+ * Memory for the commit and abort callbacks, where an ERROR (out of memory)
+ * would become a PANIC: its first block, kept across resets, is allocated
+ * when the backend first has a participant.
+ */
+#define DTX_COMMIT_MEMORY (64 * 1024)
+static MemoryContext commit_cxt = NULL;
+
 /* participants of the current transaction, in order of first use */
 static List *participants = NIL;
 
@@ -104,6 +112,7 @@ static void dtx_forget_participants(void);
 static void leave_commits_in_flight(void);
 static void leave_to_resolver_unreplicated(void);
 static void in_flight_at_exit(int code, Datum arg);
+static void ensure_in_flight_table(void);
 
 /*
  * DtxRemoteXactInit
@@ -206,6 +215,11 @@ DtxRemoteXactPrelude(DtxConnection *c)
 	if (c->xact_depth == 0)
 	{
 		MemoryContext old;
+
+		if (commit_cxt == NULL)
+			commit_cxt = AllocSetContextCreate(TopMemoryContext, "pg_dtx commit",
+											   DTX_COMMIT_MEMORY, DTX_COMMIT_MEMORY,
+											   ALLOCSET_DEFAULT_MAXSIZE);
 
 		if (list_length(participants) >= dtx_max_participants)
 			ereport(ERROR,
@@ -535,6 +549,8 @@ dtx_pre_commit(void)
 		return;
 	}
 	commit_kind = DTX_COMMIT_TWO_PHASE;
+	if (!dtx_synchronous_commit_prepared)
+		ensure_in_flight_table();
 
 	/* two-phase commit */
 	if (RecoveryInProgress())
@@ -758,50 +774,70 @@ static void
 leave_commits_in_flight(void)
 {
 	ListCell   *lc;
-	InFlightXact *e = NULL;
+	bool		any = false;
+	bool		failed = false;
+	int			remaining = 0;
+	uint64		key = 0;
 
 	foreach(lc, participants)
 	{
 		DtxConnection *c = lfirst(lc);
-		uint64		key;
 
 		if (c->gid[0] == '\0')
 			continue;
-		if (e == NULL)
-		{
-			if (in_flight == NULL)
-			{
-				HASHCTL		ctl;
-
-				ctl.keysize = sizeof(uint64);
-				ctl.entrysize = sizeof(InFlightXact);
-				ctl.hcxt = TopMemoryContext;
-				in_flight = hash_create("pg_dtx commits in flight", 16, &ctl,
-										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-				before_shmem_exit(in_flight_at_exit, (Datum) 0);
-			}
-			key = U64FromFullTransactionId(c->gid_fxid);
-			e = hash_search(in_flight, &key, HASH_ENTER, NULL);
-			e->remaining = 0;
-			e->failed = false;
-		}
+		any = true;
+		key = U64FromFullTransactionId(c->gid_fxid);
 		if (c->state == DTX_REMOTE_COMMITTING)
 		{
 			c->commit_in_flight = true;
 			strlcpy(c->commit_gid, c->gid, DTX_GID_MAXLEN);
 			c->commit_fxid = c->gid_fxid;
-			e->remaining++;
+			remaining++;
 			continue;
 		}
-		e->failed = true;
+		failed = true;
 		warn_not_confirmed(c, "connection lost");
 	}
-	if (e == NULL)
+	if (!any)
 		return;
-	if (e->failed)
+	if (failed)
 		DtxResolverWake();
-	if (e->remaining == 0)
-		hash_search(in_flight, &e->fxid, HASH_REMOVE, NULL);
+
+	/*
+	 * Only a transaction whose every COMMIT PREPARED is in flight can be
+	 * confirmed by its answers; without an entry (a failure, or no memory:
+	 * HASH_ENTER_NULL never raises) the resolver deletes the decision.
+	 */
+	if (!failed && remaining > 0 && in_flight != NULL)
+	{
+		InFlightXact *e = hash_search(in_flight, &key, HASH_ENTER_NULL, NULL);
+
+		if (e != NULL)
+		{
+			e->remaining = remaining;
+			e->failed = false;
+		}
+	}
+}
+
+/*
+ * ensure_in_flight_table
+ *		Creates the table of commits in flight, before the local commit (its
+ *		entries are then made without raising).
+ */
+static void
+ensure_in_flight_table(void)
+{
+	HASHCTL		ctl;
+
+	if (in_flight != NULL)
+		return;
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(InFlightXact);
+	ctl.hcxt = TopMemoryContext;
+	in_flight = hash_create("pg_dtx commits in flight", 16, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	before_shmem_exit(in_flight_at_exit, (Datum) 0);
 }
 
 /*
@@ -1178,12 +1214,21 @@ dtx_xact_callback(XactEvent event, void *arg)
 			dtx_pre_commit();
 			break;
 		case XACT_EVENT_COMMIT:
-			dtx_post_commit();
-			dtx_forget_participants();
-			break;
 		case XACT_EVENT_ABORT:
-			dtx_abort();
-			dtx_forget_participants();
+			{
+				MemoryContext old = CurrentMemoryContext;
+
+				if (commit_cxt != NULL)
+					MemoryContextSwitchTo(commit_cxt);
+				if (event == XACT_EVENT_COMMIT)
+					dtx_post_commit();
+				else
+					dtx_abort();
+				dtx_forget_participants();
+				MemoryContextSwitchTo(old);
+				if (commit_cxt != NULL)
+					MemoryContextReset(commit_cxt);
+			}
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			if (participants != NIL)
