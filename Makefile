@@ -15,6 +15,7 @@ OBJS = \
 	src/catalog.o \
 	src/gid.o \
 	src/coordinator.o \
+	src/shared_state.o \
 	src/decision.o \
 	src/identity.o \
 	src/remote_xact.o \

@@ -48,7 +48,6 @@
 
 #include "compat.h"
 #include "connection.h"
-#include "deadlock.h"
 #include "fdw_options.h"
 #include "gid.h"
 #include "identity.h"
@@ -71,6 +70,13 @@ static HTAB *ConnectionHash = NULL;
 /* set by DtxGetResultNoErrorYielding: a pending cancel or die ends waits */
 static bool dtx_yield_to_interrupts = false;
 
+/* the layer above that follows statements (DtxSetStatementHook) */
+static DtxStatementHook statement_hook = NULL;
+static const int *statement_wait_interval = NULL;
+
+/* told before a connection closes (DtxSetCloseHook) */
+static void (*close_hook) (DtxConnection *c) = NULL;
+
 static void dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
 static bool dtx_connection_alive(DtxConnection *c);
 static PGconn *dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um);
@@ -81,6 +87,7 @@ static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMa
 								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
 static void dtx_close(PGconn *conn);
+static void report_statement_failure(DtxConnection *c, PGresult *err, const char *sql) pg_attribute_noreturn();
 static void raise_too_many_files(DtxConnection *c) pg_attribute_noreturn();
 static void dtx_check_identity_or_close(DtxConnection *c);
 static DtxConnection *standalone_entry(ForeignServer *server, UserMapping *um,
@@ -126,6 +133,31 @@ DtxConnectionInit(void)
 							"TCP keepalive probes before a connection to a participant is dropped, unless the server's options set keepalives_count.",
 							NULL, &dtx_keepalives_count, 3, 1, 100,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+/*
+ * DtxSetStatementHook
+ *		Registers the function told what happens to remote statements; a
+ *		statement of a distributed transaction that waits is reported every
+ *		*wait_interval_ms (0: never).  Called from _PG_init.
+ */
+void
+DtxSetStatementHook(DtxStatementHook hook, const int *wait_interval_ms)
+{
+	statement_hook = hook;
+	statement_wait_interval = wait_interval_ms;
+}
+
+/*
+ * DtxSetCloseHook
+ *		Registers the function called before a connection is closed (the
+ *		commit protocol reads, or gives up, an answer still in flight).
+ *		Called from _PG_init.
+ */
+void
+DtxSetCloseHook(void (*hook) (DtxConnection *c))
+{
+	close_hook = hook;
 }
 
 /*
@@ -516,8 +548,8 @@ DtxConnectStandaloneFinish(DtxConnection *c)
 void
 DtxDisconnect(DtxConnection *c)
 {
-	if (c->commit_in_flight)
-		DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_DROP);
+	if (close_hook != NULL)
+		close_hook(c);
 	if (c->conn != NULL)
 	{
 		dtx_close(c->conn);
@@ -528,7 +560,7 @@ DtxDisconnect(DtxConnection *c)
 		dtx_close(c->attempt);
 		c->attempt = NULL;
 	}
-	DtxStmtCacheReset(c);
+	DtxStmtCacheReset(&c->stmts);
 	c->xact_depth = 0;
 	c->state = DTX_REMOTE_IDLE;
 	c->busy = false;
@@ -576,9 +608,7 @@ DtxCloseUnusableConnections(void)
 		if (c->conn == NULL)
 			continue;
 		if (c->commit_in_flight)
-			DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_POLL);
-		if (c->commit_in_flight)
-			continue;			/* its answer is read later */
+			continue;			/* its answer is read later (remote_xact.c) */
 		if (c->broken || c->invalidated || c->busy ||
 			PQstatus(c->conn) != CONNECTION_OK ||
 			PQtransactionStatus(c->conn) != PQTRANS_IDLE)
@@ -863,7 +893,7 @@ dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMapping *um,
 
 		c->conn = conn;
 		/* a new session has none of the statements of an earlier one */
-		DtxStmtCacheReset(c);
+		DtxStmtCacheReset(&c->stmts);
 		dtx_configure_session(c);
 	}
 	PG_CATCH();
@@ -984,19 +1014,41 @@ dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible)
 }
 
 /*
- * dtx_forget_deadlock
- *		Drops c's distributed-deadlock message: it belongs to the statement
- *		that was cancelled as a victim, and that statement has ended (or a
- *		new one starts); the cancel, if it came after the end, was ignored.
+ * report_statement_failure
+ *		Raises the error err (which is cleared) of the statement sql on c:
+ *		the statement hook's own error if it raises one (deadlock.c: 40P01
+ *		for a victim), else the remote error.
  */
 static void
-dtx_forget_deadlock(DtxConnection *c)
+report_statement_failure(DtxConnection *c, PGresult *err, const char *sql)
 {
-	if (c->deadlock_msg != NULL)
+	if (statement_hook != NULL)
 	{
-		pfree(c->deadlock_msg);
-		c->deadlock_msg = NULL;
+		PG_TRY();
+		{
+			statement_hook(c, DTX_STATEMENT_FAILED, sql);
+		}
+		PG_CATCH();
+		{
+			PQclear(err);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 	}
+	DtxReportResultError(ERROR, err, c, sql, NULL);
+	pg_unreachable();
+}
+
+/*
+ * statement_event
+ *		Tells the registered statement hook, if any, what happens to the
+ *		statement sql on c.
+ */
+static void
+statement_event(DtxConnection *c, DtxStatementEvent event, const char *sql)
+{
+	if (statement_hook != NULL)
+		statement_hook(c, event, sql);
 }
 
 /*
@@ -1023,7 +1075,7 @@ dtx_raise_lost(DtxConnection *c, const char *sql)
 void
 DtxSendQuery(DtxConnection *c, const char *sql)
 {
-	dtx_forget_deadlock(c);
+	statement_event(c, DTX_STATEMENT_STARTS, sql);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 		dtx_raise_lost(c, sql);
 	if (!PQsendQuery(c->conn, sql))
@@ -1074,8 +1126,8 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 	struct DtxCachedStmt *stmt = NULL;
 	bool		prepare = false;
 
-	c->stmt_preparing = NULL;
-	dtx_forget_deadlock(c);
+	c->stmts.preparing = NULL;
+	statement_event(c, DTX_STATEMENT_STARTS, sql);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 		dtx_raise_lost(c, sql);
 	if (!PQenterPipelineMode(c->conn))
@@ -1087,7 +1139,7 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 			dtx_raise_lost(c, (const char *) lfirst(lc));
 	}
 	if (cached)
-		stmt = DtxStmtCacheLookup(c, sql, nparams, types, &prepare);
+		stmt = DtxStmtCacheLookup(&c->stmts, sql, nparams, types, &prepare);
 	if (stmt == NULL)
 	{
 		if (!PQsendQueryParams(c->conn, sql, nparams, types, values, NULL, NULL, 0))
@@ -1099,7 +1151,7 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 		{
 			if (!PQsendPrepare(c->conn, DtxStmtCacheName(stmt), sql, nparams, types))
 				dtx_raise_lost(c, sql);
-			c->stmt_preparing = stmt;
+			c->stmts.preparing = stmt;
 		}
 		if (!PQsendQueryPrepared(c->conn, DtxStmtCacheName(stmt), nparams, values,
 								 NULL, NULL, 0))
@@ -1139,7 +1191,7 @@ PGresult   *
 DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 				   DtxRowFn row_fn, void *arg)
 {
-	struct DtxCachedStmt *preparing = c->stmt_preparing;
+	struct DtxCachedStmt *preparing = c->stmts.preparing;
 	volatile int ncmds = list_length(prelude) + (preparing ? 1 : 0) + 1;
 	volatile int i;
 	PGresult   *volatile final = NULL;
@@ -1201,7 +1253,7 @@ DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 				else if (preparing != NULL && i == ncmds - 2 && st == PGRES_COMMAND_OK)
 				{
 					/* the statement cache's Parse: the name exists from now on */
-					DtxStmtCachePrepared(c, preparing, true);
+					DtxStmtCachePrepared(&c->stmts, preparing, true);
 					PQclear(res);
 				}
 				else
@@ -1218,11 +1270,10 @@ DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 		if (!PQexitPipelineMode(c->conn))
 			dtx_raise_lost(c, sql);
 		c->busy = false;
-		c->stmt_preparing = NULL;
+		c->stmts.preparing = NULL;
 
-		/* a victim's statement that ended before its cancel landed */
 		if (first_error == NULL)
-			dtx_forget_deadlock(c);
+			statement_event(c, DTX_STATEMENT_SUCCEEDED, sql);
 		if (row_error != NULL)
 			ReThrowError(row_error);
 
@@ -1240,29 +1291,8 @@ DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 			 * pg_dtx's back): forget them all, the next use prepares again.
 			 */
 			if (state != NULL && strcmp(state, "26000") == 0)
-				DtxStmtCacheReset(c);
-			if (c->deadlock_msg != NULL)
-			{
-				/* this backend was chosen to break a distributed deadlock */
-				char	   *cycle = pstrdup(c->deadlock_msg);
-
-				dtx_forget_deadlock(c);
-				PQclear(err);
-				if (c->deadlock_self)
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-							 errmsg("distributed deadlock detected"),
-							 errdetail("%s.", cycle),
-							 errhint("The transaction reaches one database through two sessions; write a row through one of them only."),
-							 errcontext("remote SQL on server \"%s\": %s", c->servername, failed)));
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-						 errmsg("distributed deadlock detected"),
-						 errdetail("%s.", cycle),
-						 errhint("The youngest transaction of the cycle was cancelled; retry it."),
-						 errcontext("remote SQL on server \"%s\": %s", c->servername, failed)));
-			}
-			DtxReportResultError(ERROR, err, c, failed, NULL);
+				DtxStmtCacheReset(&c->stmts);
+			report_statement_failure(c, err, failed);
 		}
 
 		/* anything but a status or rows for the statement is an error */
@@ -1312,9 +1342,11 @@ dtx_raise_timeout(DtxConnection *c, const char *sql)
 static PGresult *
 dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql)
 {
-	TimestampTz next_check = (dtx_deadlock_check_interval > 0 && c->xact_depth > 0 &&
-							   c->state == DTX_REMOTE_IN_XACT) ?
-	DtxDeadlineAfterMs(dtx_deadlock_check_interval) : 0;
+	int			interval = (statement_hook != NULL && statement_wait_interval != NULL) ?
+	*statement_wait_interval : 0;
+	TimestampTz next_check = (interval > 0 && c->xact_depth > 0 &&
+							  c->state == DTX_REMOTE_IN_XACT) ?
+	DtxDeadlineAfterMs(interval) : 0;
 
 	while (PQisBusy(c->conn))
 	{
@@ -1324,8 +1356,8 @@ dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql)
 		{
 			if (checking)
 			{
-				DtxDeadlockCheck(c);
-				next_check = DtxDeadlineAfterMs(dtx_deadlock_check_interval);
+				statement_event(c, DTX_STATEMENT_WAITS, sql);
+				next_check = DtxDeadlineAfterMs(interval);
 				continue;
 			}
 			dtx_raise_timeout(c, sql);
@@ -1419,7 +1451,7 @@ dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const cha
 		{
 			dtx_close(c->conn);
 			c->conn = NULL;
-			DtxStmtCacheReset(c);
+			DtxStmtCacheReset(&c->stmts);
 			c->broken = true;
 			break;
 		}
@@ -1428,7 +1460,7 @@ dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const cha
 	if (c->conn != NULL && pipeline && !PQexitPipelineMode(c->conn))
 		dtx_raise_lost(c, sql);
 	c->busy = false;
-	c->stmt_preparing = NULL;
+	c->stmts.preparing = NULL;
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("COPY FROM STDIN and COPY TO STDOUT are not supported through pg_dtx"),
@@ -1696,7 +1728,7 @@ DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 		return true;
 	dtx_close(c->conn);
 	c->conn = NULL;
-	DtxStmtCacheReset(c);
+	DtxStmtCacheReset(&c->stmts);
 	c->busy = false;
 	c->broken = true;
 	return false;

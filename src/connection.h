@@ -14,6 +14,7 @@
 #include "nodes/pg_list.h"
 
 #include "gid.h"
+#include "stmt_cache.h"
 
 /* Where a participant's remote transaction stands. */
 typedef enum DtxRemoteState
@@ -69,18 +70,9 @@ typedef struct DtxConnection
 	bool		attempt_done;	/* returned by DtxConnectStandaloneWaitAny */
 	TimestampTz attempt_deadline;	/* the attempt must be done by then */
 	int			attempt_timeout_ms; /* the bound, for messages */
-	char	   *deadlock_msg;	/* set when this backend is a distributed
-								 * deadlock's victim: the cycle, in
-								 * TopMemoryContext */
-	bool		deadlock_self;	/* that cycle is through this transaction's
-								 * own sessions only */
 
-	/* named prepared statements of the user's SQL (stmt_cache.c) */
-	List	   *stmts;			/* struct DtxCachedStmt *, in stmt_cxt */
-	MemoryContext stmt_cxt;		/* NULL until the first statement */
-	int			stmts_prepared; /* how many exist on the server */
-	uint32		stmt_counter;	/* names dtx_stmt_<n> are never reused */
-	struct DtxCachedStmt *stmt_preparing;	/* Parse in the pipeline in flight */
+	/* named prepared statements of the user's SQL (owned by stmt_cache.c) */
+	DtxStmtCache stmts;
 
 	/* invalidation */
 	bool		invalidated;	/* server or mapping changed: drop when idle */
@@ -97,10 +89,29 @@ typedef enum DtxResultStatus
 	DTX_RESULT_TIMEOUT			/* no answer before the deadline */
 } DtxResultStatus;
 
+/*
+ * What happens to a statement on a participant, for a layer above that
+ * wants to know (the distributed deadlock detector registers itself): the
+ * transport calls no module above it directly.
+ */
+typedef enum DtxStatementEvent
+{
+	DTX_STATEMENT_STARTS,		/* a statement is about to be sent */
+	DTX_STATEMENT_WAITS,		/* it has waited another wait interval */
+	DTX_STATEMENT_SUCCEEDED,	/* it ended without an error */
+	DTX_STATEMENT_FAILED		/* it failed: the hook may raise an error of
+								 * its own instead of the remote one */
+} DtxStatementEvent;
+
+typedef void (*DtxStatementHook) (DtxConnection *c, DtxStatementEvent event,
+								  const char *sql);
+
 /* settings */
 extern int	dtx_connect_timeout;
 
 extern void DtxConnectionInit(void);
+extern void DtxSetStatementHook(DtxStatementHook hook, const int *wait_interval_ms);
+extern void DtxSetCloseHook(void (*hook) (DtxConnection *c));
 
 /* cache */
 extern DtxConnection *DtxGetConnection(Oid serverid, Oid userid);
@@ -147,13 +158,5 @@ extern void DtxRunBatch(DtxConnection *c, const char *const *sqls, int n,
 
 extern TimestampTz DtxDeadlineAfterMs(int ms);
 
-/* remote_xact.c: a COMMIT PREPARED left in flight on c */
-typedef enum DtxInFlightMode
-{
-	DTX_IN_FLIGHT_WAIT,			/* wait for the answer */
-	DTX_IN_FLIGHT_POLL,			/* take it if it has arrived */
-	DTX_IN_FLIGHT_DROP			/* take it if arrived, else give up */
-} DtxInFlightMode;
-extern void DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode);
 
 #endif							/* DTX_CONNECTION_H */

@@ -50,7 +50,7 @@
 #include "utils/builtins.h"
 
 #include "coordinator.h"
-#include "launcher.h"
+#include "shared_state.h"
 
 /* Longest text either file holds. */
 #define DTX_STATE_FILE_MAX 512

@@ -20,35 +20,53 @@
  * then the command goes through.  Decisions whose participants all
  * confirmed are deleted first, so that they never block anything.
  *
+ * The same utility hook keeps the resolver away from a database that DROP
+ * DATABASE, CREATE DATABASE ... TEMPLATE or ALTER DATABASE ... RENAME / SET
+ * TABLESPACE needs without other sessions (once the command's own
+ * permission checks would pass: nobody else may pause the resolver), and
+ * refuses DROP DATABASE of a database that may have transactions in doubt.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <signal.h>
 
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_user_mapping.h"
+#include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "commands/tablespace.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "catalog.h"
 #include "ddl_guard.h"
 #include "decision.h"
-#include "launcher.h"
+#include "shared_state.h"
+
+/* How long DROP DATABASE and friends keep the resolver away, ms. */
+#define DTX_DDL_PAUSE_MS			30000
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static object_access_hook_type prev_object_access_hook = NULL;
@@ -137,12 +155,7 @@ count_needing(Oid serverid, Oid userid)
 	/* confirmed decisions are not in doubt */
 	if (OidIsValid(decisions))
 	{
-		Relation	rel;
-
-		DtxDecisionDeleteConfirmed();
-		rel = table_open(decisions, RowExclusiveLock);
-		(void) DtxConfirmedDelete(rel);
-		table_close(rel, NoLock);
+		(void) DtxDecisionRetireConfirmed();
 		CommandCounterIncrement();
 	}
 
@@ -196,34 +209,36 @@ refuse(DtxRefused what, const char *name, const char *name2, int64 n)
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_IN_USE),
 			 what == REFUSED_DROP_SERVER ?
-			 errmsg("cannot drop server \"%s\": %lld distributed transaction(s) in doubt still need it",
-					name, count) :
+			 errmsg("cannot drop server \"%s\": distributed transactions in doubt still need it",
+					name) :
 			 what == REFUSED_RETARGET_SERVER ?
-			 errmsg("cannot change where server \"%s\" leads: %lld distributed transaction(s) in doubt still need it",
-					name, count) :
+			 errmsg("cannot change where server \"%s\" leads: distributed transactions in doubt still need it",
+					name) :
 			 what == REFUSED_DROP_EXTENSION ?
-			 errmsg("cannot drop extension pg_dtx: %lld distributed transaction(s) in doubt still need it",
-					count) :
+			 errmsg("cannot drop extension pg_dtx: distributed transactions in doubt still need it") :
 			 what == REFUSED_DROP_WRAPPER ?
-			 errmsg("cannot drop foreign-data wrapper dtx: %lld distributed transaction(s) in doubt still need it",
-					count) :
+			 errmsg("cannot drop foreign-data wrapper dtx: distributed transactions in doubt still need it") :
 			 what == REFUSED_DROP_PUBLIC_MAPPING ?
-			 errmsg("cannot drop the PUBLIC user mapping of server \"%s\": %lld distributed transaction(s) in doubt still need it",
-					name, count) :
+			 errmsg("cannot drop the PUBLIC user mapping of server \"%s\": distributed transactions in doubt still need it",
+					name) :
 			 what == REFUSED_DROP_MAPPING ?
-			 errmsg("cannot drop the user mapping for \"%s\" on server \"%s\": %lld distributed transaction(s) in doubt still need it",
-					name, name2, count) :
+			 errmsg("cannot drop the user mapping for \"%s\" on server \"%s\": distributed transactions in doubt still need it",
+					name, name2) :
 			 what == REFUSED_RETARGET_PUBLIC_MAPPING ?
-			 errmsg("cannot change the remote user of the PUBLIC user mapping of server \"%s\": %lld distributed transaction(s) in doubt still need it",
-					name, count) :
+			 errmsg("cannot change the remote user of the PUBLIC user mapping of server \"%s\": distributed transactions in doubt still need it",
+					name) :
 			 what == REFUSED_RETARGET_MAPPING ?
-			 errmsg("cannot change the remote user of the user mapping for \"%s\" on server \"%s\": %lld distributed transaction(s) in doubt still need it",
-					name, name2, count) :
-			 errmsg("cannot drop table dtx.%s: %lld distributed transaction(s) are in doubt",
-					name, count),
+			 errmsg("cannot change the remote user of the user mapping for \"%s\" on server \"%s\": distributed transactions in doubt still need it",
+					name, name2) :
+			 errmsg("cannot drop table dtx.%s: distributed transactions are in doubt",
+					name),
 			 what == REFUSED_DROP_TABLE ?
-			 errdetail("The tables of pg_dtx record them; without them nothing would finish their prepared transactions on the participants.") :
-			 errdetail("The resolver finishes them through this server and user mapping."),
+			 errdetail_plural("The tables of pg_dtx record %lld transaction in doubt; without them nothing would finish its prepared transactions on the participants.",
+							  "The tables of pg_dtx record %lld transactions in doubt; without them nothing would finish their prepared transactions on the participants.",
+							  (unsigned long) count, count) :
+			 errdetail_plural("The resolver finishes %lld transaction in doubt through this object.",
+							  "The resolver finishes %lld transactions in doubt through this object.",
+							  (unsigned long) count, count),
 			 errhint("Run SELECT * FROM dtx.resolve() until dtx.in_doubt is empty, then try again.")));
 }
 
@@ -341,8 +356,251 @@ check_statement(Node *stmt)
 }
 
 /*
+ * utility_option
+ *		The option name of ALTER DATABASE stmt, NULL if absent.
+ */
+static DefElem *
+utility_option(AlterDatabaseStmt *stmt, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, name) == 0 && def->arg != NULL)
+			return def;
+	}
+	return NULL;
+}
+
+/*
+ * database_of_utility
+ *		The database that stmt needs without other sessions (DROP DATABASE,
+ *		CREATE DATABASE ... TEMPLATE, ALTER DATABASE ... RENAME / SET
+ *		TABLESPACE), or InvalidOid.
+ */
+static Oid
+database_of_utility(Node *stmt)
+{
+	const char *name = NULL;
+
+	if (IsA(stmt, DropdbStmt))
+		name = ((DropdbStmt *) stmt)->dbname;
+	else if (IsA(stmt, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) stmt)->options)
+		{
+			DefElem    *def = lfirst(lc);
+
+			if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
+				name = defGetString(def);
+		}
+	}
+	else if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+		name = ((RenameStmt *) stmt)->subname;
+	else if (IsA(stmt, AlterDatabaseStmt) &&
+			 utility_option((AlterDatabaseStmt *) stmt, "tablespace") != NULL)
+		name = ((AlterDatabaseStmt *) stmt)->dbname;
+
+	return name ? get_database_oid(name, true) : InvalidOid;
+}
+
+/*
+ * owns_database
+ *		Whether the current user owns dboid (or is a superuser).
+ */
+static bool
+owns_database(Oid dboid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(DatabaseRelationId, dboid, GetUserId());
+#else
+	return pg_database_ownercheck(dboid, GetUserId());
+#endif
+}
+
+/*
+ * may_create_databases
+ *		Whether the current user has CREATEDB (or is a superuser).
+ */
+static bool
+may_create_databases(void)
+{
+	HeapTuple	tup;
+	bool		result;
+
+	if (superuser())
+		return true;
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(GetUserId()));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	result = ((Form_pg_authid) GETSTRUCT(tup))->rolcreatedb;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * passes_permission_checks
+ *		Whether the current user passes the permission checks that stmt, one
+ *		of database_of_utility's commands on dboid, makes itself.  A command
+ *		that is going to fail them must not keep the resolver away.
+ */
+static bool
+passes_permission_checks(Node *stmt, Oid dboid)
+{
+	if (IsA(stmt, DropdbStmt))
+		return owns_database(dboid);
+	if (IsA(stmt, RenameStmt))
+		return owns_database(dboid) && may_create_databases();
+	if (IsA(stmt, AlterDatabaseStmt))
+	{
+		DefElem    *def = utility_option((AlterDatabaseStmt *) stmt, "tablespace");
+		Oid			spcoid = get_tablespace_oid(defGetString(def), true);
+
+		return owns_database(dboid) && OidIsValid(spcoid) &&
+#if PG_VERSION_NUM >= 160000
+			object_aclcheck(TableSpaceRelationId, spcoid, GetUserId(), ACL_CREATE) == ACLCHECK_OK;
+#else
+			pg_tablespace_aclcheck(spcoid, GetUserId(), ACL_CREATE) == ACLCHECK_OK;
+#endif
+	}
+	if (IsA(stmt, CreatedbStmt))
+	{
+		ListCell   *lc;
+		HeapTuple	tup;
+		bool		is_template = false;
+
+		if (!may_create_databases())
+			return false;
+		/* a new owner other than oneself needs membership in it */
+		foreach(lc, ((CreatedbStmt *) stmt)->options)
+		{
+			DefElem    *def = lfirst(lc);
+
+			if (strcmp(def->defname, "owner") == 0 && def->arg != NULL)
+			{
+				Oid			owner = get_role_oid(defGetString(def), true);
+
+				if (!OidIsValid(owner) || !is_member_of_role(GetUserId(), owner))
+					return false;
+			}
+		}
+		/* a database that is not a template can be copied by its owner only */
+		tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+		if (HeapTupleIsValid(tup))
+		{
+			is_template = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+			ReleaseSysCache(tup);
+		}
+		return is_template || owns_database(dboid);
+	}
+	return false;
+}
+
+/*
+ * keep_resolver_away
+ *		Before a command that needs a database without other sessions, once
+ *		the current user is known to pass the command's own permission
+ *		checks: keeps the resolver away from it and ends its running worker;
+ *		refuses DROP DATABASE of a database that may have transactions in
+ *		doubt.
+ */
+static void
+keep_resolver_away(PlannedStmt *pstmt)
+{
+	Oid			dboid;
+
+	if (DtxSharedStateAvailable() && OidIsValid(dboid = database_of_utility(pstmt->utilityStmt)) &&
+		passes_permission_checks(pstmt->utilityStmt, dboid))
+	{
+		pid_t		pid = 0;
+		DtxDbSlot  *slot;
+		int			waited;
+		int			in_doubt = 0;
+		bool		unknown = false;
+		Latch	   *wake_latch = NULL;
+
+		DtxSharedLock();
+		slot = DtxSlotFor(dboid, false);
+		if (slot)
+		{
+			in_doubt = slot->in_doubt;
+			unknown = slot->wakes != slot->wakes_seen;
+			if (IsA(pstmt->utilityStmt, DropdbStmt) && (in_doubt > 0 || unknown))
+			{
+				/* refused below: let the resolver finish them first, now */
+				slot->wake = true;
+				slot->paused_until = 0;
+				wake_latch = DtxLauncherLatch();
+			}
+			else
+			{
+				slot->paused_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																 DTX_DDL_PAUSE_MS);
+				pid = slot->worker_pid;
+			}
+		}
+		DtxSharedUnlock();
+		if (wake_latch)
+			SetLatch(wake_latch);
+
+		/*
+		 * Dropping a database forgets the decisions of its transactions in
+		 * doubt, and nothing would ever finish their prepared transactions
+		 * on the participants: refused while the resolver knows of any, or
+		 * cannot know.
+		 */
+		if (IsA(pstmt->utilityStmt, DropdbStmt) && (in_doubt > 0 || unknown))
+		{
+			const char *name = ((DropdbStmt *) pstmt->utilityStmt)->dbname;
+
+			if (in_doubt > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_IN_USE),
+						 errmsg_plural("database \"%s\" has %d distributed transaction in doubt",
+									   "database \"%s\" has %d distributed transactions in doubt",
+									   in_doubt, name, in_doubt),
+						 errdetail("Dropping it would leave their prepared transactions on the participants for good."),
+						 errhint("Connect to \"%s\" and let the resolver finish them (dtx.resolve(), dtx.in_doubt), or finish them by hand with dtx.resolve_manually(); then drop it.",
+								 name)));
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("database \"%s\" may have distributed transactions in doubt", name),
+					 errdetail("No resolver pass has completed there since a transaction was left in doubt or since the server started."),
+					 errhint("Wait for the resolver's next pass (dtx.resolver_interval), or connect to \"%s\" and run dtx.resolve(); then drop it.",
+							 name)));
+		}
+
+		/* end the worker and wait for it to leave, a few seconds at most */
+		if (pid != 0)
+		{
+			(void) kill(pid, SIGTERM);
+			for (waited = 0; waited < 5000; waited += 10)
+			{
+				bool		gone;
+
+				DtxSharedLock();
+				gone = (slot->dboid != dboid || slot->worker_pid != pid);
+				DtxSharedUnlock();
+				if (gone)
+					break;
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 10, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+	}
+}
+
+/*
  * dtx_ddl_guard
- *		The utility hook: checks, then runs the command.
+ *		The utility hook (pg_dtx's only one): keeps the resolver away from
+ *		a database that a command needs alone, checks the commands that
+ *		would strand transactions in doubt, then runs the command.
  */
 static void
 dtx_ddl_guard(PlannedStmt *pstmt, const char *queryString,
@@ -352,6 +610,7 @@ dtx_ddl_guard(PlannedStmt *pstmt, const char *queryString,
 {
 	Node	   *stmt = pstmt->utilityStmt;
 
+	keep_resolver_away(pstmt);
 	if ((IsA(stmt, DropStmt) || IsA(stmt, AlterForeignServerStmt) ||
 		 IsA(stmt, DropUserMappingStmt) || IsA(stmt, AlterUserMappingStmt)) &&
 		IsTransactionState() && !creating_extension &&

@@ -96,6 +96,21 @@ typedef struct CheckScope
 static bool in_check = false;
 
 /*
+ * The statement this backend cancelled as a deadlock's victim: its error is
+ * raised as 40P01 naming the cycle.  Forgotten when the statement ends
+ * otherwise, when another starts, and at the end of the transaction.
+ */
+static DtxConnection *victim = NULL;
+static char *victim_cycle = NULL;	/* in TopMemoryContext */
+static bool victim_self = false;	/* the cycle is through this
+									 * transaction's own sessions only */
+
+static void statement_hook(DtxConnection *c, DtxStatementEvent event, const char *sql);
+static void forget_victim(void);
+static void deadlock_check(DtxConnection *c);
+static void deadlock_xact_callback(XactEvent event, void *arg);
+
+/*
  * DtxDeadlockInit
  *		Registers dtx.deadlock_check_interval.
  */
@@ -109,6 +124,83 @@ DtxDeadlockInit(void)
 							2000, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DtxSetStatementHook(statement_hook, &dtx_deadlock_check_interval);
+	RegisterXactCallback(deadlock_xact_callback, NULL);
+}
+
+/*
+ * forget_victim
+ *		Forgets the statement cancelled as a victim.  Never raises.
+ */
+static void
+forget_victim(void)
+{
+	victim = NULL;
+	victim_self = false;
+	if (victim_cycle != NULL)
+	{
+		pfree(victim_cycle);
+		victim_cycle = NULL;
+	}
+}
+
+/*
+ * deadlock_xact_callback
+ *		A victim belongs to its transaction.
+ */
+static void
+deadlock_xact_callback(XactEvent event, void *arg)
+{
+	(void) arg;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		forget_victim();
+}
+
+/*
+ * statement_hook
+ *		What the transport reports of a statement on c (DtxStatementHook): a
+ *		long wait looks for a deadlock; the failure of the statement this
+ *		backend cancelled as a victim is raised as 40P01 naming the cycle; a
+ *		victim's statement that ended otherwise (its cancel came too late)
+ *		or a new statement makes the victim forgotten.
+ */
+static void
+statement_hook(DtxConnection *c, DtxStatementEvent event, const char *sql)
+{
+	switch (event)
+	{
+		case DTX_STATEMENT_WAITS:
+			deadlock_check(c);
+			break;
+		case DTX_STATEMENT_FAILED:
+			if (victim == c)
+			{
+				char	   *cycle = pstrdup(victim_cycle);
+				bool		self = victim_self;
+
+				forget_victim();
+				if (self)
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+							 errmsg("distributed deadlock detected"),
+							 errdetail("%s.", cycle),
+							 errhint("The transaction reaches one database through two sessions; write a row through one of them only."),
+							 errcontext("remote SQL on server \"%s\": %s", c->servername, sql)));
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+						 errmsg("distributed deadlock detected"),
+						 errdetail("%s.", cycle),
+						 errhint("The youngest transaction of the cycle was cancelled; retry it."),
+						 errcontext("remote SQL on server \"%s\": %s", c->servername, sql)));
+			}
+			break;
+		case DTX_STATEMENT_STARTS:
+		case DTX_STATEMENT_SUCCEEDED:
+			if (victim == c)
+				forget_victim();
+			break;
+	}
 }
 
 /*
@@ -466,7 +558,7 @@ cancel_own_statement(DtxConnection *c)
 
 /*
  * check
- *		The body of DtxDeadlockCheck, inside a subtransaction.
+ *		The body of deadlock_check, inside a subtransaction.
  */
 static void
 check(DtxConnection *c)
@@ -541,8 +633,10 @@ check(DtxConnection *c)
 	 * be sent, the next check tries again.
 	 */
 	cancel_own_statement(c);
-	c->deadlock_msg = MemoryContextStrdup(TopMemoryContext, msg.data);
-	c->deadlock_self = self;
+	forget_victim();
+	victim_cycle = MemoryContextStrdup(TopMemoryContext, msg.data);
+	victim_self = self;
+	victim = c;
 }
 
 /*
@@ -556,19 +650,19 @@ check_step(void *arg)
 }
 
 /*
- * DtxDeadlockCheck
+ * deadlock_check
  *		Looks for a distributed deadlock through this backend, whose
  *		statement on c has waited a while.  When this backend is the victim,
- *		its remote statement is cancelled and c->deadlock_msg names the
- *		cycle: the statement's error is then raised as 40P01.  A failure of
+ *		its remote statement is cancelled and the cycle remembered: the
+ *		statement's error is then raised as 40P01 (statement_hook).  A failure of
  *		the check itself is logged and changes nothing.
  */
-void
-DtxDeadlockCheck(DtxConnection *c)
+static void
+deadlock_check(DtxConnection *c)
 {
 	ErrorData  *edata;
 
-	if (in_check || c->deadlock_msg != NULL)
+	if (in_check || victim == c)
 		return;
 	in_check = true;
 	PG_TRY();

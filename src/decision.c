@@ -50,6 +50,7 @@
 
 #include "catalog.h"
 #include "decision.h"
+#include "shared_state.h"
 
 
 /* transactions whose participants all confirmed COMMIT PREPARED */
@@ -109,14 +110,18 @@ DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
 
 /*
  * DtxDecisionConfirmed
- *		Remembers that every participant of fxid confirmed COMMIT PREPARED,
- *		so that its decision can be deleted later.  Never raises: called
- *		from the commit callback.  A full batch drops the newest: the
- *		resolver deletes what is forgotten here.
+ *		Every participant of fxid confirmed COMMIT PREPARED: its decision
+ *		may go.  Queued in shared memory for the next resolver pass of the
+ *		database, or remembered for the backend's next transaction that
+ *		writes a decision.  Never raises: called from the commit callback.
+ *		With no room anywhere it is dropped: a resolver pass finds the
+ *		decision finished everywhere and deletes it.
  */
 void
 DtxDecisionConfirmed(FullTransactionId fxid)
 {
+	if (DtxConfirmedPush(fxid))
+		return;
 	if (nconfirmed < DTX_CONFIRMED_BATCH)
 		confirmed[nconfirmed++] = U64FromFullTransactionId(fxid);
 }
@@ -180,6 +185,34 @@ DtxDecisionDeleteConfirmed(void)
 	table_close(rel, NoLock);
 	ndeleting = nconfirmed;
 	return n;
+}
+
+/*
+ * DtxDecisionRetireConfirmed
+ *		Deletes every confirmed decision of this database known here: those
+ *		this backend remembers and those queued in shared memory.  Returns
+ *		how many were deleted.  Those lost to an abort of the current
+ *		transaction are found finished by a later resolver pass.
+ */
+int
+DtxDecisionRetireConfirmed(void)
+{
+	uint64	   *fxids = palloc(sizeof(uint64) * DTX_CONFIRMED_SLOTS);
+	int			n = DtxConfirmedTake(fxids, DTX_CONFIRMED_SLOTS);
+	int			deleted = DtxDecisionDeleteConfirmed();
+	int			i;
+
+	if (n > 0)
+	{
+		Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+
+		for (i = 0; i < n; i++)
+			if (DtxDecisionDelete(rel, FullTransactionIdFromU64(fxids[i])))
+				deleted++;
+		table_close(rel, NoLock);
+	}
+	pfree(fxids);
+	return deleted;
 }
 
 /*

@@ -29,6 +29,7 @@ extern bool DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
 							  uint64 nonce);
 extern void DtxDecisionConfirmed(FullTransactionId fxid);
 extern int	DtxDecisionDeleteConfirmed(void);
+extern int	DtxDecisionRetireConfirmed(void);
 extern void DtxDecisionEndXact(bool committed);
 extern bool DtxDecisionDelete(Relation rel, FullTransactionId fxid);
 extern void DtxDecisionRequireSyncRep(void);

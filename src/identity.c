@@ -33,7 +33,6 @@
 
 #include "catalog.h"
 #include "decision.h"
-#include "launcher.h"
 #include "fdw_options.h"
 #include "identity.h"
 
@@ -140,13 +139,7 @@ dtx_forget_server_identity(PG_FUNCTION_ARGS)
 	bool		needed;
 
 	/* confirmed decisions are not in doubt: clear them first */
-	DtxDecisionDeleteConfirmed();
-	{
-		Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
-
-		(void) DtxConfirmedDelete(rel);
-		table_close(rel, NoLock);
-	}
+	(void) DtxDecisionRetireConfirmed();
 	CommandCounterIncrement();
 
 	args[0] = ObjectIdGetDatum(server->serverid);

@@ -21,6 +21,8 @@
 #include "fdw_guard.h"
 #include "launcher.h"
 #include "remote_xact.h"
+#include "resolver.h"
+#include "shared_state.h"
 #include "stats.h"
 #include "stmt_cache.h"
 
@@ -37,11 +39,13 @@ void
 _PG_init(void)
 {
 	DtxCoordinatorInit();
+	DtxSharedStateInit();
 	DtxConnectionInit();
 	DtxStmtCacheInit();
 	DtxDeadlockInit();
 	DtxRemoteXactInit();
 	DtxFdwGuardInit();
+	DtxResolverInit();
 	DtxLauncherInit();
 	DtxDdlGuardInit();
 	DtxStatsInit();

@@ -486,7 +486,7 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	res = DtxGetPipelineRows(c, prelude, sql, row_fn, row_arg);
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
 	if (may_deallocate(sql))
-		DtxStmtCacheReset(c);
+		DtxStmtCacheReset(&c->stmts);
 
 	/* the error rolls the remote (sub)transaction back, undoing the change */
 	changed = pinned_setting_changed(c);
@@ -553,7 +553,9 @@ dtx_exec(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("statement for server \"%s\" returned rows", servername),
-				 errdetail("It returned %d column(s); dtx.exec runs statements that return no rows.", ncols),
+				 errdetail_plural("It returned %d column; dtx.exec runs statements that return no rows.",
+								  "It returned %d columns; dtx.exec runs statements that return no rows.",
+								  ncols, ncols),
 				 errhint("Use dtx.query for statements that return rows.")));
 	}
 	tuples = PQcmdTuples(res);
@@ -582,8 +584,9 @@ check_row_shape(PGresult *res, TupleDesc desc, const char *servername)
 	if (ncols != natts)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("remote query on server \"%s\" returned %d column(s), the column definition list has %d",
-						servername, ncols, natts),
+				 errmsg_plural("remote query on server \"%s\" returned %d column, the column definition list has %d",
+							   "remote query on server \"%s\" returned %d columns, the column definition list has %d",
+							   ncols, servername, ncols, natts),
 				 errhint("Make the column definition list (AS t(col type, ...)) match the query's columns.")));
 
 	for (i = 0; i < desc->natts; i++)

@@ -57,7 +57,7 @@
 #include "decision.h"
 #include "fdw_guard.h"
 #include "gid.h"
-#include "launcher.h"
+#include "shared_state.h"
 #include "remote_xact.h"
 #include "stats.h"
 
@@ -111,6 +111,8 @@ static void dtx_abort(void);
 static void dtx_forget_participants(void);
 static void leave_commits_in_flight(void);
 static void leave_to_resolver_unreplicated(void);
+static void before_close(DtxConnection *c);
+static void poll_in_flight(DtxConnection *c, void *arg);
 static void in_flight_at_exit(int code, Datum arg);
 static void ensure_in_flight_table(void);
 
@@ -153,6 +155,7 @@ DtxRemoteXactInit(void)
 							NULL, NULL, NULL);
 
 	RegisterXactCallback(dtx_xact_callback, NULL);
+	DtxSetCloseHook(before_close);
 	RegisterSubXactCallback(dtx_subxact_callback, NULL);
 }
 
@@ -486,22 +489,17 @@ check_read_only(List *list)
 }
 
 /*
- * dtx_pre_commit
- *		The pre-commit step: commits read-only participants, commits a sole
- *		writer in one phase, or prepares every writer and records the
- *		decision.  Any error aborts the local transaction.
+ * classify_participants
+ *		Step 1 of the pre-commit: checks that every participant can commit,
+ *		asks those that ran only SELECTs whether they wrote after all, and
+ *		splits the participants into writers (to prepare) and readers (to
+ *		commit directly).
  */
 static void
-dtx_pre_commit(void)
+classify_participants(List **writers, List **readers)
 {
 	List	   *to_check = NIL;
-	List	   *writers = NIL;
-	List	   *readers = NIL;
 	ListCell   *lc;
-	bool		local_wrote;
-
-	if (participants == NIL)
-		return;
 
 	foreach(lc, participants)
 	{
@@ -529,30 +527,22 @@ dtx_pre_commit(void)
 		DtxConnection *c = lfirst(lc);
 
 		if (c->wrote || c->needs_prepare)
-			writers = lappend(writers, c);
+			*writers = lappend(*writers, c);
 		else
-			readers = lappend(readers, c);
+			*readers = lappend(*readers, c);
 	}
+}
 
-	local_wrote = TransactionIdIsValid(GetTopTransactionIdIfAny());
+/*
+ * check_can_prepare
+ *		Before two-phase commit: the coordinator can record a decision, and
+ *		every writer allows prepared transactions.
+ */
+static void
+check_can_prepare(List *writers)
+{
+	ListCell   *lc;
 
-	if (writers == NIL)
-	{
-		commit_kind = DTX_COMMIT_READ_ONLY;
-		commit_directly(readers, false);
-		return;
-	}
-	if (list_length(writers) == 1 && !local_wrote && XactIsoLevel != XACT_SERIALIZABLE)
-	{
-		commit_kind = DTX_COMMIT_ONE_PHASE;
-		commit_directly(list_concat(writers, readers), true);
-		return;
-	}
-	commit_kind = DTX_COMMIT_TWO_PHASE;
-	if (!dtx_synchronous_commit_prepared)
-		ensure_in_flight_table();
-
-	/* two-phase commit */
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -571,138 +561,223 @@ dtx_pre_commit(void)
 					 errhint("Set max_prepared_transactions on server \"%s\" to at least its max_connections, and restart it.",
 							 c->servername)));
 	}
+}
 
+/*
+ * record_decision
+ *		Step 2 of two-phase commit: inserts the decision row of fxid (it
+ *		becomes the decision with the local commit record), deletes old
+ *		confirmed ones, and makes the local commit durable (flushed, and on
+ *		a synchronous standby) whatever the session's settings.  Returns the
+ *		nonce that the global ids carry: should a crash hand this xid to
+ *		another transaction, the resolver still tells this one's prepared
+ *		transactions from that one's.  A 1.0 table has no nonce column (0 is
+ *		returned); then the xid itself is made durable (and replicated)
+ *		before any participant prepares.
+ */
+static uint64
+record_decision(FullTransactionId fxid, uint64 coordid, List *writers)
+{
+	Oid		   *servers = palloc(sizeof(Oid) * list_length(writers));
+	Oid		   *userids = palloc(sizeof(Oid) * list_length(writers));
+	int			n = 0;
+	ListCell   *lc;
+	uint64		nonce;
+
+	foreach(lc, writers)
 	{
-		FullTransactionId fxid = GetTopFullTransactionId();
-		uint64		coordid = DtxCoordinatorIdToAct("commit");
-		TimestampTz start = GetCurrentTimestamp();
-		Oid		   *servers = palloc(sizeof(Oid) * list_length(writers));
-		Oid		   *userids = palloc(sizeof(Oid) * list_length(writers));
-		int			n = 0;
-		TimestampTz deadline;
-		DtxConnection *failed = NULL;
-		PGresult   *failed_res = NULL;
-		char	   *failed_sql = NULL;
-		uint64		nonce;
+		DtxConnection *c = lfirst(lc);
 
-		foreach(lc, writers)
-		{
-			DtxConnection *c = lfirst(lc);
-
-			servers[n] = c->serverid;
-			userids[n] = c->userid;
-			n++;
-		}
-
-		/*
-		 * The decision row (it becomes the decision with the local commit
-		 * record), and old confirmed ones deleted.  The global ids carry the
-		 * decision's nonce: should a crash hand this xid to another
-		 * transaction, the resolver still tells this one's prepared
-		 * transactions from that one's.  A 1.0 table has no nonce column;
-		 * then the xid itself must be durable (and on a synchronous standby)
-		 * before any participant prepares.
-		 */
-		nonce = DtxNewNonce();
-		if (!DtxDecisionInsert(fxid, coordid, servers, userids, n, nonce))
-			nonce = 0;
-		DtxDecisionDeleteConfirmed();
-		ForceSyncCommit();
-		DtxDecisionRequireSyncRep();
-		if (nonce == 0)
-		{
-			XLogFlush(XactLastRecEnd);
-			SyncRepWaitForLSN(XactLastRecEnd, false);
-		}
-
-		n = 0;
-		foreach(lc, writers)
-		{
-			DtxConnection *c = lfirst(lc);
-			DtxGid		gid;
-
-			gid.coordinator_id = coordid;
-			gid.dboid = MyDatabaseId;
-			gid.fxid = fxid;
-			gid.serverid = c->serverid;
-			gid.userid = c->userid;
-			/* writers are numbered from 1 as in the decision's arrays */
-			gid.participant_no = ++n;
-			gid.nonce = nonce;
-			DtxFormatGid(c->gid, &gid);
-			c->gid_fxid = fxid;
-		}
-
-		foreach(lc, writers)
-		{
-			DtxConnection *c = lfirst(lc);
-
-			c->state = DTX_REMOTE_PREPARING;
-			DtxSendQuery(c, psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->gid));
-		}
-		foreach(lc, readers)
-		{
-			DtxConnection *c = lfirst(lc);
-
-			c->state = DTX_REMOTE_COMMITTING;
-			DtxSendQuery(c, psprintf("%sCOMMIT", take_pending(c)));
-		}
-
-		deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
-		foreach(lc, writers)
-		{
-			DtxConnection *c = lfirst(lc);
-			PGresult   *err;
-
-			DtxSetPhase(DTX_PHASE_PREPARE, c->servername);
-			err = collect_result(c, deadline, "PREPARE TRANSACTION");
-			if (err != NULL)
-				DtxStatsPrepareFailure(c->serverid);
-			if (err == NULL)
-			{
-				c->state = DTX_REMOTE_PREPARED;
-				c->xact_depth = 0;
-			}
-			else if (failed == NULL)
-			{
-				failed = c;
-				failed_res = err;
-				failed_sql = "PREPARE TRANSACTION";
-			}
-			else
-				PQclear(err);
-			if (err != NULL && PQtransactionStatus(c->conn) == PQTRANS_IDLE)
-			{
-				/* a failed PREPARE rolls the remote transaction back */
-				c->state = DTX_REMOTE_IDLE;
-				c->xact_depth = 0;
-			}
-		}
-		foreach(lc, readers)
-		{
-			DtxConnection *c = lfirst(lc);
-			PGresult   *err = collect_result(c, deadline, "COMMIT");
-
-			if (err == NULL)
-			{
-				c->state = DTX_REMOTE_IDLE;
-				c->xact_depth = 0;
-			}
-			else if (failed == NULL)
-			{
-				failed = c;
-				failed_res = err;
-				failed_sql = "COMMIT";
-			}
-			else
-				PQclear(err);
-		}
-		DtxSetPhase(DTX_PHASE_NONE, NULL);
-		if (failed != NULL)
-			report_phase_error(failed, failed_res, failed_sql,
-							   "could not prepare the transaction");
-		DtxStatsPhaseTime(DTX_PHASE_PREPARE, start);
+		servers[n] = c->serverid;
+		userids[n] = c->userid;
+		n++;
 	}
+	nonce = DtxNewNonce();
+	if (!DtxDecisionInsert(fxid, coordid, servers, userids, n, nonce))
+		nonce = 0;
+	DtxDecisionDeleteConfirmed();
+	ForceSyncCommit();
+	DtxDecisionRequireSyncRep();
+	if (nonce == 0)
+	{
+		XLogFlush(XactLastRecEnd);
+		SyncRepWaitForLSN(XactLastRecEnd, false);
+	}
+	return nonce;
+}
+
+/*
+ * assign_global_ids
+ *		Step 3 of two-phase commit: the name under which each writer
+ *		prepares (numbered from 1, as in the decision's arrays).
+ */
+static void
+assign_global_ids(List *writers, FullTransactionId fxid, uint64 coordid, uint64 nonce)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, writers)
+	{
+		DtxConnection *c = lfirst(lc);
+		DtxGid		gid;
+
+		gid.coordinator_id = coordid;
+		gid.dboid = MyDatabaseId;
+		gid.fxid = fxid;
+		gid.serverid = c->serverid;
+		gid.userid = c->userid;
+		gid.participant_no = ++n;
+		gid.nonce = nonce;
+		DtxFormatGid(c->gid, &gid);
+		c->gid_fxid = fxid;
+	}
+}
+
+/*
+ * send_prepare
+ *		Step 4 of two-phase commit: PREPARE TRANSACTION to every writer and
+ *		COMMIT to every reader, all at once (nothing is waited for).
+ */
+static void
+send_prepare(List *writers, List *readers)
+{
+	ListCell   *lc;
+
+	foreach(lc, writers)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		c->state = DTX_REMOTE_PREPARING;
+		DtxSendQuery(c, psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->gid));
+	}
+	foreach(lc, readers)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		c->state = DTX_REMOTE_COMMITTING;
+		DtxSendQuery(c, psprintf("%sCOMMIT", take_pending(c)));
+	}
+}
+
+/*
+ * collect_prepare
+ *		Step 5 of two-phase commit: reads every answer of send_prepare
+ *		within dtx.prepare_timeout, then raises the first failure (the abort
+ *		callback rolls back what was prepared).
+ */
+static void
+collect_prepare(List *writers, List *readers)
+{
+	ListCell   *lc;
+	TimestampTz deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
+	DtxConnection *failed = NULL;
+	PGresult   *failed_res = NULL;
+	const char *failed_sql = NULL;
+
+	foreach(lc, writers)
+	{
+		DtxConnection *c = lfirst(lc);
+		PGresult   *err;
+
+		DtxSetPhase(DTX_PHASE_PREPARE, c->servername);
+		err = collect_result(c, deadline, "PREPARE TRANSACTION");
+		if (err == NULL)
+		{
+			c->state = DTX_REMOTE_PREPARED;
+			c->xact_depth = 0;
+			continue;
+		}
+		DtxStatsPrepareFailure(c->serverid);
+		if (failed == NULL)
+		{
+			failed = c;
+			failed_res = err;
+			failed_sql = "PREPARE TRANSACTION";
+		}
+		else
+			PQclear(err);
+		if (PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+		{
+			/* a failed PREPARE rolls the remote transaction back */
+			c->state = DTX_REMOTE_IDLE;
+			c->xact_depth = 0;
+		}
+	}
+	foreach(lc, readers)
+	{
+		DtxConnection *c = lfirst(lc);
+		PGresult   *err = collect_result(c, deadline, "COMMIT");
+
+		if (err == NULL)
+		{
+			c->state = DTX_REMOTE_IDLE;
+			c->xact_depth = 0;
+		}
+		else if (failed == NULL)
+		{
+			failed = c;
+			failed_res = err;
+			failed_sql = "COMMIT";
+		}
+		else
+			PQclear(err);
+	}
+	DtxSetPhase(DTX_PHASE_NONE, NULL);
+	if (failed != NULL)
+		report_phase_error(failed, failed_res, failed_sql,
+						   "could not prepare the transaction");
+}
+
+/*
+ * dtx_pre_commit
+ *		The pre-commit step: commits read-only participants, commits a sole
+ *		writer in one phase, or runs the first phase of two-phase commit:
+ *		classify, record the decision, assign global ids, send PREPARE,
+ *		collect.  Any error aborts the local transaction.
+ */
+static void
+dtx_pre_commit(void)
+{
+	List	   *writers = NIL;
+	List	   *readers = NIL;
+	FullTransactionId fxid;
+	uint64		coordid;
+	uint64		nonce;
+	TimestampTz start;
+
+	if (participants == NIL)
+		return;
+
+	classify_participants(&writers, &readers);
+
+	if (writers == NIL)
+	{
+		commit_kind = DTX_COMMIT_READ_ONLY;
+		commit_directly(readers, false);
+		return;
+	}
+	if (list_length(writers) == 1 && !TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+		XactIsoLevel != XACT_SERIALIZABLE)
+	{
+		commit_kind = DTX_COMMIT_ONE_PHASE;
+		commit_directly(list_concat(writers, readers), true);
+		return;
+	}
+
+	commit_kind = DTX_COMMIT_TWO_PHASE;
+	if (!dtx_synchronous_commit_prepared)
+		ensure_in_flight_table();
+	check_can_prepare(writers);
+
+	start = GetCurrentTimestamp();
+	fxid = GetTopFullTransactionId();
+	coordid = DtxCoordinatorIdToAct("commit");
+	nonce = record_decision(fxid, coordid, writers);
+	assign_global_ids(writers, fxid, coordid, nonce);
+	send_prepare(writers, readers);
+	collect_prepare(writers, readers);
+	DtxStatsPhaseTime(DTX_PHASE_PREPARE, start);
 }
 
 /*
@@ -721,18 +796,6 @@ warn_not_confirmed(DtxConnection *c, const char *why)
 					c->servername),
 			 errdetail("Global id %s: %s.", c->gid, why),
 			 errhint("The transaction is committed; the resolver finishes it on that server (see dtx.in_doubt).")));
-}
-
-/*
- * confirm_decision
- *		Every participant of fxid confirmed COMMIT PREPARED: its decision may
- *		go (queued for the resolver, or deleted by a later transaction).
- */
-static void
-confirm_decision(FullTransactionId fxid)
-{
-	if (!DtxConfirmedPush(fxid))
-		DtxDecisionConfirmed(fxid);
 }
 
 /*
@@ -939,7 +1002,7 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 	if (--e->remaining > 0)
 		return;
 	if (!e->failed)
-		confirm_decision(c->commit_fxid);
+		DtxDecisionConfirmed(c->commit_fxid);
 	hash_search(in_flight, &key, HASH_REMOVE, NULL);
 }
 
@@ -1063,7 +1126,7 @@ dtx_post_commit(void)
 	if (!all_confirmed)
 		DtxResolverWake();
 	else if (FullTransactionIdIsValid(fxid))
-		confirm_decision(fxid);
+		DtxDecisionConfirmed(fxid);
 }
 
 /*
@@ -1159,6 +1222,32 @@ dtx_abort(void)
 }
 
 /*
+ * before_close
+ *		A connection is about to close: the answer to a COMMIT PREPARED still
+ *		in flight on it is taken if it has arrived, else given up (the
+ *		resolver makes sure).  Never raises.
+ */
+static void
+before_close(DtxConnection *c)
+{
+	if (c->commit_in_flight)
+		DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_DROP);
+}
+
+/*
+ * poll_in_flight
+ *		Takes the answer to a COMMIT PREPARED in flight on c if it has
+ *		arrived (DtxForEachConnection).
+ */
+static void
+poll_in_flight(DtxConnection *c, void *arg)
+{
+	(void) arg;
+	if (c->commit_in_flight)
+		DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_POLL);
+}
+
+/*
  * dtx_forget_participants
  *		Ends the transaction for every participant: resets their state and
  *		closes the connections that cannot be reused.
@@ -1180,11 +1269,6 @@ dtx_forget_participants(void)
 		c->abort_required = false;
 		c->participant_no = 0;
 		c->gid[0] = '\0';
-		if (c->deadlock_msg != NULL)
-		{
-			pfree(c->deadlock_msg);
-			c->deadlock_msg = NULL;
-		}
 		if (c->pending_cmds != NIL)
 		{
 			list_free_deep(c->pending_cmds);
@@ -1195,6 +1279,7 @@ dtx_forget_participants(void)
 	participants = NIL;
 	commit_kind = DTX_COMMIT_READ_ONLY;
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
+	DtxForEachConnection(poll_in_flight, NULL);
 	DtxCloseUnusableConnections();
 	DtxFdwGuardReset();
 }

@@ -22,4 +22,13 @@ extern void DtxRemoteXactInit(void);
 extern List *DtxRemoteXactPrelude(DtxConnection *c);
 extern List *DtxCurrentParticipants(void);
 
+/* a COMMIT PREPARED left in flight on a connection */
+typedef enum DtxInFlightMode
+{
+	DTX_IN_FLIGHT_WAIT,			/* wait for the answer */
+	DTX_IN_FLIGHT_POLL,			/* take it if it has arrived */
+	DTX_IN_FLIGHT_DROP			/* take it if arrived, else give up */
+} DtxInFlightMode;
+extern void DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode);
+
 #endif							/* DTX_REMOTE_XACT_H */

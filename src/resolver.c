@@ -48,6 +48,7 @@
 #include "postgres.h"
 
 #include <inttypes.h>
+#include <limits.h>
 
 #include "access/genam.h"
 #include "access/heapam.h"
@@ -69,6 +70,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -83,8 +85,8 @@
 #include "decision.h"
 #include "fdw_options.h"
 #include "gid.h"
-#include "launcher.h"
 #include "resolver.h"
+#include "shared_state.h"
 #include "stats.h"
 
 /* the advisory lock (two-int4 form) that serialises passes of a database */
@@ -127,6 +129,7 @@ typedef struct ServerScan
 } ServerScan;
 
 int			dtx_in_doubt_warning_age = 300;	/* dtx.in_doubt_warning_age, s */
+int			dtx_resolver_interval = 10000;	/* dtx.resolver_interval, ms */
 
 /* A decision record. */
 typedef struct DecisionEntry
@@ -138,6 +141,46 @@ typedef struct DecisionEntry
 	Oid		   *servers;
 	Oid		   *userids;
 } DecisionEntry;
+
+/* One resolver pass: what its steps share. */
+typedef struct ResolvePass
+{
+	bool		in_worker;		/* background worker (else dtx.resolve()) */
+	Oid			owner;			/* the extension's owner */
+	uint64		coordid;		/* this coordinator's id */
+	char	   *prefix;			/* of its global ids in this database */
+	List	   *scans;			/* ServerScan *, one per server */
+	HTAB	   *decisions_at_start; /* read before any listing */
+	List	   *actions;		/* DtxResolveAction *: what it did */
+	int			left;			/* transactions it leaves in doubt */
+	bool		has_undecided;	/* dtx.undecided exists (not version 1.0) */
+	uint32		generation;		/* wake-up count when it started */
+} ResolvePass;
+
+static void resolve_server(ResolvePass *pass, ServerScan *scan);
+
+/*
+ * DtxResolverInit
+ *		Registers the resolver's settings.  Called from _PG_init.
+ */
+void
+DtxResolverInit(void)
+{
+	DefineCustomIntVariable("dtx.resolver_interval",
+							"Time between two automatic resolver passes; 0 or -1 turns them off.",
+							"A backend whose COMMIT PREPARED failed wakes the resolver at once.",
+							&dtx_resolver_interval,
+							10000, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("dtx.in_doubt_warning_age",
+							"A resolver pass warns when a transaction has been in doubt longer than this; 0 never warns.",
+							"Prepared transactions hold locks and hold back VACUUM on the participants.",
+							&dtx_in_doubt_warning_age,
+							300, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
 
 /*
  * add_action
@@ -420,7 +463,7 @@ step_start_connect(ServerScan *scan, void *arg)
 static void
 step_first_listing(ServerScan *scan, void *arg)
 {
-	const char *prefix = ((const char **) arg)[0];
+	const char *prefix = ((ResolvePass *) arg)->prefix;
 	List	   *gids;
 	ListCell   *lc;
 
@@ -459,7 +502,7 @@ typedef struct GidEntry
 static void
 step_second_listing(ServerScan *scan, void *arg)
 {
-	const char *prefix = ((const char **) arg)[0];
+	const char *prefix = ((ResolvePass *) arg)->prefix;
 	ListCell   *lc;
 	HASHCTL		ctl;
 	HTAB	   *first;
@@ -816,14 +859,14 @@ record_undecided(ServerScan *scan)
  *		recorded on scan; actions are appended to *actions.
  */
 static void
-resolve_server(ServerScan *scan, const void **arg, List **actions)
+resolve_server(ResolvePass *pass, ServerScan *scan)
 {
 	HTAB	   *decisions;
 	ListCell   *lc2;
 	ActArg		a;
 
 	/* 1. list the participant's prepared transactions */
-	if (!run_guarded(step_first_listing, scan, arg))
+	if (!run_guarded(step_first_listing, scan, pass))
 		return;
 
 	/* 2. which of their local transactions may still run */
@@ -835,16 +878,16 @@ resolve_server(ServerScan *scan, const void **arg, List **actions)
 	}
 
 	/* 3. the decisions, as of now */
-	decisions = read_decisions(*(const uint64 *) arg[1]);
+	decisions = read_decisions(pass->coordid);
 
 	/* 4. list again, and act on what both lists hold */
-	if (!run_guarded(step_second_listing, scan, arg))
+	if (!run_guarded(step_second_listing, scan, pass))
 	{
 		hash_destroy(decisions);
 		return;
 	}
 	a.decisions = decisions;
-	a.actions = actions;
+	a.actions = &pass->actions;
 	(void) run_guarded(step_act, scan, &a);
 	note_pending(scan);
 	foreach(lc2, scan->candidates)
@@ -858,30 +901,211 @@ resolve_server(ServerScan *scan, const void **arg, List **actions)
 }
 
 /*
+ * list_servers
+ *		Step 1 of a pass: the servers pg_dtx may have prepared on, into
+ *		pass->scans (in the worker, those in backoff are left for later).
+ */
+static void
+list_servers(ResolvePass *pass)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	uint64		i;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute("SELECT s.oid, s.srvname, "
+					  "  r.next_attempt IS NOT NULL AND r.next_attempt > pg_catalog.now(), "
+					  "  w.fdwname OPERATOR(pg_catalog.<>) 'dtx' "
+					  "  AND s.oid NOT IN (SELECT server_id FROM dtx.server_identity) "
+					  "  AND s.oid NOT IN (SELECT pg_catalog.unnest(servers) FROM dtx.decisions) "
+					  "FROM pg_catalog.pg_foreign_server s "
+					  "JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw "
+					  "LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) s.oid "
+					  "WHERE w.fdwname OPERATOR(pg_catalog.=) ANY (ARRAY['dtx', 'postgres_fdw']::pg_catalog.name[]) "
+					  "   OR s.oid IN (SELECT server_id FROM dtx.server_identity) "
+					  "   OR s.oid IN (SELECT pg_catalog.unnest(servers) FROM dtx.decisions) "
+					  "ORDER BY r.failures IS NOT NULL, s.oid", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not list the participant servers");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		ServerScan *scan;
+		MemoryContext spi;
+
+		if (pass->in_worker && DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+			continue;
+		scan = MemoryContextAllocZero(outer, sizeof(ServerScan));
+		scan->serverid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		scan->name = MemoryContextStrdup(outer, SPI_getvalue(tup, desc, 2));
+		scan->quiet = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		spi = MemoryContextSwitchTo(outer);
+		pass->scans = lappend(pass->scans, scan);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+}
+
+/*
+ * resolve_as_connected
+ *		Step 2 of a pass: starts every listing connection at once, then runs
+ *		the protocol (resolve_server) participant by participant in the
+ *		order their connections come up, so that one that hangs or is slow
+ *		to answer delays none that answers (those left when the connect
+ *		timeout passes come last, in list_servers' order: failing ones
+ *		last).
+ */
+static void
+resolve_as_connected(ResolvePass *pass)
+{
+	StartArg	sa;
+	List	   *waiting = NIL;
+	List	   *listers = NIL;
+	ListCell   *lc;
+
+	sa.owner = pass->owner;
+	sa.deadline = DtxDeadlineAfterMs(DTX_RESOLVER_CONNECT_TIMEOUT_MS);
+	foreach(lc, pass->scans)
+	{
+		ServerScan *scan = lfirst(lc);
+
+		if (run_guarded(step_start_connect, scan, &sa))
+		{
+			waiting = lappend(waiting, scan);
+			listers = lappend(listers, scan->lister);
+		}
+	}
+	while (waiting != NIL)
+	{
+		DtxConnection *ready = DtxConnectStandaloneWaitAny(listers);
+		ServerScan *scan = NULL;
+		TimestampTz began;
+
+		foreach(lc, waiting)
+		{
+			if (((ServerScan *) lfirst(lc))->lister == ready)
+				scan = lfirst(lc);
+		}
+		if (scan == NULL)
+			elog(ERROR, "pg_dtx resolver: a connection of no server came up");
+		waiting = list_delete_ptr(waiting, scan);
+		listers = list_delete_ptr(listers, ready);
+
+		/*
+		 * The other attempts make no progress meanwhile: their deadline
+		 * moves by the time this server took.
+		 */
+		began = GetCurrentTimestamp();
+		resolve_server(pass, scan);
+		DtxConnectStandalonePostpone(listers, GetCurrentTimestamp() - began);
+	}
+}
+
+/*
+ * retire_finished_decisions
+ *		Step 3 of a pass: deletes the decisions read before any listing
+ *		(pass->decisions_at_start) whose participants no longer hold any of
+ *		their prepared transactions, and the confirmed ones; warns about the
+ *		oldest one left past dtx.in_doubt_warning_age.
+ */
+static void
+retire_finished_decisions(ResolvePass *pass)
+{
+	HASH_SEQ_STATUS hs;
+	DecisionEntry *e;
+	Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+	int			forgotten = 0;
+	DecisionEntry *oldest = NULL;
+
+	hash_seq_init(&hs, pass->decisions_at_start);
+	while ((e = hash_seq_search(&hs)) != NULL)
+	{
+		if (decision_finished(e, pass->scans))
+		{
+			if (DtxDecisionDelete(rel, FullTransactionIdFromU64(e->fxid)))
+				forgotten++;
+			continue;
+		}
+		pass->left++;
+		if (oldest == NULL || e->created_at < oldest->created_at)
+			oldest = e;
+	}
+	if (oldest != NULL && dtx_in_doubt_warning_age > 0 &&
+		TimestampDifferenceExceeds(oldest->created_at, GetCurrentTimestamp(),
+								   dtx_in_doubt_warning_age * 1000))
+		ereport(WARNING,
+				(errmsg("pg_dtx: a distributed transaction has been in doubt since %s",
+						timestamptz_to_str(oldest->created_at)),
+				 errdetail("Transaction %" PRIu64 " is committed, but not yet on every participant; "
+						   "its prepared transactions hold their locks and hold back VACUUM there.",
+						   oldest->fxid),
+				 errhint("See dtx.in_doubt for the participant and the last error met.")));
+	table_close(rel, NoLock);
+	forgotten += DtxDecisionRetireConfirmed();
+	if (forgotten > 0)
+		add_action(&pass->actions, NULL, NULL, "forget",
+				   psprintf(ngettext("%d finished decision deleted",
+									 "%d finished decisions deleted", forgotten),
+							forgotten));
+}
+
+/*
+ * record_pass
+ *		Step 4 of a pass: records how it went with each server (backoff in
+ *		dtx.resolver_status, prepared transactions without a decision in
+ *		dtx.undecided), and how many transactions it left in doubt here
+ *		(for DROP DATABASE).
+ */
+static void
+record_pass(ResolvePass *pass)
+{
+	ListCell   *lc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("DELETE FROM dtx.resolver_status WHERE server_id NOT IN "
+					"(SELECT oid FROM pg_catalog.pg_foreign_server)", false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not update dtx.resolver_status");
+	if (pass->has_undecided &&
+		SPI_execute("DELETE FROM dtx.undecided WHERE server_id NOT IN "
+					"(SELECT oid FROM pg_catalog.pg_foreign_server)", false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not update dtx.undecided");
+	foreach(lc, pass->scans)
+	{
+		ServerScan *scan = lfirst(lc);
+
+		if (scan->quiet && scan->failed)
+			continue;
+		if (scan->failed)
+			add_action(&pass->actions, scan->name, NULL, "list",
+					   psprintf("failed: %s", scan->error ? scan->error : "unknown error"));
+		record_status(scan, dtx_resolver_interval);
+		if (scan->listed && pass->has_undecided)
+			record_undecided(scan);
+		pass->left += count_undecided(scan);
+	}
+	SPI_finish();
+	DtxRecordInDoubt(pass->left, pass->generation);
+}
+
+/*
  * DtxResolvePass
  *		Runs one resolver pass in the current transaction and returns what
- *		it did (DtxResolveAction *).  In the worker, a pass already running
- *		makes this one skip (*skipped) and servers in backoff are left for
- *		later; dtx.resolve() waits for the lock and tries every server.
+ *		it did (DtxResolveAction *): list the servers, resolve on each as its
+ *		connection comes up, retire the finished decisions, record the pass.
+ *		In the worker, a pass already running or a held server makes this
+ *		one skip (*skipped) and servers in backoff are left for later;
+ *		dtx.resolve() waits for the lock and tries every server.
  */
 List *
 DtxResolvePass(bool in_worker, bool *skipped)
 {
 	LOCKTAG		tag;
-	List	   *actions = NIL;
-	List	   *volatile scans = NIL;
-	ListCell   *lc;
-	Oid			owner;
+	ResolvePass *volatile pass;
 	DtxOwnerScope scope;
-	const void *arg[2];
-	char	   *prefix;
-	HTAB	   *decisions_at_start;
-	int			ret;
-	uint64		i;
-	bool		has_undecided;
-	uint32		generation;
-	volatile int left = 0;
-	uint64		coordid;
 
 	*skipped = false;
 	if (in_worker && DtxCoordinatorHold() != NULL)
@@ -903,187 +1127,35 @@ DtxResolvePass(bool in_worker, bool *skipped)
 		return NIL;
 	}
 
-	owner = DtxExtensionOwner();
-	DtxEnterOwnerScope(&scope, owner);
+	pass = palloc0(sizeof(ResolvePass));
+	pass->in_worker = in_worker;
+	pass->owner = DtxExtensionOwner();
+	DtxEnterOwnerScope(&scope, pass->owner);
 	/* version 1.0 has no dtx.undecided */
-	has_undecided = OidIsValid(DtxTableRelid("undecided", true));
-	generation = DtxInDoubtGeneration();
-
-	coordid = DtxCoordinatorIdToAct("resolve");
-	prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", coordid, MyDatabaseId);
-	arg[0] = prefix;
-	arg[1] = &coordid;
+	pass->has_undecided = OidIsValid(DtxTableRelid("undecided", true));
+	pass->generation = DtxInDoubtGeneration();
+	pass->coordid = DtxCoordinatorIdToAct("resolve");
+	pass->prefix = psprintf(DTX_GID_PREFIX "%" PRIu64 "_%u_", pass->coordid, MyDatabaseId);
 
 	PG_TRY();
 	{
-		/* the servers pg_dtx may have prepared on */
-		MemoryContext outer = CurrentMemoryContext;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		ret = SPI_execute(psprintf(
-								   "SELECT s.oid, s.srvname, "
-								   "  r.next_attempt IS NOT NULL AND r.next_attempt > pg_catalog.now(), "
-								   "  w.fdwname OPERATOR(pg_catalog.<>) 'dtx' "
-								   "  AND s.oid NOT IN (SELECT server_id FROM dtx.server_identity) "
-								   "  AND s.oid NOT IN (SELECT pg_catalog.unnest(servers) FROM dtx.decisions) "
-								   "FROM pg_catalog.pg_foreign_server s "
-								   "JOIN pg_catalog.pg_foreign_data_wrapper w ON w.oid OPERATOR(pg_catalog.=) s.srvfdw "
-								   "LEFT JOIN dtx.resolver_status r ON r.server_id OPERATOR(pg_catalog.=) s.oid "
-								   "WHERE w.fdwname OPERATOR(pg_catalog.=) ANY (ARRAY['dtx', 'postgres_fdw']::pg_catalog.name[]) "
-								   "   OR s.oid IN (SELECT server_id FROM dtx.server_identity) "
-								   "   OR s.oid IN (SELECT pg_catalog.unnest(servers) FROM dtx.decisions) "
-								   "ORDER BY r.failures IS NOT NULL, s.oid"), true, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not list the participant servers");
-		for (i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			ServerScan *scan;
-			bool		backoff;
-
-			backoff = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
-			if (in_worker && backoff)
-				continue;
-			scan = MemoryContextAllocZero(outer, sizeof(ServerScan));
-			scan->serverid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															SPI_tuptable->tupdesc, 1, &isnull));
-			scan->name = MemoryContextStrdup(outer,
-											 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
-			scan->quiet = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull));
-			{
-				MemoryContext spi = MemoryContextSwitchTo(outer);
-
-				scans = lappend(scans, scan);
-				MemoryContextSwitchTo(spi);
-			}
-		}
-		SPI_finish();
+		list_servers(pass);
 
 		/*
 		 * Decisions as of the start of the pass: only those may be deleted
-		 * below, since every listing of the pass came after they committed.
+		 * as finished, since every listing of the pass came after they
+		 * committed.
 		 */
-		decisions_at_start = read_decisions(coordid);
-
-		/*
-		 * Every listing connection is started at once; the protocol then
-		 * runs participant by participant, in the order their connections
-		 * come up, so that one that hangs or is slow to answer delays none
-		 * that answers (those left when the connect timeout passes come
-		 * last, in the order of the query above: failing ones last).
-		 */
-		{
-			StartArg	sa;
-			List	   *waiting = NIL;
-			List	   *listers = NIL;
-
-			sa.owner = owner;
-			sa.deadline = DtxDeadlineAfterMs(DTX_RESOLVER_CONNECT_TIMEOUT_MS);
-			foreach(lc, scans)
-			{
-				ServerScan *scan = lfirst(lc);
-
-				if (run_guarded(step_start_connect, scan, &sa))
-				{
-					waiting = lappend(waiting, scan);
-					listers = lappend(listers, scan->lister);
-				}
-			}
-			while (waiting != NIL)
-			{
-				DtxConnection *ready = DtxConnectStandaloneWaitAny(listers);
-				ServerScan *scan = NULL;
-				TimestampTz began;
-
-				foreach(lc, waiting)
-				{
-					if (((ServerScan *) lfirst(lc))->lister == ready)
-						scan = lfirst(lc);
-				}
-				if (scan == NULL)
-					elog(ERROR, "pg_dtx resolver: a connection of no server came up");
-				waiting = list_delete_ptr(waiting, scan);
-				listers = list_delete_ptr(listers, ready);
-
-				/*
-				 * The other attempts make no progress meanwhile: their
-				 * deadline moves by the time this server took.
-				 */
-				began = GetCurrentTimestamp();
-				resolve_server(scan, arg, &actions);
-				DtxConnectStandalonePostpone(listers, GetCurrentTimestamp() - began);
-			}
-		}
-
-		/* decisions finished everywhere go */
-		{
-			HASH_SEQ_STATUS hs;
-			DecisionEntry *e;
-			Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
-			int			forgotten = 0;
-			DecisionEntry *oldest = NULL;
-
-			hash_seq_init(&hs, decisions_at_start);
-			while ((e = hash_seq_search(&hs)) != NULL)
-			{
-				if (decision_finished(e, scans))
-				{
-					if (DtxDecisionDelete(rel, FullTransactionIdFromU64(e->fxid)))
-						forgotten++;
-					continue;
-				}
-				left++;
-				if (oldest == NULL || e->created_at < oldest->created_at)
-					oldest = e;
-			}
-			if (oldest != NULL && dtx_in_doubt_warning_age > 0 &&
-				TimestampDifferenceExceeds(oldest->created_at, GetCurrentTimestamp(),
-										   dtx_in_doubt_warning_age * 1000))
-				ereport(WARNING,
-						(errmsg("pg_dtx: a distributed transaction has been in doubt since %s",
-								timestamptz_to_str(oldest->created_at)),
-						 errdetail("Transaction %" PRIu64 " is committed, but not yet on every participant; "
-								   "its prepared transactions hold their locks and hold back VACUUM there.",
-								   oldest->fxid),
-						 errhint("See dtx.in_doubt for the participant and the last error met.")));
-			forgotten += DtxConfirmedDelete(rel);
-			table_close(rel, NoLock);
-			if (forgotten > 0)
-				add_action(&actions, NULL, NULL, "forget",
-						   psprintf("%d finished decision(s) deleted", forgotten));
-		}
-
-		/* how it went with each server */
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("DELETE FROM dtx.resolver_status WHERE server_id NOT IN "
-						"(SELECT oid FROM pg_catalog.pg_foreign_server)", false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not update dtx.resolver_status");
-		if (has_undecided &&
-			SPI_execute("DELETE FROM dtx.undecided WHERE server_id NOT IN "
-						"(SELECT oid FROM pg_catalog.pg_foreign_server)", false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not update dtx.undecided");
-		foreach(lc, scans)
-		{
-			ServerScan *scan = lfirst(lc);
-
-			if (scan->quiet && scan->failed)
-				continue;
-			if (scan->failed)
-				add_action(&actions, scan->name, NULL, "list",
-						   psprintf("failed: %s", scan->error ? scan->error : "unknown error"));
-			record_status(scan, dtx_resolver_interval);
-			if (scan->listed && has_undecided)
-				record_undecided(scan);
-			left += count_undecided(scan);
-		}
-		SPI_finish();
-		DtxRecordInDoubt(left, generation);
+		pass->decisions_at_start = read_decisions(pass->coordid);
+		resolve_as_connected(pass);
+		retire_finished_decisions(pass);
+		record_pass(pass);
 	}
 	PG_FINALLY();
 	{
-		foreach(lc, scans)
+		ListCell   *lc;
+
+		foreach(lc, pass->scans)
 		{
 			ServerScan *scan = lfirst(lc);
 			ListCell   *lc2;
@@ -1095,7 +1167,7 @@ DtxResolvePass(bool in_worker, bool *skipped)
 	PG_END_TRY();
 	DtxLeaveOwnerScope(&scope);
 
-	return actions;
+	return pass->actions;
 }
 
 /*

@@ -27,6 +27,9 @@ typedef struct DtxResolveAction
 } DtxResolveAction;
 
 extern int	dtx_in_doubt_warning_age;
+extern int	dtx_resolver_interval;
+
+extern void DtxResolverInit(void);
 
 extern List *DtxResolvePass(bool in_worker, bool *skipped);
 

@@ -26,7 +26,6 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
-#include "connection.h"
 #include "stmt_cache.h"
 
 int			dtx_statement_cache_size = 100; /* dtx.statement_cache_size */
@@ -81,7 +80,7 @@ stmt_hash(const char *sql, int nparams, const Oid *types)
  *		must be told whether the server accepted it).
  */
 DtxCachedStmt *
-DtxStmtCacheLookup(DtxConnection *c, const char *sql, int nparams,
+DtxStmtCacheLookup(DtxStmtCache *sc, const char *sql, int nparams,
 				   const Oid *types, bool *prepare)
 {
 	uint32		h;
@@ -96,7 +95,7 @@ DtxStmtCacheLookup(DtxConnection *c, const char *sql, int nparams,
 		return NULL;
 
 	h = stmt_hash(sql, nparams, types);
-	foreach(lc, c->stmts)
+	foreach(lc, sc->stmts)
 	{
 		e = lfirst(lc);
 		if (e->hash == h && e->nparams == nparams && strcmp(e->sql, sql) == 0 &&
@@ -104,9 +103,9 @@ DtxStmtCacheLookup(DtxConnection *c, const char *sql, int nparams,
 		{
 			if (!e->prepared)
 			{
-				if (c->stmts_prepared >= dtx_statement_cache_size)
+				if (sc->nprepared >= dtx_statement_cache_size)
 					return NULL;
-				snprintf(e->name, sizeof(e->name), "dtx_stmt_%u", ++c->stmt_counter);
+				snprintf(e->name, sizeof(e->name), "dtx_stmt_%u", ++sc->counter);
 				*prepare = true;
 			}
 			return e;
@@ -120,18 +119,18 @@ DtxStmtCacheLookup(DtxConnection *c, const char *sql, int nparams,
 	}
 
 	/* first sighting: remember it, forgetting the oldest text seen once */
-	if (c->stmt_cxt == NULL)
-		c->stmt_cxt = AllocSetContextCreate(TopMemoryContext, "pg_dtx statements",
+	if (sc->cxt == NULL)
+		sc->cxt = AllocSetContextCreate(TopMemoryContext, "pg_dtx statements",
 											ALLOCSET_SMALL_SIZES);
 	if (nonce >= dtx_statement_cache_size && oldest_once != NULL)
 	{
-		c->stmts = list_delete_ptr(c->stmts, oldest_once);
+		sc->stmts = list_delete_ptr(sc->stmts, oldest_once);
 		pfree(oldest_once->sql);
 		if (oldest_once->types)
 			pfree(oldest_once->types);
 		pfree(oldest_once);
 	}
-	old = MemoryContextSwitchTo(c->stmt_cxt);
+	old = MemoryContextSwitchTo(sc->cxt);
 	e = palloc0(sizeof(DtxCachedStmt));
 	e->hash = h;
 	e->sql = pstrdup(sql);
@@ -141,7 +140,7 @@ DtxStmtCacheLookup(DtxConnection *c, const char *sql, int nparams,
 		e->types = palloc(nparams * sizeof(Oid));
 		memcpy(e->types, types, nparams * sizeof(Oid));
 	}
-	c->stmts = lappend(c->stmts, e);
+	sc->stmts = lappend(sc->stmts, e);
 	MemoryContextSwitchTo(old);
 	return NULL;
 }
@@ -161,12 +160,12 @@ DtxStmtCacheName(DtxCachedStmt *e)
  *		Records whether the server accepted the preparation of e.
  */
 void
-DtxStmtCachePrepared(DtxConnection *c, DtxCachedStmt *e, bool ok)
+DtxStmtCachePrepared(DtxStmtCache *sc, DtxCachedStmt *e, bool ok)
 {
 	if (ok && !e->prepared)
 	{
 		e->prepared = true;
-		c->stmts_prepared++;
+		sc->nprepared++;
 	}
 }
 
@@ -176,14 +175,14 @@ DtxStmtCachePrepared(DtxConnection *c, DtxCachedStmt *e, bool ok)
  *		a statement that may have deallocated some.
  */
 void
-DtxStmtCacheReset(DtxConnection *c)
+DtxStmtCacheReset(DtxStmtCache *sc)
 {
-	c->stmts = NIL;
-	c->stmts_prepared = 0;
-	c->stmt_preparing = NULL;
-	if (c->stmt_cxt != NULL)
+	sc->stmts = NIL;
+	sc->nprepared = 0;
+	sc->preparing = NULL;
+	if (sc->cxt != NULL)
 	{
-		MemoryContextDelete(c->stmt_cxt);
-		c->stmt_cxt = NULL;
+		MemoryContextDelete(sc->cxt);
+		sc->cxt = NULL;
 	}
 }

@@ -8,16 +8,29 @@
 #ifndef DTX_STMT_CACHE_H
 #define DTX_STMT_CACHE_H
 
-#include "connection.h"
+#include "nodes/pg_list.h"
+
+/*
+ * The statement cache of one connection: a part of DtxConnection that only
+ * stmt_cache.c reads and writes (connection.c hands it over).
+ */
+typedef struct DtxStmtCache
+{
+	List	   *stmts;			/* struct DtxCachedStmt *, in cxt */
+	MemoryContext cxt;			/* NULL until the first statement */
+	int			nprepared;		/* how many exist on the server */
+	uint32		counter;		/* names dtx_stmt_<n> are never reused */
+	struct DtxCachedStmt *preparing;	/* Parse in the pipeline in flight */
+} DtxStmtCache;
 
 extern int	dtx_statement_cache_size;
 
 extern void DtxStmtCacheInit(void);
-extern struct DtxCachedStmt *DtxStmtCacheLookup(DtxConnection *c, const char *sql,
+extern struct DtxCachedStmt *DtxStmtCacheLookup(DtxStmtCache *sc, const char *sql,
 												int nparams, const Oid *types,
 												bool *prepare);
 extern const char *DtxStmtCacheName(struct DtxCachedStmt *e);
-extern void DtxStmtCachePrepared(DtxConnection *c, struct DtxCachedStmt *e, bool ok);
-extern void DtxStmtCacheReset(DtxConnection *c);
+extern void DtxStmtCachePrepared(DtxStmtCache *sc, struct DtxCachedStmt *e, bool ok);
+extern void DtxStmtCacheReset(DtxStmtCache *sc);
 
 #endif							/* DTX_STMT_CACHE_H */

@@ -3,8 +3,8 @@
 # test/run_tests.sh - run every pg_dtx test tier on throw-away servers.
 #
 #   bash test/run_tests.sh                   all tiers (what `make test` runs)
-#   bash test/run_tests.sh --only TIER       one tier: regress, tap, isolation,
-#                                            model or faults
+#   bash test/run_tests.sh --only TIER       one tier: layers, regress, tap,
+#                                            isolation, model or faults
 #   PROVE_TESTS=test/t/001_x.pl bash test/run_tests.sh --only tap
 #                                            one TAP file (space-separated list)
 #
@@ -14,6 +14,7 @@
 #   3. copies the tree to a temporary directory owned by the server's OS user
 #      ("postgres" when we are root: PostgreSQL refuses to run as root)
 #   4. runs, as that user, in the copy:
+#        layers     test/check_layers.sh (the include order of src/README.md)
 #        regress    pg_regress through `make installcheck` (temporary instance,
 #                   test/regress.conf)
 #        tap        prove test/t/*.pl with PostgreSQL::Test::Cluster and
@@ -39,7 +40,7 @@ set -euo pipefail
 # shellcheck source=test/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-TIERS=(regress tap isolation model faults)
+TIERS=(layers regress tap isolation model faults)
 
 usage() {
 	sed -n '3,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -211,6 +212,7 @@ tier_has_tests() {
 	regress) true ;;
 	tap) [[ -n $(tap_tests) ]] ;;
 	isolation) [[ -n $(isolation_specs) ]] ;;
+	layers) [[ -f test/check_layers.sh ]] ;;
 	model) [[ -f test/model/run.sh ]] ;;
 	faults) [[ -f test/faults/run.sh ]] ;;
 	*) false ;;
@@ -357,6 +359,9 @@ run_script_tier() {
 }
 
 tier_model() { run_script_tier model test/model/run.sh; }
+
+# layers: no source file includes a header of its own layer or above.
+tier_layers() { run_script_tier layers test/check_layers.sh; }
 
 # Not through as_pg: the network faults need root (network namespaces,
 # nftables); test/faults/run.sh runs the servers as PG_OS_USER itself.

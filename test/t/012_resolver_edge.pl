@@ -308,7 +308,7 @@ sub launcher_pid
 	ok(!gid_set($pa)->{$gid_c}, 'busy-c: no longer prepared on pa');
 	is( $coord->safe_psql('postgres', $resolve),
 		join("\n",
-			'||forget|1 finished decision(s) deleted',
+			'||forget|1 finished decision deleted',
 			"pa|$gid_r|rollback|$BUSY"),
 		'busy: the next pass forgets the decision, and reports busy-r still busy'
 	);

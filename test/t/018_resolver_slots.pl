@@ -62,7 +62,7 @@ $pa->stop;
 $coord->safe_psql('late', 'SELECT count(*) FROM dtx.resolve()');
 my ($ret, undef, $err) = $coord->psql('postgres', 'DROP DATABASE late');
 isnt($ret, 0, 'DROP DATABASE of the new database is refused while in doubt');
-like($err, qr/database "late" has 1 distributed transaction\(s\) in doubt/,
+like($err, qr/database "late" has 1 distributed transaction in doubt/,
 	'with the in-doubt error');
 $pa->start;
 $coord->safe_psql('late', 'SELECT count(*) FROM dtx.resolve()');
