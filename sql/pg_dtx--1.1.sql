@@ -82,6 +82,23 @@ COMMENT ON FUNCTION dtx.query(pg_catalog.text, pg_catalog.text) IS
 COMMENT ON FUNCTION dtx.query(pg_catalog.text, pg_catalog.text, "any") IS
   'run a query with parameters $1, $2, ... on a participant server; returns its rows';
 
+-- Parameters without a type (drivers' server-side binding) resolve to these
+-- forms; their values go to the participant untyped, for its statement to type.
+CREATE FUNCTION dtx.exec(server pg_catalog.text, sql pg_catalog.text, VARIADIC params pg_catalog.text[])
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'dtx_exec'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION dtx.query(server pg_catalog.text, sql pg_catalog.text, VARIADIC params pg_catalog.text[])
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dtx_query'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION dtx.exec(pg_catalog.text, pg_catalog.text, pg_catalog.text[]) IS
+  'run a statement with untyped parameters $1, $2, ... (typed by the statement) on a participant server; returns the rows affected';
+COMMENT ON FUNCTION dtx.query(pg_catalog.text, pg_catalog.text, pg_catalog.text[]) IS
+  'run a query with untyped parameters $1, $2, ... (typed by the query) on a participant server; returns its rows';
+
 -------------------------------------------------------------------------------
 -- Coordinator identity
 -------------------------------------------------------------------------------

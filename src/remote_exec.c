@@ -6,7 +6,9 @@
  *
  * Parameters travel out of band ($1, $2, ... are never spliced into the
  * text), in text form; built-in types are sent with their type OID, other
- * types and untyped literals are left for the remote server to type.  The
+ * types and untyped literals are left for the remote server to type.  So
+ * are all the parameters of a call that resolves to the VARIADIC text[]
+ * form (parameters of unknown type, as drivers bind them, resolve to it).  The
  * remote session's DateStyle, IntervalStyle and extra_float_digits are
  * pinned at connection (connection.c), so that text forms are read back
  * exactly; parameters are printed with the same settings whatever the
@@ -366,10 +368,24 @@ reset_transmission_formats(int nestlevel)
 }
 
 /*
+ * params_untyped
+ *		Whether fcinfo calls the VARIADIC text[] form of dtx.exec/dtx.query,
+ *		the one that parameters without a type resolve to: its values go to
+ *		the participant untyped, for the remote statement to type them.
+ */
+static bool
+params_untyped(FunctionCallInfo fcinfo)
+{
+	return PG_NARGS() == 3 &&
+		get_func_variadictype(fcinfo->flinfo->fn_oid) == TEXTOID;
+}
+
+/*
  * collect_params
  *		The parameters of a dtx.exec/dtx.query call: arguments 3 and on, or
- *		the elements of the array given with VARIADIC, printed in the
- *		transmission formats whatever the session's settings.
+ *		the elements of the array given with VARIADIC (or built by the
+ *		VARIADIC text[] form), printed in the transmission formats whatever
+ *		the session's settings.
  */
 static DtxParams *
 collect_params(FunctionCallInfo fcinfo)
@@ -378,13 +394,15 @@ collect_params(FunctionCallInfo fcinfo)
 	int			nargs = PG_NARGS();
 	int			i;
 	int			nestlevel;
+	bool		untyped;
 
 	if (nargs <= 2)
 		return p;
 
-	if (get_fn_expr_variadic(fcinfo->flinfo))
+	untyped = params_untyped(fcinfo);
+	if (untyped || get_fn_expr_variadic(fcinfo->flinfo))
 	{
-		/* dtx.exec(s, q, VARIADIC array): the array's elements */
+		/* dtx.exec(s, q, VARIADIC array), or the text[] form: the elements */
 		ArrayType  *arr;
 		Oid			elemtype;
 		int16		typlen;
@@ -406,7 +424,11 @@ collect_params(FunctionCallInfo fcinfo)
 		p->values = palloc(sizeof(char *) * Max(nelems, 1));
 		nestlevel = output_depends_on_formats(elemtype) ? set_transmission_formats() : -1;
 		for (i = 0; i < nelems; i++)
+		{
 			add_param(p, i, elemtype, elems[i], nulls[i]);
+			if (untyped)
+				p->types[i] = InvalidOid;
+		}
 		if (nestlevel >= 0)
 			reset_transmission_formats(nestlevel);
 		return p;

@@ -39,7 +39,7 @@ export PG_CONFIG PATH
 
 # Debian packages needed to build the extension and to run every test tier.
 BUILD_DEPS=(postgresql-server-dev-15 libipc-run-perl libkrb5-dev make gcc
-	python3-psycopg2 iproute2 nftables spin)
+	python3-psycopg2 iproute2 nftables spin python3-psycopg python3-asyncpg)
 
 if [[ $(id -u) -eq 0 ]]; then
 	PG_OS_USER=postgres
@@ -88,6 +88,10 @@ ensure_build_deps() {
 	for pkg in "${BUILD_DEPS[@]}"; do
 		pkg_installed "$pkg" || missing+=("$pkg")
 	done
+	# The node-postgres driver test needs node and npm (any origin will do).
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		missing+=(nodejs npm)
+	fi
 	# The server itself (initdb, postgres) comes from postgresql-15.
 	if [[ ! -x $PG_BINDIR/postgres ]] && [[ $PG_CONFIG == /usr/lib/postgresql/15/* ]]; then
 		missing+=(postgresql-15)
