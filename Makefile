@@ -5,7 +5,8 @@
 #   make test            every test tier on throw-away servers (see test/run_tests.sh)
 #   make demo            three throw-away servers and an atomic money transfer (see test/demo.sh)
 #   make bench           the benchmark against postgres_fdw and dblink (see bench/README.md)
-#   make package         the Debian package, checked and tested installed (see test/package.sh)
+#   make package         the Debian package in packages/, checked and tested installed
+#                        (see test/package.sh; PG_CONFIG=... for another major version)
 #
 # The build also works from another directory (make -f SRC/Makefile VPATH=SRC,
 # as pg_buildext builds Debian packages in build-<major>/).
@@ -63,7 +64,7 @@ bench:
 	bash bench/run.sh
 
 package:
-	bash $(srcroot)/test/package.sh
+	bash $(srcroot)/test/package.sh --out packages
 
 # PGXS of distribution packages tracks no header dependencies: every object
 # depends on every header of the project (they are few).

@@ -17,13 +17,15 @@
 #   --out DIR          keep the built .deb files in DIR (PG_DTX_PKG_OUT)
 #
 # What it does:
-#   1. copies the tree (no .git, no build products) to a temporary directory
+#   1. checks that META.json, debian/changelog and pg_dtx.control name the
+#      same version;
+#   2. copies the tree (no .git, no build products) to a temporary directory
 #      and runs `dpkg-buildpackage -us -uc -b` there, for version N only
 #      (PG_SUPPORTED_VERSIONS=N): the source tree is left as it was;
-#   2. checks the .deb (dpkg-deb -c, -f): the library, the control file and
+#   3. checks the .deb (dpkg-deb -c, -f): the library, the control file and
 #      every sql/pg_dtx--*.sql of the tree under N's directories, nothing
 #      else outside the package's doc directory, Depends on postgresql-N;
-#   3. default (private): copies PG_CONFIG's installation (its
+#   4. default (private): copies PG_CONFIG's installation (its
 #      usr/lib/postgresql/N and usr/share/postgresql/N, without any pg_dtx
 #      file a `make install` left there) to the temporary directory, unpacks
 #      the .deb into that copy with `dpkg -x`, and runs `make installcheck`
@@ -40,7 +42,7 @@
 # Root is needed to build (build dependencies are installed with apt-get when
 # missing) and for --install; the tests run as the "postgres" OS user when
 # run as root. The last line is "N passed, N failed" (pg_regress tests, plus
-# one for the package build and check); the exit status is non-zero when
+# one for the versions and one for the package build and check); the exit status is non-zero when
 # anything failed. PG_DTX_KEEP_STAGE=1 keeps the temporary directory.
 
 set -euo pipefail
@@ -82,6 +84,9 @@ while [[ $# -gt 0 ]]; do
 	shift
 done
 export PG_CONFIG
+if [[ -n $OUT ]]; then
+	OUT=$(realpath -m -- "$OUT")
+fi
 
 # shellcheck source=test/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -133,6 +138,26 @@ ensure_package_deps() {
 	apt-get update </dev/null || die "apt-get update failed"
 	apt-get install -y --no-install-recommends "${missing[@]}" </dev/null ||
 		die "apt-get install ${missing[*]} failed"
+}
+
+# The version is the same in META.json (PGXN), debian/changelog and
+# pg_dtx.control (default_version 1.1 for 1.1.0), and META.json's file exists.
+check_versions() {
+	local meta meta_provides deb control file
+	heading "Checking the versions of META.json, debian/changelog, pg_dtx.control"
+	meta=$(perl -MJSON::PP -0777 -ne 'my $m = decode_json($_); print "$m->{version} $m->{provides}{pg_dtx}{version} $m->{provides}{pg_dtx}{file}"' "$PROJECT_ROOT/META.json") ||
+		fail "META.json is not valid JSON"
+	read -r meta meta_provides file <<<"$meta"
+	deb=$(cd "$PROJECT_ROOT" && dpkg-parsechangelog -S Version)
+	deb=${deb%-*}
+	control=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$PROJECT_ROOT/pg_dtx.control")
+	echo "META.json $meta (pg_dtx $meta_provides, $file), debian/changelog $deb, pg_dtx.control $control"
+	[[ $meta == "$deb" && $meta_provides == "$meta" ]] ||
+		fail "META.json ($meta, pg_dtx $meta_provides) and debian/changelog ($deb) disagree"
+	[[ $meta == "$control" || $meta == "$control.0" ]] ||
+		fail "META.json ($meta) and pg_dtx.control ($control) disagree"
+	[[ -f $PROJECT_ROOT/$file ]] || fail "META.json names $file, which does not exist"
+	PASSED=$((PASSED + 1))
 }
 
 # Build the .deb of MAJOR in a copy of the tree; set DEB.
@@ -250,6 +275,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/pg_dtx_pkg.XXXXXX") || die "mktemp failed"
 case $MODE in
 private)
 	ensure_package_deps
+	check_versions
 	build_package
 	check_package
 	heading "Unpacking ${DEB##*/} into a copy of the installation of $PG_CONFIG"
@@ -261,6 +287,7 @@ install)
 	[[ $PG_CONFIG == "/usr/lib/postgresql/$MAJOR/bin/pg_config" ]] ||
 		die "--install installs into /usr/lib/postgresql/$MAJOR; PG_CONFIG is $PG_CONFIG"
 	ensure_package_deps
+	check_versions
 	build_package
 	check_package
 	heading "dpkg -i ${DEB##*/}"
