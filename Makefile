@@ -5,6 +5,14 @@
 #   make test            every test tier on throw-away servers (see test/run_tests.sh)
 #   make demo            three throw-away servers and an atomic money transfer (see test/demo.sh)
 #   make bench           the benchmark against postgres_fdw and dblink (see bench/README.md)
+#   make package         the Debian package in packages/, checked and tested installed
+#                        (see test/package.sh; PG_CONFIG=... for another major version)
+#
+# The build also works from another directory (make -f SRC/Makefile VPATH=SRC,
+# as pg_buildext builds Debian packages in build-<major>/).
+
+# The source tree: the directory of this Makefile.
+srcroot := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 
 EXTENSION = pg_dtx
 MODULE_big = pg_dtx
@@ -28,11 +36,11 @@ OBJS = \
 	src/deadlock.o \
 	src/stmt_cache.o
 
-DATA = $(wildcard sql/pg_dtx--*.sql)
+DATA = $(patsubst $(srcroot)/%,%,$(wildcard $(srcroot)/sql/pg_dtx--*.sql))
 
 # pg_regress: the inputs are sql/<test>.sql, the outputs expected/<test>.out
 REGRESS = dtx_setup dtx_basic dtx_params dtx_driver_params dtx_stmt_cache dtx_savepoints dtx_errors dtx_resolver dtx_ops dtx_locks dtx_guarantees dtx_ddl_guard dtx_upgrade
-REGRESS_OPTS = --inputdir=. --temp-config=test/regress.conf --temp-instance=tmp_check_regress
+REGRESS_OPTS = --inputdir=$(srcroot) --temp-config=$(srcroot)/test/regress.conf --temp-instance=tmp_check_regress
 
 # Server headers are system headers here so that -Wextra judges only our code.
 PG_CPPFLAGS = -isystem $(includedir_server) -isystem $(includedir_internal) -isystem $(libpq_srcdir)
@@ -46,7 +54,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench
+.PHONY: test demo bench package
 test:
 	bash test/run_tests.sh
 
@@ -56,6 +64,14 @@ demo:
 bench:
 	bash bench/run.sh
 
+package:
+	bash $(srcroot)/test/package.sh --out packages
+
 # PGXS of distribution packages tracks no header dependencies: every object
 # depends on every header of the project (they are few).
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard $(srcroot)/src/*.h)
+
+# A build in another directory puts the objects in its src/.
+ifdef VPATH
+$(shell mkdir -p src)
+endif
