@@ -1,7 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.c
- *	  Looks up the extension's own objects: its owner and its tables.
+ *	  The extension's own objects (its owner, its tables), and the context
+ *	  its internal work runs in: as the extension's owner with a safe
+ *	  search_path (DtxEnterOwnerScope), a step that may fail without failing
+ *	  the caller (DtxRunInSubtransaction).
  *
  * Nothing is cached: a syscache lookup is cheap, and the extension may be
  * dropped and created again while a backend lives.

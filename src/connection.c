@@ -11,12 +11,18 @@
  * of remote_xact.c; this file only opens connections and moves commands and
  * results.
  *
- * Every wait on a socket goes through WaitLatchOrSocket, so that query
- * cancel, statement_timeout, backend termination and postmaster death are
- * noticed while a remote server is slow.  The functions that raise errors
- * are for use before the local commit; the *NoError variants are for the
- * commit and abort callbacks, where interrupts are held and nothing may be
- * raised, and are bounded by a deadline instead.
+ * Every wait on a socket before the local commit goes through
+ * WaitLatchOrSocket, so that query cancel, statement_timeout, backend
+ * termination and postmaster death are noticed while a remote server is
+ * slow.  The functions that raise errors are for use before the local
+ * commit; the *NoError variants are for the commit and abort callbacks,
+ * where interrupts are held and nothing may be raised: they are bounded by
+ * a deadline and wait with poll(), which needs no new descriptor.  Every
+ * socket counts as an external descriptor of fd.c.
+ *
+ * This is the bottom of the layers that talk to participants (see
+ * src/README.md): a module above that must act on what happens here
+ * registers a hook (DtxSetStatementHook, DtxSetCloseHook).
  *
  * Nothing here is shared between backends, so nothing is locked.
  *
@@ -1721,7 +1727,7 @@ DtxGetResultNoErrorYielding(DtxConnection *c, TimestampTz deadline,
 bool
 DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 {
-	(void) deadline;
+	(void) deadline;			/* for a cancel request that needs no wait */
 	if (c->conn == NULL)
 		return false;
 	if (!c->busy && PQstatus(c->conn) == CONNECTION_OK)

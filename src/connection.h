@@ -106,6 +106,28 @@ typedef enum DtxStatementEvent
 typedef void (*DtxStatementHook) (DtxConnection *c, DtxStatementEvent event,
 								  const char *sql);
 
+/*
+ * What COMMIT PREPARED or ROLLBACK PREPARED answered: the prepared
+ * transaction is already gone (finished by somebody else), or busy (another
+ * session is finishing it right now).
+ */
+#define DTX_SQLSTATE_PREPARED_GONE	"42704"	/* undefined_object */
+#define DTX_SQLSTATE_PREPARED_BUSY	"55000"	/* object_not_in_prerequisite_state */
+
+static inline bool
+DtxPreparedGone(DtxResultStatus st, const char *sqlstate)
+{
+	return st == DTX_RESULT_ERROR && sqlstate != NULL &&
+		strcmp(sqlstate, DTX_SQLSTATE_PREPARED_GONE) == 0;
+}
+
+static inline bool
+DtxPreparedBusy(DtxResultStatus st, const char *sqlstate)
+{
+	return st == DTX_RESULT_ERROR && sqlstate != NULL &&
+		strcmp(sqlstate, DTX_SQLSTATE_PREPARED_BUSY) == 0;
+}
+
 /* settings */
 extern int	dtx_connect_timeout;
 

@@ -66,6 +66,7 @@
 #include "catalog.h"
 #include "connection.h"
 #include "deadlock.h"
+#include "fdw_options.h"
 #include "gid.h"
 
 int			dtx_deadlock_check_interval = 2000; /* ms; 0 turns detection off */
@@ -282,10 +283,7 @@ collect_remote(CheckScope *scope, Oid serverid)
 	int			j;
 	TimestampTz deadline = DtxDeadlineAfterMs(Max(dtx_deadlock_check_interval, 5000));
 
-	if (!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(GetUserId()),
-							   ObjectIdGetDatum(serverid)) &&
-		!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
-							   ObjectIdGetDatum(serverid)))
+	if (!DtxMappingExists(GetUserId(), serverid))
 		return;
 	c = DtxConnectStandalone(serverid, GetUserId(), deadline);
 	PG_TRY();

@@ -213,6 +213,19 @@ DtxServerIsParticipantKind(ForeignServer *server)
 }
 
 /*
+ * DtxMappingExists
+ *		Whether userid has a user mapping on serverid, its own or PUBLIC's.
+ */
+bool
+DtxMappingExists(Oid userid, Oid serverid)
+{
+	return SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
+								 ObjectIdGetDatum(serverid)) ||
+		SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							  ObjectIdGetDatum(serverid));
+}
+
+/*
  * DtxResolveServer
  *		Looks up the participant server called servername for userid:
  *		it must exist, belong to a wrapper that pg_dtx serves, be usable by
@@ -249,10 +262,7 @@ DtxResolveServer(const char *servername, Oid userid)
 						 quote_identifier(servername),
 						 quote_identifier(GetUserNameFromId(userid, false)))));
 
-	if (!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
-							   ObjectIdGetDatum(server->serverid)) &&
-		!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
-							   ObjectIdGetDatum(server->serverid)))
+	if (!DtxMappingExists(userid, server->serverid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("user mapping for \"%s\" on server \"%s\" does not exist",

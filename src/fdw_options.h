@@ -20,6 +20,7 @@ extern bool DtxConnParamGiven(const char **keywords, int n, const char *name);
 extern void DtxCheckPasswordGiven(ForeignServer *server, UserMapping *um, Oid userid);
 extern void DtxCheckPasswordUsed(PGconn *conn, ForeignServer *server,
 								 UserMapping *um, Oid userid);
+extern bool DtxMappingExists(Oid userid, Oid serverid);
 extern bool DtxServerIsParticipantKind(ForeignServer *server);
 
 #endif							/* DTX_FDW_OPTIONS_H */

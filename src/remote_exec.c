@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * remote_exec.c
- *	  The SQL functions that run statements on participants: dtx.exec and
- *	  dtx.query.
+ *	  The SQL functions that run statements on participants: dtx.exec,
+ *	  dtx.query (its rows streamed into the result), dtx.lock and
+ *	  dtx.try_lock.
  *
  * Parameters travel out of band ($1, $2, ... are never spliced into the
  * text), in text form; built-in types are sent with their type OID, other

@@ -20,15 +20,18 @@
  *	- one writer and no local write: it commits in one phase, with no
  *	  decision record; a connection lost before its answer is reported as
  *	  transaction_resolution_unknown (08007);
- *	- otherwise PREPARE TRANSACTION goes to every writer at once, the
- *	  decision row is inserted into dtx.decisions meanwhile, and the local
- *	  commit is forced to be flushed: the local commit record is the
- *	  decision.  Any failure raises, and the abort callback rolls back what
- *	  was prepared.
- * After the local commit (commit callback, interrupts held, nothing may be
- * raised) COMMIT PREPARED goes to every writer at once, bounded by
- * dtx.commit_timeout; a participant that does not confirm gets a WARNING
- * and is left in doubt for the resolver.
+ *	- otherwise two-phase commit, in named steps: classify_participants,
+ *	  record_decision (the decision row is inserted into dtx.decisions and
+ *	  the local commit is forced to be flushed, and to reach a synchronous
+ *	  standby: the local commit record is the decision), assign_global_ids,
+ *	  send_prepare (to every writer at once), collect_prepare.  Any failure
+ *	  raises, and the abort callback rolls back what was prepared.
+ * After the local commit (dtx_post_commit: commit callback, interrupts held,
+ * nothing may be raised, memory and waits need nothing new) COMMIT PREPARED
+ * goes to every writer at once, bounded by dtx.commit_timeout; a participant
+ * that does not confirm gets a WARNING and is left in doubt for the
+ * resolver.  With dtx.synchronous_commit_prepared off, the answers are read
+ * later (DtxFinishCommitInFlight; connection.c's close hook).
  *
  * The state lives in the backend's connection entries and in the list of
  * participants below; nothing is shared, nothing is locked.
@@ -61,10 +64,6 @@
 #include "remote_xact.h"
 #include "stats.h"
 
-/* SQLSTATE of "prepared transaction ... does not exist" */
-#define SQLSTATE_UNDEFINED_OBJECT "42704"
-/* SQLSTATE of "prepared transaction ... is busy" */
-#define SQLSTATE_OBJECT_IN_USE_2PC "55000"
 /* Pause between two tries of a COMMIT PREPARED that found it busy, us. */
 #define DTX_BUSY_RETRY_US 10000L
 
@@ -977,7 +976,7 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 		st = mode == DTX_IN_FLIGHT_WAIT ? DTX_RESULT_TIMEOUT : DTX_RESULT_LOST;
 	c->commit_in_flight = false;
 	ok = st == DTX_RESULT_OK ||
-		(st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0);
+		DtxPreparedGone(st, sqlstate);
 	if (st == DTX_RESULT_LOST || st == DTX_RESULT_TIMEOUT)
 		c->broken = true;
 	if (!ok)
@@ -1029,7 +1028,7 @@ commit_prepared_when_free(DtxConnection *c, TimestampTz deadline,
 		if (!DtxSendQueryNoError(c, psprintf("COMMIT PREPARED '%s'", c->gid)))
 			return DTX_RESULT_LOST;
 		st = DtxGetResultNoError(c, deadline, msg, sqlstate, NULL);
-	} while (st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_OBJECT_IN_USE_2PC) == 0);
+	} while (DtxPreparedBusy(st, sqlstate));
 	return st;
 }
 
@@ -1092,11 +1091,11 @@ dtx_post_commit(void)
 		{
 			DtxSetPhase(DTX_PHASE_COMMIT_PREPARED, c->servername);
 			st = DtxGetResultNoError(c, deadline, &msg, sqlstate, NULL);
-			if (st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_OBJECT_IN_USE_2PC) == 0)
+			if (DtxPreparedBusy(st, sqlstate))
 				st = commit_prepared_when_free(c, deadline, &msg, sqlstate);
 			DtxSetPhase(DTX_PHASE_NONE, NULL);
 			if (st == DTX_RESULT_OK ||
-				(st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0))
+				DtxPreparedGone(st, sqlstate))
 			{
 				c->state = DTX_REMOTE_IDLE;
 				continue;
@@ -1192,7 +1191,7 @@ dtx_abort(void)
 			c->state = DTX_REMOTE_IDLE;
 			continue;
 		}
-		if (st == DTX_RESULT_ERROR && strcmp(sqlstate, SQLSTATE_UNDEFINED_OBJECT) == 0 &&
+		if (DtxPreparedGone(st, sqlstate) &&
 			c->state != DTX_REMOTE_IN_XACT)
 		{
 			/* the PREPARE never happened */

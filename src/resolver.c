@@ -93,10 +93,6 @@
 #define DTX_PASS_LOCK_KEY1 0x647478	/* "dtx" */
 #define DTX_PASS_LOCK_KEY2 1
 
-/* the SQLSTATE of "prepared transaction ... does not exist" */
-#define SQLSTATE_UNDEFINED_OBJECT "42704"
-/* the SQLSTATE of "prepared transaction ... is busy" */
-#define SQLSTATE_OBJECT_IN_USE_2PC "55000"
 
 /* A prepared transaction of ours seen on a participant. */
 typedef struct Candidate
@@ -226,10 +222,7 @@ listing_user(Oid serverid, Oid owner)
 	Oid			user = InvalidOid;
 	bool		found = false;
 
-	if (SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(owner),
-							  ObjectIdGetDatum(serverid)) ||
-		SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
-							  ObjectIdGetDatum(serverid)))
+	if (DtxMappingExists(owner, serverid))
 		return owner;
 
 	rel = table_open(UserMappingRelationId, AccessShareLock);
@@ -384,10 +377,7 @@ connection_for(ServerScan *scan, Oid userid, TimestampTz deadline)
 	ListCell   *lc;
 	DtxConnection *c;
 
-	if (!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(userid),
-							   ObjectIdGetDatum(scan->serverid)) &&
-		!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
-							   ObjectIdGetDatum(scan->serverid)))
+	if (!DtxMappingExists(userid, scan->serverid))
 		return scan->lister;
 
 	foreach(lc, scan->conns)
@@ -673,12 +663,12 @@ step_act(ServerScan *scan, void *arg)
 				DtxStatsResolved(scan->serverid, action[0] == 'c');
 				add_action(a->actions, scan->name, cand->gid, action, "done");
 			}
-			else if (states[i] && strcmp(states[i], SQLSTATE_UNDEFINED_OBJECT) == 0)
+			else if (DtxPreparedGone(status[i], states[i]))
 			{
 				cand->finished = true;
 				add_action(a->actions, scan->name, cand->gid, action, "already finished");
 			}
-			else if (states[i] && strcmp(states[i], SQLSTATE_OBJECT_IN_USE_2PC) == 0)
+			else if (DtxPreparedBusy(status[i], states[i]))
 			{
 				/* its backend is finishing it right now: not this server's failure */
 				add_action(a->actions, scan->name, cand->gid, action,
@@ -1281,10 +1271,7 @@ dtx_resolve_manually(PG_FUNCTION_ARGS)
 						decided ? "commit" : "none: roll back"),
 				 errdetail("The other participants of the transaction are finished by the resolver according to the decision.")));
 
-	user = SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(parts.userid),
-								 ObjectIdGetDatum(parts.serverid)) ||
-		SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
-							  ObjectIdGetDatum(parts.serverid)) ?
+	user = DtxMappingExists(parts.userid, parts.serverid) ?
 		parts.userid : listing_user(parts.serverid, DtxExtensionOwner());
 	sql = psprintf("%s PREPARED '%s'", commit ? "COMMIT" : "ROLLBACK", gid);
 	sqls[0] = sql;
@@ -1303,7 +1290,7 @@ dtx_resolve_manually(PG_FUNCTION_ARGS)
 
 	if (status == DTX_RESULT_OK)
 		outcome = "done";
-	else if (state && strcmp(state, SQLSTATE_UNDEFINED_OBJECT) == 0)
+	else if (DtxPreparedGone(status, state))
 		outcome = "already finished";
 	else
 		outcome = psprintf("failed: %s", msg ? msg : "unknown error");
@@ -1311,7 +1298,7 @@ dtx_resolve_manually(PG_FUNCTION_ARGS)
 			(errmsg("pg_dtx: %s by hand of %s on server \"%s\" by role \"%s\": %s",
 					commit ? "commit" : "rollback", gid, server->servername,
 					GetUserNameFromId(GetUserId(), false), outcome)));
-	if (status != DTX_RESULT_OK && !(state && strcmp(state, SQLSTATE_UNDEFINED_OBJECT) == 0))
+	if (status != DTX_RESULT_OK && !DtxPreparedGone(status, state))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not %s \"%s\" on server \"%s\": %s",

@@ -47,6 +47,7 @@ use Time::HiRes ();
 our @EXPORT = qw(
   new_coordinator
   new_participant
+  new_sync_standby
   add_server
   create_accounts
   prepared_xacts
@@ -100,13 +101,14 @@ sub quote_ident
 
 # A coordinator: pg_dtx in shared_preload_libraries, room for prepared
 # transactions, started, with the extension created in database "postgres".
-#   extra_conf => "line\nline\n"   more postgresql.conf settings
-#   dbname     => 'postgres'       where to CREATE EXTENSION
+#   extra_conf       => "line\nline\n"   more postgresql.conf settings
+#   dbname           => 'postgres'       where to CREATE EXTENSION
+#   allows_streaming => 1                can have standbys and base backups
 sub new_coordinator
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(allows_streaming => $opts{allows_streaming} // 0);
 	$node->append_conf('postgresql.conf',
 		    "shared_preload_libraries = 'pg_dtx'\n"
 		  . "max_prepared_transactions = 20\n"
@@ -184,6 +186,25 @@ sub add_server
 
 	$coord->safe_psql($opts{coord_dbname} // 'postgres', $sql);
 	return;
+}
+
+# A synchronous standby of $primary called $name (from a fresh base
+# backup), started and confirmed synchronous; returns it.
+sub new_sync_standby
+{
+	my ($primary, $name) = @_;
+	$primary->backup("${name}_base");
+	my $standby = PostgreSQL::Test::Cluster->new($name);
+	$standby->init_from_backup($primary, "${name}_base", has_streaming => 1);
+	$standby->start;
+	$primary->safe_psql('postgres',
+		"ALTER SYSTEM SET synchronous_standby_names = '$name'; SELECT pg_reload_conf();"
+	);
+	poll_until($primary, 'postgres',
+		"SELECT sync_state FROM pg_stat_replication WHERE application_name = '$name'",
+		'sync')
+	  // die "$name did not become a synchronous standby";
+	return $standby;
 }
 
 # Number of transactions left prepared on $node (all databases).

@@ -33,15 +33,7 @@ sub out_of
 	return $out // '';
 }
 
-my $coord = PostgreSQL::Test::Cluster->new('coord');
-$coord->init(allows_streaming => 1);
-$coord->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'pg_dtx'
-max_prepared_transactions = 20
-});
-$coord->start;
-$coord->safe_psql('postgres', 'CREATE EXTENSION pg_dtx');
+my $coord = new_coordinator('coord', allows_streaming => 1);
 set_resolver_interval($coord, '1s');
 
 my $pa = new_participant('pa');

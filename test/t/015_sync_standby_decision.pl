@@ -20,29 +20,10 @@ use DtxCluster;
 
 $PostgreSQL::Test::Utils::timeout_default = 60;
 
-my $coord = PostgreSQL::Test::Cluster->new('coord');
-$coord->init(allows_streaming => 1);
-$coord->append_conf(
-	'postgresql.conf', qq{
-shared_preload_libraries = 'pg_dtx'
-max_prepared_transactions = 20
-});
-$coord->start;
-$coord->safe_psql('postgres', 'CREATE EXTENSION pg_dtx');
+my $coord = new_coordinator('coord', allows_streaming => 1);
 set_resolver_interval($coord, '1s');
 
-$coord->backup('b');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($coord, 'b', has_streaming => 1);
-$standby->start;
-$coord->safe_psql('postgres',
-	"ALTER SYSTEM SET synchronous_standby_names = 'standby'; SELECT pg_reload_conf();"
-);
-ok( defined poll_until(
-		$coord, 'postgres',
-		"SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'",
-		'sync'),
-	'the standby is synchronous');
+my $standby = new_sync_standby($coord, 'standby');
 
 my $pa = new_participant('pa');
 my $pb = new_participant('pb');
