@@ -50,7 +50,7 @@ MUTATIONS=(
 	"no-forced-flush|src/remote_xact.c|s/\t\tForceSyncCommit\(\);\n//|test/t/013_commit_flush.pl"
 	# remote_xact.c dtx_post_commit: the decision is confirmed (deleted)
 	# although a participant has not confirmed COMMIT PREPARED
-	"decision-deleted-before-commit-prepared|src/remote_xact.c|s/if \(!all_confirmed\)\n\t\tDtxResolverWake\(\);\n\telse if/if/|test/t/002_core.pl"
+	"decision-deleted-before-commit-prepared|src/remote_xact.c|s/(if \(!all_confirmed\)\n\t\tDtxResolverWake\(\);\n\t)else if/\$1if/|test/t/002_core.pl"
 	# remote_xact.c dtx_pre_commit: a failed PREPARE does not fail COMMIT
 	"prepare-failure-ignored|src/remote_xact.c|s/if \(failed != NULL\)\n(\t+)report_phase_error/if (failed != NULL \&\& false)\n\$1report_phase_error/|regress"
 	# remote_xact.c dtx_abort: prepared participants are not rolled back
@@ -148,10 +148,16 @@ for m in "${MUTATIONS[@]}"; do
 			sort -u | tr '\n' ' ')
 		killed_by=${killed_by:-"$tap"}
 	fi
-	# a build or install failure inside run_tests.sh is not a kill
+	# a build or install failure inside run_tests.sh is not a kill; the
+	# test directories it keeps after a failure are of no use here
 	for log in "$copy/regress.log" "$copy/tap.log"; do
-		if [[ -f $log ]] && grep -q '^  build      FAIL' "$log"; then
+		[[ -f $log ]] || continue
+		if grep -q '^  build      FAIL' "$log"; then
 			killed_by="BUILD"
+		fi
+		kept=$(sed -n 's/^  test directory kept for inspection: //p' "$log")
+		if [[ -n $kept && -d $kept && $kept == */pg_dtx_stage.* ]]; then
+			rm -rf -- "$kept"
 		fi
 	done
 	secs=$(($(date +%s) - t0))
@@ -160,6 +166,10 @@ for m in "${MUTATIONS[@]}"; do
 		failed=$((failed + 1))
 	elif [[ -n $killed_by ]]; then
 		echo "mutation $name: killed by ${killed_by% } (${secs}s)"
+		# the first failure, to see that it is the expected one
+		cat "$copy/regress.log" "$copy/tap.log" 2>/dev/null |
+			grep -m1 -E "Failed test|^not ok|^ +[a-z_]+ +\.\.\. FAILED|^not ok [0-9]+ +- " |
+			sed 's/^/    /' || true
 		passed=$((passed + 1))
 	else
 		echo "mutation $name: survived $tests (${secs}s)"
