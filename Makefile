@@ -5,6 +5,7 @@
 #   make test            every test tier on throw-away servers (see test/run_tests.sh)
 #   make demo            three throw-away servers and an atomic money transfer (see test/demo.sh)
 #   make bench           the benchmark against postgres_fdw and dblink (see bench/README.md)
+#   make mutation        the mutation check of the tests (long; see test/README.md)
 #   make package         the Debian package in packages/, checked and tested installed
 #                        (see test/package.sh; PG_CONFIG=... for another major version)
 #
@@ -54,9 +55,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench package
+.PHONY: test demo bench package mutation
 test:
 	bash test/run_tests.sh
+
+mutation:
+	bash test/run_tests.sh --only mutation
 
 demo:
 	bash test/demo.sh

@@ -22,6 +22,8 @@
 #        isolation  pg_isolation_regress on test/isolation/specs/*.spec (if any)
 #        model      test/model/run.sh (if present)
 #        faults     test/faults/run.sh --short (if present)
+#        mutation   test/mutation/run.sh, only with --only mutation (long:
+#                   each mutation is built, installed and tested in turn)
 #
 # A failing tier prints its diffs/logs and the next tier still runs. The last
 # line of output is "N passed, N failed" (individual tests: pg_regress tests,
@@ -41,6 +43,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 TIERS=(layers regress tap isolation model faults)
+# tiers that run only when asked for with --only
+EXTRA_TIERS=(mutation)
 
 usage() {
 	sed -n '3,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
@@ -68,8 +72,11 @@ while [[ $# -gt 0 ]]; do
 		;;
 	esac
 done
-if [[ -n $ONLY ]] && [[ " ${TIERS[*]} " != *" $ONLY "* ]]; then
-	die "unknown tier '$ONLY' (one of: ${TIERS[*]})"
+if [[ -n $ONLY ]] && [[ " ${TIERS[*]} ${EXTRA_TIERS[*]} " != *" $ONLY "* ]]; then
+	die "unknown tier '$ONLY' (one of: ${TIERS[*]} ${EXTRA_TIERS[*]})"
+fi
+if [[ -n $ONLY ]] && [[ " ${EXTRA_TIERS[*]} " == *" $ONLY "* ]]; then
+	TIERS+=("$ONLY")
 fi
 
 # Totals over all tiers, and one summary line per tier that ran.
@@ -215,6 +222,7 @@ tier_has_tests() {
 	layers) [[ -f test/check_layers.sh ]] ;;
 	model) [[ -f test/model/run.sh ]] ;;
 	faults) [[ -f test/faults/run.sh ]] ;;
+	mutation) [[ -f test/mutation/run.sh ]] ;;
 	*) false ;;
 	esac
 }
@@ -370,6 +378,16 @@ tier_faults() {
 	env PG_CONFIG="$PG_CONFIG" bash test/faults/run.sh --short 2>&1 |
 		tee "$LOGDIR/faults.log" || rc=$?
 	count_script "$LOGDIR/faults.log" "$rc"
+}
+
+# Each mutation runs this script again on a mutated copy of the tree (as
+# root when we are: the copy builds and installs, its tests run as
+# PG_OS_USER as usual).
+tier_mutation() {
+	local rc=0
+	env PG_CONFIG="$PG_CONFIG" bash test/mutation/run.sh 2>&1 |
+		tee "$LOGDIR/mutation.log" || rc=$?
+	count_script "$LOGDIR/mutation.log" "$rc"
 }
 
 # --- main ----------------------------------------------------------------------

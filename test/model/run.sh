@@ -3,9 +3,11 @@
 # test/model/run.sh - model-check pg_dtx's commit and recovery protocol with spin.
 #
 # Checks dtx.pml exhaustively (with one fault anywhere: coordinator crash,
-# participant crash or lost reply, plus timeouts everywhere), then checks
-# that each deliberate protocol mutation is caught (a counterexample must be
-# found): a model that cannot fail proves nothing.
+# participant crash or lost reply, plus timeouts everywhere), and its three
+# scenarios (an xid handed out again after a crash, a cloned coordinator and
+# a changed id, one-phase commit with readers), then checks that each
+# deliberate protocol mutation is caught (a counterexample must be found):
+# a model that cannot fail proves nothing.
 #
 #   bash test/model/run.sh              the check that `make test` runs
 #   MAXFAULTS=2 bash test/model/run.sh  a wider, slower check (bitstate search)
@@ -28,9 +30,10 @@ fi
 passed=0
 failed=0
 
-# check NAME MUTATION EXPECT: EXPECT is "holds" or "violated"
+# check NAME MUTATION EXPECT [SCENARIO]: EXPECT is "holds" or "violated";
+# SCENARIO selects the part of dtx.pml checked (0: the transaction T)
 check() {
-	local name=$1 mutation=$2 expect=$3 dir="$work/$1" flags out errors
+	local name=$1 mutation=$2 expect=$3 scenario=${4:-0} dir="$work/$1" flags out errors
 	mkdir -p "$dir"
 	cp "$here/dtx.pml" "$dir/"
 	flags="-DSAFETY -DNOCLAIM -DMEMLIM=3500 -DCOLLAPSE"
@@ -39,7 +42,7 @@ check() {
 	fi
 	(
 		cd "$dir"
-		spin -DMAXFAULTS="$maxfaults" -DMUTATION="$mutation" -a dtx.pml >/dev/null
+		spin -DMAXFAULTS="$maxfaults" -DMUTATION="$mutation" -DSCENARIO="$scenario" -a dtx.pml >/dev/null
 		# shellcheck disable=SC2086
 		gcc -O2 -w $flags -o pan pan.c
 		./pan -m300000 $([[ $maxfaults -gt 1 ]] && echo -w30) >pan.out 2>&1 || true
@@ -62,7 +65,7 @@ check() {
 		echo "model $name: FAIL (expected the properties to be $expect, spin found $errors error(s))"
 		grep -m1 '^pan:1:' "$out" || true
 		if [[ -f $dir/dtx.pml.trail ]]; then
-			(cd "$dir" && spin -DMAXFAULTS="$maxfaults" -DMUTATION="$mutation" -t -p -g dtx.pml | tail -60)
+			(cd "$dir" && spin -DMAXFAULTS="$maxfaults" -DMUTATION="$mutation" -DSCENARIO="$scenario" -t -p -g dtx.pml | tail -60)
 		fi
 		failed=$((failed + 1))
 	fi
@@ -71,6 +74,16 @@ check() {
 check protocol 0 holds
 check decisions-read-before-listing 1 violated
 check no-second-listing 2 violated
+# one xid, two transactions across a coordinator crash (the nonce rule)
+check xid-reuse 0 holds 1
+check nonce-ignored 3 violated 1
+# coordinator ids: a clone is held until it has its own id
+check clone 0 holds 2
+check clone-resolves-with-inherited-id 4 violated 2
+check decision-deleted-by-current-id-listing 5 violated 2
+# one-phase commit with readers
+check one-phase-readers 0 holds 3
+check reader-failure-reported-as-error 6 violated 3
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -5,7 +5,8 @@
 #
 # Cases (numbered as in the resolver's test plan; 6, the race, is
 # 011_resolver_race.pl): 1 coordinator crash before the local commit (1b:
-# with its WAL not yet written), 2 coordinator crash after it, 3 participant
+# with its WAL not yet written; 1c: the same, rolled back by the first pass
+# after the restart), 2 coordinator crash after it, 3 participant
 # crash after PREPARE, 4 participant down for long (4b: hanging), 5 two
 # coordinators and two databases sharing participants, 7 resolver processes
 # killed and crashes in the middle of a pass, 8 slow PREPARE against a
@@ -267,26 +268,38 @@ sub wait_up
 # prepare and commit (its global ids differ by their nonce), and the next
 # pass must roll the dead one's back, never commit them by the other's
 # decision.
+#
+# The crash of 1b and 1c: transfer $tag prepares on pa, pb's PREPARE is held,
+# and the coordinator is killed with the transaction's WAL in its buffers.
+# Returns its global id on pa, its xid and nonce, and the next xid after the
+# restart (at or below the xid when the WAL was indeed lost).
+sub crash_with_wal_in_buffers
 {
+	my ($tag) = @_;
 	set_resolver_interval($coord, '0');
 	my @frozen = (backend_pids($coord, 'walwriter'),
 		backend_pids($coord, 'background writer'));
 	kill('STOP', @frozen);
-	my $sql = transfer_sql('c1b', [ 'pa', -5 ], [ 'pb', 5, $HOLD ]);
-	$sql =~ s/COMMIT;/INSERT INTO ledger VALUES ('c1b', 0);\nCOMMIT;/;
+	my $sql = transfer_sql($tag, [ 'pa', -5 ], [ 'pb', 5, $HOLD ]);
+	$sql =~ s/COMMIT;/INSERT INTO ledger VALUES ('$tag', 0);\nCOMMIT;/;
 	my $before = gid_set($pa);
 	my $h = start_sql($coord, $sql);
 	my $gid = wait_new_gid($pa, $before);
 	crash_node($coord);
-	release_stall($pb, 'c1b');
+	release_stall($pb, $tag);
 	finish_sql($h);
 	$coord->start;
 	my ($xid, $nonce) = $gid =~ /^dtx_\d+_\d+_(\d+)_\d+_\d+_\d+_(\d+)$/;
-	ok(defined $nonce, "c1b: the global id $gid carries a nonce");
+	ok(defined $nonce, "$tag: the global id $gid carries a nonce");
 	$xid //= 0;
 	my $next = $coord->safe_psql('postgres',
 		'SELECT pg_snapshot_xmax(pg_current_snapshot())');
-	diag("c1b: transaction $xid, next transaction id after the restart $next");
+	diag("$tag: transaction $xid, next transaction id after the restart $next");
+	return ($gid, $xid, $nonce, $next);
+}
+
+{
+	my ($gid, $xid, $nonce, $next) = crash_with_wal_in_buffers('c1b');
 
   SKIP:
 	{
@@ -337,6 +350,31 @@ sub wait_up
 		}
 	}
 	check_clean('c1b', resolve => 1);
+	set_resolver_interval($coord, '1s');
+}
+
+# 1c. The same crash, and nothing runs after the restart: the dead
+# transaction's xid is at or past the next one, so it belongs to no
+# transaction and the very first pass rolls its prepared transactions back
+# (xact_may_be_running), without waiting for the xid to be handed out again.
+{
+	my ($gid, $xid, $nonce, $next) = crash_with_wal_in_buffers('c1c');
+
+  SKIP:
+	{
+		skip 'c1c: the WAL of the transaction reached the disk anyway', 4
+		  if $next > $xid;
+
+		wait_prepares_done($pb);
+		my $out = $coord->safe_psql('postgres',
+			q{SELECT server || ' ' || action FROM dtx.resolve() WHERE global_id LIKE '%\_' || }
+			  . quote_literal($nonce) . ' ORDER BY 1');
+		is($out, "pa rollback\npb rollback",
+			'c1c: the first pass after the restart rolls the dead transaction back on pa and pb');
+		check_outcome('c1c', 0, qw(coord pa pb));
+	}
+	$coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.resolve()');
+	check_clean('c1c', resolve => 1);
 	set_resolver_interval($coord, '1s');
 }
 

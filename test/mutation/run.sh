@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+#
+# test/mutation/run.sh - does the test suite notice a broken commit path or
+# resolver?
+#
+# Applies, one at a time, named mutations of the C code (each a small
+# substitution in one file of a copy of the tree), builds and installs the
+# mutated copy into the PostgreSQL of PG_CONFIG, and runs the tests that
+# should catch it (test/run_tests.sh --only regress, or --only tap with the
+# named TAP files). A mutation is "killed" when a test fails, "survived"
+# when every test passes: then a test is missing. A mutation whose pattern
+# is no longer found in the code, or that does not build, fails the check
+# too (it must be updated). At the end the unmutated tree is installed again.
+#
+#   PG_CONFIG=/path/to/pg_config bash test/mutation/run.sh          all
+#   PG_CONFIG=... bash test/mutation/run.sh nonce-ignored ...       some, by name
+#   bash test/mutation/run.sh --list                                names and tests
+#
+# It installs into the PostgreSQL of PG_CONFIG: use a private installation.
+# Prints "killed" or "survived" per mutation, then "N passed, N failed"
+# (passed = killed). A longer tier: not in `make test`; run it with
+# `make mutation` or `bash test/run_tests.sh --only mutation`.
+
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+
+# name | file | perl substitution (applied to the whole file) | tests
+# tests: "regress" and/or TAP files (test/t/...), space-separated.
+MUTATIONS=(
+	# resolver.c xact_may_be_running: a running local transaction is taken
+	# for finished, so its prepared transactions are rolled back under it
+	"resolver-ignores-running|src/resolver.c|s/return TransactionIdIsInProgress\(XidFromFullTransactionId\(fxid\)\);/return false;/|test/t/010_resolver.pl"
+	# xact_may_be_running: an xid at or past the next one (it died in a
+	# crash before reaching the WAL) is taken for running: never rolled back
+	"resolver-keeps-dead-xid|src/resolver.c|s/(if \(!FullTransactionIdPrecedes\(fxid, next\)\)\n\t\treturn) false;/\$1 true;/|test/t/010_resolver.pl"
+	# resolver.c decision_matches: the nonce ignored
+	"nonce-ignored|src/resolver.c|s/return e != NULL && e->nonce == gid->nonce;/return e != NULL;/|test/t/010_resolver.pl"
+	# resolver.c step_act: acts on what the first listing holds, whether or
+	# not the second still holds it
+	"first-listing-only|src/resolver.c|s/if \(cand->in_second && !cand->running && !cand->finished\)/if (!cand->running \&\& !cand->finished)/|test/t/010_resolver.pl test/t/011_resolver_race.pl"
+	# resolver.c step_act: ROLLBACK PREPARED even where a decision exists
+	"resolver-never-commits|src/resolver.c|s/decided \? \"COMMIT\" : \"ROLLBACK\"/decided \&\& false ? \"COMMIT\" : \"ROLLBACK\"/|regress"
+	# resolver.c decision_finished: a decision goes although a prepared
+	# transaction of it is still there after the pass
+	"decision-deleted-while-pending|src/resolver.c|s/(if \(hash_search\(scan->pending, &e->fxid, HASH_FIND, NULL\) != NULL\)\n\t\t\treturn) false;/\$1 true;/|test/t/012_resolver_edge.pl"
+	# remote_xact.c dtx_pre_commit: the local commit is not forced to disk
+	"no-forced-flush|src/remote_xact.c|s/\t\tForceSyncCommit\(\);\n//|test/t/013_commit_flush.pl"
+	# remote_xact.c dtx_post_commit: the decision is confirmed (deleted)
+	# although a participant has not confirmed COMMIT PREPARED
+	"decision-deleted-before-commit-prepared|src/remote_xact.c|s/(if \(!all_confirmed\)\n\t\tDtxResolverWake\(\);\n\t)else if/\$1if/|test/t/002_core.pl"
+	# remote_xact.c dtx_pre_commit: a failed PREPARE does not fail COMMIT
+	"prepare-failure-ignored|src/remote_xact.c|s/if \(failed != NULL\)\n(\t+)report_phase_error/if (failed != NULL \&\& false)\n\$1report_phase_error/|regress"
+	# remote_xact.c dtx_abort: prepared participants are not rolled back
+	"abort-leaves-prepared|src/remote_xact.c|s/sql = psprintf\(\"ROLLBACK PREPARED '%s'\", c->gid\);/sql = NULL;/|regress"
+	# remote_xact.c commit_directly: a one-phase COMMIT whose answer is
+	# lost is reported as a plain connection failure, not 08007
+	"one-phase-lost-answer-not-08007|src/remote_xact.c|s/if \(one_phase && foreach_current_index\(lc\) == 0\)/if (one_phase \&\& false)/g|test/t/002_core.pl"
+	# connection.c dtx_configure_session: the remote session's data formats
+	# are not pinned (results read with the participant's own DateStyle)
+	"formats-not-pinned|src/connection.c|s/\"SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; \"//|regress"
+)
+
+field() { cut -d'|' -f"$2" <<<"$1"; }
+
+if [[ ${1:-} == --list ]]; then
+	for m in "${MUTATIONS[@]}"; do
+		printf '%-42s %-22s %s\n' "$(field "$m" 1)" "$(field "$m" 2)" "$(field "$m" 4)"
+	done
+	exit 0
+fi
+
+work=$(mktemp -d)
+restore() {
+	# the unmutated code goes back into the installation
+	local copy="$work/original"
+	rm -rf "$copy"
+	mkdir -p "$copy"
+	copy_tree "$copy"
+	make -s -C "$copy" PG_CONFIG="$PG_CONFIG" -j2 >/dev/null 2>&1 &&
+		make -s -C "$copy" PG_CONFIG="$PG_CONFIG" install >/dev/null 2>&1 ||
+		echo "could not reinstall the unmutated tree" >&2
+	rm -rf "$work"
+}
+trap restore EXIT
+
+# the tree without build products and test leftovers
+copy_tree() {
+	tar -C "$root" -cf - --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		--exclude=results --exclude='tmp_check*' --exclude=log --exclude=output_iso . |
+		tar -C "$1" -xf -
+}
+
+selected() {
+	local name=$1 n
+	[[ ${#WANT[@]} -eq 0 ]] && return 0
+	for n in "${WANT[@]}"; do
+		[[ $n == "$name" ]] && return 0
+	done
+	return 1
+}
+
+WANT=("$@")
+passed=0
+failed=0
+started=$(date +%s)
+
+for m in "${MUTATIONS[@]}"; do
+	name=$(field "$m" 1)
+	file=$(field "$m" 2)
+	subst=$(field "$m" 3)
+	tests=$(field "$m" 4)
+	selected "$name" || continue
+
+	copy="$work/$name"
+	mkdir -p "$copy"
+	copy_tree "$copy"
+	t0=$(date +%s)
+	# the substitution must change the file, and the result must build
+	perl -0pi -e "$subst" "$copy/$file"
+	if cmp -s "$root/$file" "$copy/$file"; then
+		echo "mutation $name: FAIL (its pattern is not in $file any more)"
+		failed=$((failed + 1))
+		continue
+	fi
+	if ! make -s -C "$copy" PG_CONFIG="$PG_CONFIG" -j2 >"$copy/build.log" 2>&1; then
+		echo "mutation $name: FAIL (does not build)"
+		tail -5 "$copy/build.log"
+		failed=$((failed + 1))
+		continue
+	fi
+
+	killed_by=""
+	regress=0
+	tap=""
+	for t in $tests; do
+		if [[ $t == regress ]]; then regress=1; else tap+="$t "; fi
+	done
+	if [[ $regress == 1 ]] &&
+		! (cd "$copy" && bash test/run_tests.sh --only regress) >"$copy/regress.log" 2>&1; then
+		killed_by="regress"
+	fi
+	if [[ -z $killed_by && -n $tap ]] &&
+		! (cd "$copy" && PROVE_TESTS="$tap" bash test/run_tests.sh --only tap) >"$copy/tap.log" 2>&1; then
+		killed_by=$(grep -oE 'test/t/[0-9A-Za-z_]+\.pl' <<<"$(grep '(Wstat: ' "$copy/tap.log" || true)" |
+			sort -u | tr '\n' ' ')
+		killed_by=${killed_by:-"$tap"}
+	fi
+	# a build or install failure inside run_tests.sh is not a kill; the
+	# test directories it keeps after a failure are of no use here
+	for log in "$copy/regress.log" "$copy/tap.log"; do
+		[[ -f $log ]] || continue
+		if grep -q '^  build      FAIL' "$log"; then
+			killed_by="BUILD"
+		fi
+		kept=$(sed -n 's/^  test directory kept for inspection: //p' "$log")
+		if [[ -n $kept && -d $kept && $kept == */pg_dtx_stage.* ]]; then
+			rm -rf -- "$kept"
+		fi
+	done
+	secs=$(($(date +%s) - t0))
+	if [[ $killed_by == BUILD ]]; then
+		echo "mutation $name: FAIL (build or install failed in the test run) (${secs}s)"
+		failed=$((failed + 1))
+	elif [[ -n $killed_by ]]; then
+		echo "mutation $name: killed by ${killed_by% } (${secs}s)"
+		# the first failure, to see that it is the expected one
+		cat "$copy/regress.log" "$copy/tap.log" 2>/dev/null |
+			grep -m1 -E "Failed test|FAILED" |
+			sed 's/^/    /' || true
+		passed=$((passed + 1))
+	else
+		echo "mutation $name: survived $tests (${secs}s)"
+		failed=$((failed + 1))
+	fi
+	rm -rf "$copy"
+done
+
+echo "mutation check took $(($(date +%s) - started)) s"
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
