@@ -692,10 +692,11 @@ init
  *  - a pass lists and acts on the prepared transactions of its current id
  *    (COMMIT PREPARED with a decision, else ROLLBACK PREPARED unless
  *    running);
- *  - a decision of another id (the clone's copies, id A) only commits:
- *    its id's prepared transactions are listed, those the decision names
- *    are committed, and the decision is deleted only when that listing
- *    finds none of them: never from the listing of the current id.
+ *  - a decision of another id (the clone's copies, id A) is neither acted
+ *    on nor deleted (read_decisions reads only the current id's): the
+ *    prepared transactions of id A are the origin's to finish; in
+ *    particular a decision is never deleted from the listing of the current
+ *    id.
  * Checked: atomicity; the origin's client acknowledged => committed
  * everywhere; a decision is deleted only when none of its prepared
  * transactions remains.
@@ -785,9 +786,9 @@ proctype Origin()
 /*
  * One pass over T's prepared transactions (resolver.c DtxResolvePass):
  * listing prefix lid (the id whose global ids are listed), own (the pass's
- * current id is lid: full rules) or not (a decision of another id: commit
- * only), the server's decision dec and whether T runs there.  The
- * decision is deleted (dec = false) once finished.
+ * current id is lid: full rules; always so in the C code, which reads only
+ * the current id's decisions), the server's decision dec and whether T
+ * runs there.  The decision is deleted (dec = false) once finished.
  */
 inline t_pass(lid, own, dec, running_here)
 {
@@ -887,8 +888,8 @@ proctype Clone()
 		:: else -> skip
 		fi
 #else
-		/* the copied decision of id A: listed under id A, commit only */
-		t_pass(ID_A, false, c_dec, false)
+		/* the copied decision of id A is not its own: left alone */
+		skip
 #endif
 	:: passes >= 2 -> break
 	od;
