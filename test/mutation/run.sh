@@ -40,7 +40,7 @@ MUTATIONS=(
 	"nonce-ignored|src/resolver.c|s/return e != NULL && e->nonce == gid->nonce;/return e != NULL;/|test/t/010_resolver.pl"
 	# resolver.c step_act: acts on what the first listing holds, whether or
 	# not the second still holds it
-	"first-listing-only|src/resolver.c|s/if \(cand->in_second && !cand->running && !cand->finished\)/if (!cand->running \&\& !cand->finished)/|test/t/010_resolver.pl test/t/011_resolver_race.pl"
+	"first-listing-only|src/resolver.c|s/if \(cand->in_second && !cand->running && !cand->finished\)/if (!cand->running \&\& !cand->finished)/|test/t/027_resolver_second_listing.pl"
 	# resolver.c step_act: ROLLBACK PREPARED even where a decision exists
 	"resolver-never-commits|src/resolver.c|s/decided \? \"COMMIT\" : \"ROLLBACK\"/decided \&\& false ? \"COMMIT\" : \"ROLLBACK\"/|regress"
 	# resolver.c decision_finished: a decision goes although a prepared
