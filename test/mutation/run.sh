@@ -47,7 +47,7 @@ MUTATIONS=(
 	# transaction of it is still there after the pass
 	"decision-deleted-while-pending|src/resolver.c|s/(if \(hash_search\(scan->pending, &e->fxid, HASH_FIND, NULL\) != NULL\)\n\t\t\treturn) false;/\$1 true;/|test/t/012_resolver_edge.pl"
 	# remote_xact.c dtx_pre_commit: the local commit is not forced to disk
-	"no-forced-flush|src/remote_xact.c|s/\t\tForceSyncCommit\(\);\n//|test/t/016_commit_flush.pl"
+	"no-forced-flush|src/remote_xact.c|s/\tForceSyncCommit\(\);\n//|test/t/016_commit_flush.pl"
 	# remote_xact.c dtx_post_commit: the decision is confirmed (deleted)
 	# although a participant has not confirmed COMMIT PREPARED
 	"decision-deleted-before-commit-prepared|src/remote_xact.c|s/(if \(!all_confirmed\)\n\t\tDtxResolverWake\(\);\n\t)else if/\$1if/|test/t/002_core.pl"
@@ -61,6 +61,25 @@ MUTATIONS=(
 	# connection.c dtx_configure_session: the remote session's data formats
 	# are not pinned (results read with the participant's own DateStyle)
 	"formats-not-pinned|src/connection.c|s/\"SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; \"//|regress"
+	# remote_exec.c collect_params: parameters printed in the session's own
+	# DateStyle, IntervalStyle and extra_float_digits
+	"params-not-pinned|src/remote_exec.c|s/output_depends_on_formats\(elemtype\) \?/false ?/; s/&& output_depends_on_formats\(typid\)/\&\& false/|regress"
+	# remote_xact.c commit_directly: after the sole writer committed, a
+	# reader that fails to commit raises an ERROR (the client retries)
+	"reader-failure-is-error|src/remote_xact.c|s/if \(writer != NULL && c != writer\)\n\t\t\{/if (false)\n\t\t{/|regress"
+	# remote_xact.c dtx_post_commit: a busy prepared transaction (the
+	# resolver finishing it) is not waited for: "has not confirmed"
+	"busy-not-retried|src/remote_xact.c|s/\t\t\t\tst = commit_prepared_when_free\(c, deadline, &msg, sqlstate\);/\t\t\t\t;/|test/t/019_commit_prepared_busy.pl"
+	# decision.c: the decision is not made to wait for a synchronous standby
+	"sync-standby-not-awaited|src/decision.c|s/if \(synchronous_commit < SYNCHRONOUS_COMMIT_REMOTE_FLUSH\)/if (false)/|test/t/015_sync_standby_decision.pl"
+	# coordinator.c: a copy of a coordinator started as a primary is not held
+	"copy-not-held|src/coordinator.c|s/\twrite_state_file\(DTX_HOLD_FILE, reason\);/\treturn;/|test/t/013_coordinator_copy.pl"
+	# resolver.c read_decisions: decisions of another coordinator id are read
+	# (and deleted as finished by the listing of the current id)
+	"other-id-decisions-read|src/resolver.c|s/\) != coordid\)\n(\t+)continue;/) != coordid \&\& false)\n\$1continue;/|regress"
+	# resolver.c list_servers: servers of postgres_fdw that pg_dtx has no
+	# record of are not listed (an orphan there is never rolled back)
+	"fdw-servers-not-listed|src/resolver.c|s/ANY \(ARRAY\['dtx', 'postgres_fdw'\]/ANY (ARRAY['dtx']/|test/t/014_fdw_server_orphan.pl"
 )
 
 field() { cut -d'|' -f"$2" <<<"$1"; }
