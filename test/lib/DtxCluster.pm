@@ -23,6 +23,14 @@
 # (SIGKILL). make_in_doubt: a transaction in doubt made by hand (decision +
 # PREPARE).
 #
+# Deadlock tests: update_sql (a dtx.exec adding 1 to one balance).
+#
+# The core scenarios (test/t/03x_core_*.pl) import the :core tag:
+# core_cluster builds their coordinator and participants (pa, pb, pc), and
+# coord_sql, session, resolve, decisions, local_count, ledger_count,
+# all_clean, crash, wait_for, appname, gid, log_pos / dtx_log_since and
+# transfer_killing_pa work on that cluster (see their section below).
+#
 # For protocol faults: start_proto_proxy / proxy_ctl / proxy_status /
 # stop_proto_proxy (a proxy in front of one participant that can cut, hold
 # or drop the answer of one command of the commit protocol:
@@ -80,7 +88,15 @@ our @EXPORT = qw(
   stop_proto_proxy
   session_pid
   timed_finish
+  update_sql
 );
+
+our @EXPORT_OK = qw(
+  core_cluster core_ids coord_sql ledger_count local_count decisions
+  remote_in_xact all_clean resolve crash wait_for session appname gid
+  log_pos dtx_log_since transfer_killing_pa
+);
+our %EXPORT_TAGS = (core => [@EXPORT_OK]);
 
 # SQL quoting for the statements built here.
 sub quote_literal
@@ -621,6 +637,15 @@ sub timed_finish
 	return (@r, Time::HiRes::time() - $t0);
 }
 
+# The statement that adds 1 to the balance of account $id (default 1) on
+# pg_dtx server $server (the deadlock tests).
+sub update_sql
+{
+	my ($server, $id) = @_;
+	$id //= 1;
+	return "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = $id')";
+}
+
 # --- protocol faults: test/faults/proto_proxy.py ------------------------------
 
 # The proxies started by this test, stopped at its end.
@@ -709,6 +734,268 @@ sub stop_proto_proxy
 	waitpid($p->{pid}, 0);
 	delete $proto_proxies{ $p->{pid} };
 	return;
+}
+
+# --- the core scenarios (test/t/03x_core_*.pl) ---------------------------------
+#
+#   use DtxCluster qw(:DEFAULT :core);
+#   my %n = core_cluster(qw(pa pb));   # coord + the participants named
+#   my ($coord, $pa, $pb) = @n{qw(coord pa pb)};
+#
+# core_cluster builds the nodes of the core scenarios: a coordinator "coord"
+# (dtx.resolver_interval = 0, a local_log table; streaming => 1 lets it have
+# a standby) and any of the participants pa and pb (accounts, ledger whose
+# rows with stall > 0 make PREPARE sleep, dcheck: a unique constraint
+# checked at PREPARE, ledger_note(): a SELECT that writes; log_statement =
+# all and restart_after_crash = on) and pc (max_prepared_transactions = 0),
+# declared as pg_dtx servers of the same names.  The helpers of the :core tag
+# then work on that coordinator and those participants.
+
+my %core;
+
+sub core_cluster
+{
+	my (@names) = @_;
+	my %opts = ref $names[-1] eq 'HASH' ? %{ pop @names } : ();
+	my $coord = PostgreSQL::Test::Cluster->new('coord');
+	$coord->init(allows_streaming => $opts{streaming} ? 1 : 0);
+	$coord->append_conf(
+		'postgresql.conf', q{
+shared_preload_libraries = 'pg_dtx'
+max_prepared_transactions = 20
+dtx.resolver_interval = 0
+});
+	$coord->start;
+	$coord->safe_psql('postgres',
+		'CREATE EXTENSION pg_dtx; CREATE TABLE local_log (note text PRIMARY KEY);'
+	);
+	my %accounts = (pa => { 1 => 1000, 2 => 500 }, pb => { 1 => 300 }, pc => { 1 => 50 });
+	my $pconf = "log_statement = 'all'\nrestart_after_crash = on\n";
+	my %node = (coord => $coord);
+	for my $name (@names)
+	{
+		my $p = new_participant($name,
+			accounts => $accounts{$name},
+			extra_conf => $name eq 'pc' ? "max_prepared_transactions = 0\n" : $pconf);
+		$node{$name} = $p;
+		next if $name eq 'pc';
+		$p->safe_psql(
+			'postgres', q{
+		CREATE TABLE ledger (tag text PRIMARY KEY, amount bigint NOT NULL,
+		                     stall float8 NOT NULL DEFAULT 0);
+		CREATE FUNCTION ledger_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM pg_sleep(NEW.stall);
+			RETURN NULL;
+		END $$;
+		CREATE CONSTRAINT TRIGGER ledger_stall AFTER INSERT ON ledger
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+			WHEN (NEW.stall > 0) EXECUTE FUNCTION ledger_stall();
+		CREATE TABLE dcheck (k int UNIQUE DEFERRABLE INITIALLY DEFERRED);
+		CREATE FUNCTION ledger_note(t text) RETURNS text LANGUAGE sql AS
+			$$ INSERT INTO ledger (tag, amount) VALUES (t, 0) RETURNING tag $$;
+	});
+	}
+	add_server($coord, $_, $node{$_}) for @names;
+
+	%core = (
+		coord => $coord,
+		names => [@names],
+		coordid => $coord->safe_psql('postgres', 'SELECT dtx.coordinator_id()'),
+		dboid => $coord->safe_psql('postgres',
+			"SELECT oid FROM pg_database WHERE datname = 'postgres'"),
+		uid => $coord->safe_psql('postgres',
+			'SELECT oid FROM pg_roles WHERE rolname = current_user'),
+		node => \%node);
+	$core{srvoid}{$_} = $coord->safe_psql('postgres',
+		"SELECT oid FROM pg_foreign_server WHERE srvname = '$_'")
+	  for @names;
+	return %node;
+}
+
+# coordinator_id, database oid, user oid and server oid (of $server) of the
+# core cluster, as they appear in global ids.
+sub core_ids
+{
+	my ($server) = @_;
+	return ($core{coordid}, $core{dboid}, $core{uid},
+		defined $server ? $core{srvoid}{$server} : undef);
+}
+
+# SQL on the coordinator; returns (rc, stdout, stderr) and never dies.
+sub coord_sql
+{
+	my ($sql, %opts) = @_;
+	my ($rc, $out, $err) = $core{coord}->psql('postgres', $sql, %opts);
+	return ($rc, $out, $err);
+}
+
+# Rows of ledger tagged $tag on $n.
+sub ledger_count
+{
+	my ($n, $tag) = @_;
+	return $n->safe_psql('postgres',
+		"SELECT count(*) FROM ledger WHERE tag = '$tag'");
+}
+
+# Rows of the coordinator's local_log noted $note.
+sub local_count
+{
+	my ($note) = @_;
+	return $core{coord}->safe_psql('postgres',
+		"SELECT count(*) FROM local_log WHERE note = '$note'");
+}
+
+# Rows of dtx.decisions on the coordinator.
+sub decisions
+{
+	return $core{coord}->safe_psql('postgres', 'SELECT count(*) FROM dtx.decisions');
+}
+
+# pg_dtx sessions of $n in a transaction (idle in transaction, aborted...)
+sub remote_in_xact
+{
+	my ($n) = @_;
+	return $n->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg\\_dtx:%' AND state LIKE 'idle in transaction%'"
+	);
+}
+
+# Nothing prepared on any participant of the core cluster, no remote
+# session left in a transaction on pa and pb.
+sub all_clean
+{
+	my ($label) = @_;
+	my @p = map { $core{node}{$_} } @{ $core{names} };
+	Test::More::is(prepared_xacts($_), 0, "$label: nothing prepared on " . $_->name)
+	  for @p;
+	Test::More::is(remote_in_xact($_), 0,
+		"$label: no pg_dtx session left in a transaction on " . $_->name)
+	  for grep { $_->name ne 'pc' } @p;
+	return;
+}
+
+# One resolver pass now; its rows as "server|global_id|action|outcome".
+sub resolve
+{
+	return $core{coord}->safe_psql('postgres',
+		'SELECT server, global_id, action, outcome FROM dtx.resolve() ORDER BY 1, 2'
+	);
+}
+
+# Crash $n: SIGKILL to its postmaster and every process it started, at once;
+# waits until they are gone (a zombie postmaster still counts: it would
+# make the next start refuse the lock file).  $n->start recovers it.
+sub crash
+{
+	my ($n) = @_;
+	my @pids = node_pids($n);
+	kill('KILL', @pids);
+	$n->kill9;
+	my $end = Time::HiRes::time() + 30;
+	while (Time::HiRes::time() < $end && grep { -e "/proc/$_" } @pids)
+	{
+		Time::HiRes::usleep(50_000);
+	}
+	return;
+}
+
+# Waits until $sql on $n returns $expected (default 't'), at most $timeout
+# seconds (default 30); true when it did.
+sub wait_for
+{
+	my ($n, $sql, $expected, $timeout) = @_;
+	$expected //= 't';
+	my $end = Time::HiRes::time() + ($timeout // 30);
+	my $out;
+	while (Time::HiRes::time() < $end)
+	{
+		(undef, $out) = $n->psql('postgres', $sql);
+		return 1 if defined $out && $out eq $expected;
+		Time::HiRes::usleep(50_000);
+	}
+	Test::More::diag("timed out on " . $n->name . ": $sql\nexpected $expected, got "
+		  . ($out // 'nothing'));
+	return 0;
+}
+
+# A psql session on the coordinator that survives errors; {pid} is its
+# backend's pid.
+sub session
+{
+	my $s = $core{coord}->background_psql('postgres', on_error_stop => 0);
+	$s->{pid} = $s->query_safe('SELECT pg_backend_pid()');
+	return $s;
+}
+
+# application_name of the remote sessions of coordinator backend $pid
+sub appname
+{
+	my ($pid) = @_;
+	return "pg_dtx:$core{coordid}:$core{dboid}:$pid";
+}
+
+# The global id of participant $n (from 1) on $server of local transaction
+# $xid, up to its nonce (random, chosen at commit): a prefix, "..._<n>_".
+sub gid
+{
+	my ($xid, $server, $n) = @_;
+	return "dtx_$core{coordid}_$core{dboid}_${xid}_$core{srvoid}{$server}_$core{uid}_${n}_";
+}
+
+# Log position of $n now.
+sub log_pos
+{
+	my ($n) = @_;
+	return -s $n->logfile;
+}
+
+# The log of $n written by pg_dtx sessions since $pos (see log_pos).
+sub dtx_log_since
+{
+	my ($n, $pos) = @_;
+	my $log = PostgreSQL::Test::Utils::slurp_file($n->logfile, $pos);
+	return join("\n", grep { /\bpg_dtx:/ } split(/\n/, $log));
+}
+
+# Runs a transfer pa -> pb tagged $tag whose PREPARE stalls $stall seconds
+# on pb; once pa has prepared, $kill->() takes pa down.  Returns the
+# client's stderr, whether COMMIT succeeded and the local xid.
+sub transfer_killing_pa
+{
+	my ($tag, $stall, $kill) = @_;
+	my ($coord, $pa) = ($core{coord}, $core{node}{pa});
+	my $s = session();
+	my ($out, $err) = sq(
+		$s, qq{
+		BEGIN;
+		SELECT dtx.exec('pa', 'INSERT INTO ledger (tag, amount) VALUES (\$1, \$2)', '$tag', -10);
+		SELECT dtx.exec('pb', 'INSERT INTO ledger (tag, amount, stall) VALUES (\$1, \$2, \$3)', '$tag', 10, $stall);
+		INSERT INTO local_log VALUES ('$tag');
+		SELECT 'xid:' || pg_current_xact_id();
+	});
+	Test::More::is($err, '', "$tag: statements ran");
+	my ($xid) = $out =~ /xid:(\d+)/;
+	sq_send($s, 'COMMIT;');
+	Test::More::ok( wait_for(
+			$pa,
+			"SELECT count(*) = 1 FROM pg_prepared_xacts WHERE starts_with(gid, '"
+			  . gid($xid, 'pa', 1) . "')"),
+		"$tag: pa prepared while pb's PREPARE stalls");
+	# let pa's answer reach the coordinator
+	Time::HiRes::usleep(300_000);
+	Test::More::is( $coord->safe_psql('postgres',
+			"SELECT state || ' ' || query FROM pg_stat_activity WHERE pid = $s->{pid}"),
+		'active COMMIT;',
+		"$tag: COMMIT still waiting on pb when pa goes down");
+	$kill->();
+	my $t = Time::HiRes::time();
+	($out, $err) = sq_wait($s);
+	Test::More::diag(sprintf("$tag: COMMIT returned %.1fs after pa went down",
+			Time::HiRes::time() - $t));
+	my $committed = $err !~ /ERROR/;
+	$s->quit;
+	return ($err, $committed, $xid);
 }
 
 1;

@@ -9,7 +9,7 @@ use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use DtxCluster qw(new_coordinator new_participant add_server balance prepared_xacts poll_until);
+use DtxCluster qw(new_coordinator new_participant add_server balance prepared_xacts poll_until update_sql);
 
 my $coord = new_coordinator('coord',
 	extra_conf => "dtx.resolver_interval = 0\ndtx.deadlock_check_interval = 1000\n");
@@ -26,12 +26,6 @@ sub session
 	my $s = $coord->background_psql('postgres', on_error_stop => 0);
 	$s->query_safe('BEGIN');
 	return $s;
-}
-
-sub update_sql
-{
-	my ($server, $id) = @_;
-	return "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = $id')";
 }
 
 # 1. Two transactions, two servers, opposite order.

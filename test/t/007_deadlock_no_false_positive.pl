@@ -164,13 +164,6 @@ sub session
 	return $s;
 }
 
-sub update_sql
-{
-	my ($server, $id) = @_;
-	return
-	  "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = $id')";
-}
-
 my $s1 = session();
 my $s2 = session();
 $s1->query_safe(update_sql('pa', 1));
