@@ -31,6 +31,12 @@
 # all_clean, crash, wait_for, appname, gid, log_pos / dtx_log_since and
 # transfer_killing_pa work on that cluster (see their section below).
 #
+# The resolver scenarios (test/t/05x_resolver_*.pl) import the :resolver
+# tag: resolver_cluster builds their coordinator and participants, and
+# in_doubt_start / make_in_doubt_transfer (a transfer left in doubt on one
+# participant), check_outcome, wait_committed, check_clean, flush_wal,
+# backoff_of, wait_prepares_done and wait_up work on that cluster.
+#
 # For protocol faults: start_proto_proxy / proxy_ctl / proxy_status /
 # stop_proto_proxy (a proxy in front of one participant that can cut, hold
 # or drop the answer of one command of the commit protocol:
@@ -91,12 +97,18 @@ our @EXPORT = qw(
   update_sql
 );
 
-our @EXPORT_OK = qw(
+# helpers of the core and of the resolver scenarios (see their sections)
+my @CORE = qw(
   core_cluster core_ids coord_sql ledger_count local_count decisions
   remote_in_xact all_clean resolve crash wait_for session appname gid
   log_pos dtx_log_since transfer_killing_pa
 );
-our %EXPORT_TAGS = (core => [@EXPORT_OK]);
+my @RESOLVER = qw(
+  resolver_cluster in_doubt_start make_in_doubt_transfer check_outcome
+  wait_committed check_clean flush_wal backoff_of wait_prepares_done wait_up
+);
+our @EXPORT_OK = (@CORE, @RESOLVER);
+our %EXPORT_TAGS = (core => [@CORE], resolver => [@RESOLVER]);
 
 # SQL quoting for the statements built here.
 sub quote_literal
@@ -996,6 +1008,214 @@ sub transfer_killing_pa
 	my $committed = $err !~ /ERROR/;
 	$s->quit;
 	return ($err, $committed, $xid);
+}
+
+# --- the resolver scenarios (test/t/05x_resolver_*.pl) ---------------------------
+#
+#   use DtxCluster qw(:DEFAULT :resolver);
+#   my %n = resolver_cluster(qw(pa pb pc));
+#   my ($coord, $pa, $pb) = @n{qw(coord pa pb)};
+#
+# resolver_cluster builds the nodes of the resolver scenarios: a coordinator
+# "coord" (restart_after_crash on, so that a killed resolver process
+# crash-restarts it; streaming => 1 lets it have a standby; background
+# resolver every second) and the participants named (pa_wal => 1: pa can
+# stream WAL, so that synchronous_standby_names naming nobody makes its
+# commits wait), each with a ledger (create_ledger, also on the coordinator)
+# and declared as the pg_dtx server of its name; a first transfer records
+# the servers' identities and warms everything up.  The helpers of the
+# :resolver tag then work on that coordinator and those participants.  A held
+# PREPARE waits until release_stall() or $RESOLVER_HOLD seconds.
+
+our $RESOLVER_HOLD = 60;
+my %res;
+
+sub resolver_cluster
+{
+	my (@names) = @_;
+	my %opts = ref $names[-1] eq 'HASH' ? %{ pop @names } : ();
+	my $coord = PostgreSQL::Test::Cluster->new('coord');
+	$coord->init(allows_streaming => $opts{streaming} ? 1 : 0);
+	$coord->append_conf(
+		'postgresql.conf', qq{
+shared_preload_libraries = 'pg_dtx'
+max_prepared_transactions = 20
+max_connections = 30
+restart_after_crash = on
+});
+	$coord->start;
+	$coord->safe_psql('postgres', 'CREATE EXTENSION pg_dtx');
+	set_resolver_interval($coord, '1s');
+	my %node = (coord => $coord);
+	for my $name (@names)
+	{
+		$node{$name} = new_participant($name,
+			extra_conf => ($name eq 'pa' && $opts{pa_wal})
+			? "wal_level = replica\nmax_wal_senders = 2\n"
+			: '');
+	}
+	create_ledger($node{$_}) for ('coord', @names);
+	add_server($coord, $_, $node{$_}) for @names;
+	%res = (coord => $coord, names => [@names], node => \%node);
+	$coord->safe_psql('postgres',
+		transfer_sql('warmup', map { [ $_, $_ eq 'pa' ? -1 : $_ eq 'pb' ? 1 : 0 ] } @names));
+	return %node;
+}
+
+# Starts a transfer tagged $o{tag} on coordinator $o{coord} (default coord;
+# database $o{dbname}) whose $o{victim} leg is prepared at once while the
+# PREPARE of its $o{staller} leg is held; waits until the victim prepared,
+# applies $o{action} to it (terminate: end the session that prepared;
+# crash: SIGKILL the whole participant; stop: clean shutdown; sigstop:
+# freeze it), releases the staller, and returns the background session and
+# the victim's global id.
+sub in_doubt_start
+{
+	my (%o) = @_;
+	my $c = $o{coord} // $res{coord};
+	my $victim = $res{node}{ $o{victim} } // $o{victim_node};
+	my $before = gid_set($victim);
+	my $h = start_sql(
+		$c,
+		transfer_sql(
+			$o{tag},
+			[ $o{staller}, -1, $RESOLVER_HOLD ],
+			[ $o{victim}, 1 ]),
+		dbname => $o{dbname} // 'postgres');
+	my $gid = wait_new_gid($victim, $before);
+	my $action = $o{action} // 'terminate';
+	if ($action eq 'terminate')
+	{
+		terminate_preparer($victim, $gid);
+	}
+	elsif ($action eq 'crash')
+	{
+		crash_node($victim);
+	}
+	elsif ($action eq 'stop')
+	{
+		$victim->stop('fast');
+	}
+	elsif ($action eq 'sigstop')
+	{
+		signal_node($victim, 'STOP');
+	}
+	release_stall($res{node}{ $o{staller} }, $o{tag});
+	return ($h, $gid);
+}
+
+# in_doubt_start, then waits for the client: its COMMIT must succeed with
+# the WARNING that the victim did not confirm.  Returns the global id.
+sub make_in_doubt_transfer
+{
+	my (%o) = @_;
+	my ($h, $gid) = in_doubt_start(%o);
+	my ($rc, $out, $err) = finish_sql($h);
+	Test::More::is($rc, 0, "$o{tag}: the client's COMMIT succeeds");
+	Test::More::like(
+		$err,
+		qr/committed, but server "$o{victim}" has not confirmed COMMIT PREPARED/,
+		"$o{tag}: with a WARNING naming $o{victim}");
+	return $gid;
+}
+
+# The rows of transfer $tag on each of @names: all 1 (committed) or all 0.
+sub check_outcome
+{
+	my ($tag, $want, @names) = @_;
+	for my $n (@names)
+	{
+		Test::More::is(ledger_rows($res{node}{$n}, $tag), $want,
+			"$tag: " . ($want ? 'committed' : 'rolled back') . " on $n");
+	}
+	return;
+}
+
+# Waits until transfer $tag is visible (committed) on every participant in
+# @names; returns the seconds it took (undef: never).
+sub wait_committed
+{
+	my ($tag, $timeout, @names) = @_;
+	my $start = Time::HiRes::time();
+	for my $n (@names)
+	{
+		my $left = $timeout - (Time::HiRes::time() - $start);
+		return undef
+		  unless defined poll_until(
+			$res{node}{$n}, 'postgres',
+			'SELECT count(*) FROM ledger WHERE tag = ' . quote_literal($tag),
+			'1', $left > 1 ? $left : 1);
+	}
+	return Time::HiRes::time() - $start;
+}
+
+# The end of every scenario: nothing prepared on any participant, and the
+# coordinators' decision tables empty (after a pass when asked: decisions
+# finished by their own backend go at the next pass).
+sub check_clean
+{
+	my ($label, %o) = @_;
+	for my $n (@{ $res{names} })
+	{
+		Test::More::ok( defined poll_until(
+				$res{node}{$n}, 'postgres',
+				'SELECT count(*) FROM pg_prepared_xacts', '0', 20),
+			"$label: nothing prepared on $n");
+	}
+	for my $c (@{ $o{coords} // [ $res{coord} ] })
+	{
+		for my $db (@{ $o{dbs} // ['postgres'] })
+		{
+			$c->safe_psql($db, 'SELECT count(*) FROM dtx.resolve()')
+			  if $o{resolve};
+			Test::More::ok( defined poll_until(
+					$c, $db, 'SELECT count(*) FROM dtx.decisions', '0', 20),
+				"$label: no decision left on " . $c->name . " ($db)");
+		}
+	}
+	return;
+}
+
+# Another transaction that writes commits on coordinator $c, which flushes
+# its WAL so far: the transaction id of a transaction in flight is then
+# durable, as on any busy coordinator.
+sub flush_wal
+{
+	my ($c) = @_;
+	$c->safe_psql('postgres',
+		"INSERT INTO ledger VALUES ('wal-flush-' || pg_current_xact_id(), 0)");
+	return;
+}
+
+# "failures|seconds until the next attempt" of the resolver's backoff for
+# server $name on coord ("0|0" when there is none).
+sub backoff_of
+{
+	my ($name) = @_;
+	return $res{coord}->safe_psql(
+		'postgres', qq{
+		SELECT coalesce(max(failures), 0) || '|' ||
+		       coalesce(max(greatest(0, extract(epoch FROM next_attempt - now()))), 0)
+		  FROM dtx.resolver_status s JOIN pg_foreign_server f ON f.oid = s.server_id
+		 WHERE f.srvname = '$name'});
+}
+
+# Waits until no session of $node is running PREPARE TRANSACTION any more
+# (a released PREPARE whose coordinator died has finished).
+sub wait_prepares_done
+{
+	my ($node) = @_;
+	return poll_until(
+		$node, 'postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%PREPARE TRANSACTION%' AND pid <> pg_backend_pid()},
+		'0', 30);
+}
+
+# Waits until $c accepts connections again (after a crash-restart).
+sub wait_up
+{
+	my ($c, $timeout) = @_;
+	return defined poll_until($c, 'postgres', 'SELECT 1', '1', $timeout // 30);
 }
 
 1;
