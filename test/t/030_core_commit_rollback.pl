@@ -1,5 +1,3 @@
-# 030_core_commit_rollback.pl
-#
 # Commit, rollback, remote errors (immediate and at PREPARE), and a local
 # commit that fails once the participants were asked to PREPARE (a
 # SERIALIZABLE write skew on the coordinator).  Participants pa and pb.

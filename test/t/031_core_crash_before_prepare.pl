@@ -1,5 +1,3 @@
-# 031_core_crash_before_prepare.pl
-#
 # A participant crashed (SIGKILL to every process) before PREPARE: COMMIT
 # fails naming it, nothing is applied anywhere, and the same session
 # reconnects to the restarted server.  Participants pa and pb.

@@ -1,5 +1,3 @@
-# 032_core_crash_after_prepare.pl
-#
 # A participant crashed after PREPARE, before COMMIT PREPARED: pa is killed
 # (SIGKILL) once it prepared while pb's PREPARE is slow, and dtx.resolve()
 # finishes it after its restart; pb crashed during its own PREPARE; pa

@@ -1,5 +1,3 @@
-# 033_core_savepoints_isolation.pl
-#
 # Savepoints (ROLLBACK TO and RELEASE on every participant, a PL/pgSQL
 # exception block) and isolation levels and READ ONLY reaching the remote
 # transactions.  Participants pa and pb.

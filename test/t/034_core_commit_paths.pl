@@ -1,5 +1,3 @@
-# 034_core_commit_paths.pl
-#
 # Read-only participants, one-phase and two-phase commit, read back from
 # the participants' logs (log_statement = all): readers get COMMIT, a single
 # writer commits in one phase, two writers are prepared under the documented

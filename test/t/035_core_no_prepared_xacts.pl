@@ -1,5 +1,3 @@
-# 035_core_no_prepared_xacts.pl
-#
 # A participant pc with max_prepared_transactions = 0: refused (with a hint)
 # when it would have to prepare, one-phase commit when it is the only
 # writer.  Participants pa and pc.

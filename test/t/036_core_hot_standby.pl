@@ -1,5 +1,3 @@
-# 036_core_hot_standby.pl
-#
 # A hot standby of the coordinator: dtx.exec is refused there (25006, with a
 # hint), dtx.query reads the participants.  Participants pa and pb.
 #

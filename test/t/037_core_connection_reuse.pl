@@ -1,5 +1,3 @@
-# 037_core_connection_reuse.pl
-#
 # Connection reuse: one remote session per coordinator backend and
 # participant across commits, rollbacks and errors, never left in a
 # transaction, ended with its coordinator backend.  Participants pa and pb.

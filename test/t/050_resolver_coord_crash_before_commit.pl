@@ -1,5 +1,3 @@
-# 050_resolver_coord_crash_before_commit.pl
-#
 # Case 1: the coordinator crashes after the PREPAREs, before its local
 # commit: the background resolver rolls both prepared transactions back
 # after the restart.  1b: the same crash with the coordinator's WAL for the

@@ -1,5 +1,3 @@
-# 051_resolver_coord_crash_after_commit.pl
-#
 # Case 2: the coordinator crashes after its local commit, before every
 # COMMIT PREPARED (pb frozen, then the coordinator and pb killed together):
 # after the restart the resolver commits on pb, with dtx.resolver_interval

@@ -1,5 +1,3 @@
-# 052_resolver_participant_crash.pl
-#
 # Case 3: a participant crashes after PREPARE: the client's COMMIT succeeds
 # with a WARNING, and once pb is back the resolver commits its part within
 # dtx.resolver_interval plus its backoff.  Participants pa, pb.

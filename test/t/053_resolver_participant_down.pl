@@ -1,5 +1,3 @@
-# 053_resolver_participant_down.pl
-#
 # Case 4: a participant down for a long time: the resolver retries it with a
 # growing backoff (shown in dtx.in_doubt) while the other participants work
 # and their in-doubt transactions are finished; it commits once pb is back.

@@ -1,5 +1,3 @@
-# 054_resolver_two_coordinators.pl
-#
 # Case 5: two coordinators and two databases share participants: while
 # coord is down with transactions in doubt on pa, coord2's resolvers (in
 # both its databases) leave them alone, as well as prepared transactions

@@ -1,5 +1,3 @@
-# 055_resolver_processes_killed.pl
-#
 # Case 7: the resolver's own processes killed and crashes in the middle of a
 # pass: the launcher killed (7a), the worker killed in its pass (7b), the
 # coordinator and pa crashed in a pass (7c), a participant crashed right

@@ -1,5 +1,3 @@
-# 056_resolver_slow_prepare.pl
-#
 # Case 8: slow PREPAREs while dtx.resolve() runs in a loop: the resolver
 # never rolls back a transaction still running; 8b: what such a pass leaves
 # alone shows in dtx.in_doubt as "none yet".  Participants pa, pb, pc.

@@ -1,5 +1,3 @@
-# 057_resolver_manual_resolve.pl
-#
 # Case 9: dtx.resolve() with the background resolver off: the cases of 2 and
 # 3 and a crash before the local commit; nothing happens by itself, and one
 # dtx.resolve() gives the same end state.  Participants pa, pb, pc.

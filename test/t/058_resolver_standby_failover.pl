@@ -1,5 +1,3 @@
-# 058_resolver_standby_failover.pl
-#
 # Case 10: failover to the coordinator's synchronous standby: dtx.resolve()
 # on the standby does not act on participants, and the promoted standby's
 # resolver commits what the primary left in doubt.  Participants pa, pb.
