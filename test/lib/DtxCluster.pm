@@ -1023,7 +1023,8 @@ sub transfer_killing_pa
 # stream WAL, so that synchronous_standby_names naming nobody makes its
 # commits wait), each with a ledger (create_ledger, also on the coordinator)
 # and declared as the pg_dtx server of its name; a first transfer records
-# the servers' identities and warms everything up.  The helpers of the
+# the servers' identities and warms everything up, and its decision is gone
+# before the scenario starts.  The helpers of the
 # :resolver tag then work on that coordinator and those participants.  A held
 # PREPARE waits until release_stall() or $RESOLVER_HOLD seconds.
 
@@ -1059,6 +1060,11 @@ restart_after_crash = on
 	%res = (coord => $coord, names => [@names], node => \%node);
 	$coord->safe_psql('postgres',
 		transfer_sql('warmup', map { [ $_, $_ eq 'pa' ? -1 : $_ eq 'pb' ? 1 : 0 ] } @names));
+	# the scenario starts with no decision (the warm-up's goes at a pass)
+	$coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.resolve()');
+	die 'the warm-up transfer left a decision behind'
+	  unless defined poll_until($coord, 'postgres',
+		'SELECT count(*) FROM dtx.decisions', '0', 30);
 	return %node;
 }
 
