@@ -389,7 +389,7 @@ check_no_prepared
 step "Recovery, set-up: make bank_a's PREPARE slow on purpose (demo only)"
 echo "The coordinator asks bank_a and bank_b to PREPARE, then records its decision, commits"
 echo "locally and sends COMMIT PREPARED. A deferred trigger on bank_a makes bank_a's PREPARE"
-echo "take 3 seconds, so the demo can hit bank_b right after bank_b has prepared."
+echo "take 4 seconds, so the demo can hit bank_b right after bank_b has prepared."
 run_sql bank_a <<'SQL'
 CREATE TABLE prepare_pause (seconds float8 NOT NULL);
 CREATE FUNCTION prepare_pause() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -410,7 +410,7 @@ recovery_out=$DEMO_DIR/recovery_transfer.txt
 SET dtx.commit_timeout = '2s';
 BEGIN;
 SELECT dtx.exec('bank_a', 'UPDATE accounts SET balance = balance - $1 WHERE id = $2', 50, 2);
-SELECT dtx.exec('bank_a', 'INSERT INTO prepare_pause VALUES ($1)', 3);
+SELECT dtx.exec('bank_a', 'INSERT INTO prepare_pause VALUES ($1)', 4);
 SELECT dtx.exec('bank_b', 'UPDATE accounts SET balance = balance + $1 WHERE id = $2', 50, 1);
 INSERT INTO transfers (from_server, from_account, to_server, to_account, amount)
     VALUES ('bank_a', 2, 'bank_b', 1, 50);
