@@ -23,6 +23,9 @@
 # (SIGKILL). make_in_doubt: a transaction in doubt made by hand (decision +
 # PREPARE).
 #
+# Nodes of one file initialised at once: start_initdb, then init_node (or
+# new_coordinator / new_participant with node => $node) for each.
+#
 # Deadlock tests: update_sql (a dtx.exec adding 1 to one balance).
 #
 # The core scenarios (test/t/03x_core_*.pl) import the :core tag:
@@ -55,6 +58,7 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IO::Socket::UNIX;
+use IPC::Run ();
 use POSIX ();
 use Time::HiRes ();
 
@@ -126,15 +130,57 @@ sub quote_ident
 	return qq{"$s"};
 }
 
+# initdb runs started by start_initdb, by data directory
+my %initdb_runs;
+
+# Starts the initdb of each of @nodes (PostgreSQL::Test::Cluster objects not
+# yet initialised) at once, in the background, with the command that
+# PostgreSQL::Test::Cluster's init runs: a file's nodes are then initialised
+# in parallel where there are idle cores.  init_node waits for the node's own.
+sub start_initdb
+{
+	my (@nodes) = @_;
+	for my $node (@nodes)
+	{
+		local %ENV = $node->_get_env();
+		my ($out, $err) = ('', '');
+		my $h = IPC::Run::start(
+			[ 'initdb', '-D', $node->data_dir, '-A', 'trust', '-N' ],
+			'>', \$out, '2>', \$err);
+		$initdb_runs{ $node->data_dir } = { h => $h, err => \$err };
+	}
+	return;
+}
+
+# $node->init(%params), with the initdb that start_initdb started for it
+# (if it did) instead of a new one.
+sub init_node
+{
+	my ($node, %params) = @_;
+	my $run = delete $initdb_runs{ $node->data_dir };
+	return $node->init(%params) unless $run;
+	die 'init_node: initdb options of a node whose initdb was started' if $params{extra};
+	my $system_or_bail = \&PostgreSQL::Test::Utils::system_or_bail;
+	no warnings 'redefine';
+	local *PostgreSQL::Test::Utils::system_or_bail = sub {
+		return $system_or_bail->(@_) unless $_[0] eq 'initdb';
+		$run->{h}->finish
+		  or Test::More::BAIL_OUT('initdb of ' . $node->name . ' failed: ' . ${ $run->{err} });
+		return;
+	};
+	return $node->init(%params);
+}
+
 # A coordinator: pg_dtx in shared_preload_libraries, room for prepared
 # transactions, started, with the extension created in database "postgres".
 #   extra_conf => "line\nline\n"   more postgresql.conf settings
 #   dbname     => 'postgres'       where to CREATE EXTENSION
+#   node       => $node            a node made but not initialised (start_initdb)
 sub new_coordinator
 {
 	my ($name, %opts) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	my $node = $opts{node} // PostgreSQL::Test::Cluster->new($name);
+	init_node($node);
 	$node->append_conf('postgresql.conf',
 		    "shared_preload_libraries = 'pg_dtx'\n"
 		  . "max_prepared_transactions = 20\n"
@@ -148,11 +194,12 @@ sub new_coordinator
 # Its tables are the test's business, except for the optional
 #   accounts   => { id => balance, ... }   see create_accounts
 #   extra_conf => "line\n"                 more postgresql.conf settings
+#   node       => $node                    a node made but not initialised
 sub new_participant
 {
 	my ($name, %opts) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	my $node = $opts{node} // PostgreSQL::Test::Cluster->new($name);
+	init_node($node);
 	$node->append_conf('postgresql.conf',
 		"max_prepared_transactions = 20\n" . ($opts{extra_conf} // ''));
 	$node->start;
@@ -770,7 +817,9 @@ sub core_cluster
 	my (@names) = @_;
 	my %opts = ref $names[-1] eq 'HASH' ? %{ pop @names } : ();
 	my $coord = PostgreSQL::Test::Cluster->new('coord');
-	$coord->init(allows_streaming => $opts{streaming} ? 1 : 0);
+	my %made = map { $_ => PostgreSQL::Test::Cluster->new($_) } @names;
+	start_initdb($coord, values %made);
+	init_node($coord, allows_streaming => $opts{streaming} ? 1 : 0);
 	$coord->append_conf(
 		'postgresql.conf', q{
 shared_preload_libraries = 'pg_dtx'
@@ -787,6 +836,7 @@ dtx.resolver_interval = 0
 	for my $name (@names)
 	{
 		my $p = new_participant($name,
+			node => $made{$name},
 			accounts => $accounts{$name},
 			extra_conf => $name eq 'pc' ? "max_prepared_transactions = 0\n" : $pconf);
 		$node{$name} = $p;
@@ -1036,7 +1086,9 @@ sub resolver_cluster
 	my (@names) = @_;
 	my %opts = ref $names[-1] eq 'HASH' ? %{ pop @names } : ();
 	my $coord = PostgreSQL::Test::Cluster->new('coord');
-	$coord->init(allows_streaming => $opts{streaming} ? 1 : 0);
+	my %made = map { $_ => PostgreSQL::Test::Cluster->new($_) } @names;
+	start_initdb($coord, values %made);
+	init_node($coord, allows_streaming => $opts{streaming} ? 1 : 0);
 	$coord->append_conf(
 		'postgresql.conf', qq{
 shared_preload_libraries = 'pg_dtx'
@@ -1051,6 +1103,7 @@ restart_after_crash = on
 	for my $name (@names)
 	{
 		$node{$name} = new_participant($name,
+			node => $made{$name},
 			extra_conf => ($name eq 'pa' && $opts{pa_wal})
 			? "wal_level = replica\nmax_wal_senders = 2\n"
 			: '');
