@@ -26,7 +26,9 @@
 # Nodes of one file initialised at once: start_initdb, then init_node (or
 # new_coordinator / new_participant with node => $node) for each.
 #
-# Deadlock tests: update_sql (a dtx.exec adding 1 to one balance).
+# background_session: a psql session on a node that survives errors
+# (optionally verbose, with SETs, in a transaction).  Deadlock tests:
+# update_sql (a dtx.exec adding 1 to one balance).
 #
 # The core scenarios (test/t/03x_core_*.pl) import the :core tag:
 # core_cluster builds their coordinator and participants (pa, pb, pc), and
@@ -99,6 +101,7 @@ our @EXPORT = qw(
   session_pid
   timed_finish
   update_sql
+  background_session
 );
 
 # helpers of the core and of the resolver scenarios (see their sections)
@@ -696,6 +699,22 @@ sub timed_finish
 	return (@r, Time::HiRes::time() - $t0);
 }
 
+# A psql session (PostgreSQL::Test::BackgroundPsql) on $node, database
+# postgres, that survives errors; {pid} is its backend's pid.
+#   verbose => 1                  \set VERBOSITY verbose
+#   set     => [ 'name = value' ]  SET first
+#   begin   => 1                  then opens a transaction
+sub background_session
+{
+	my ($node, %o) = @_;
+	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	$s->{pid} = $s->query_safe('SELECT pg_backend_pid()');
+	$s->query_safe('\set VERBOSITY verbose') if $o{verbose};
+	$s->query_safe("SET $_") for @{ $o{set} // [] };
+	$s->query_safe('BEGIN') if $o{begin};
+	return $s;
+}
+
 # The statement that adds 1 to the balance of account $id (default 1) on
 # pg_dtx server $server (the deadlock tests).
 sub update_sql
@@ -985,9 +1004,7 @@ sub wait_for
 # backend's pid.
 sub session
 {
-	my $s = $core{coord}->background_psql('postgres', on_error_stop => 0);
-	$s->{pid} = $s->query_safe('SELECT pg_backend_pid()');
-	return $s;
+	return background_session($core{coord});
 }
 
 # application_name of the remote sessions of coordinator backend $pid
