@@ -14,6 +14,15 @@
 # a deferred constraint when bank_b is asked to PREPARE - and checks that
 # those changed nothing anywhere and left no prepared transaction behind.
 #
+# Then the product's main job, recovery: bank_b hangs and crashes after it
+# has prepared a transfer, before COMMIT PREPARED reaches it. COMMIT returns
+# with a WARNING, dtx.in_doubt shows the transaction, and once bank_b is back
+# the coordinator's background resolver commits it there; the demo prints
+# the resolver's log line and checks that the balances agree. To hit that
+# moment exactly, bank_a's PREPARE is made slow on purpose (a deferred
+# trigger that sleeps), and bank_b is frozen (SIGSTOP) as soon as it has
+# prepared, then killed (SIGKILL) once COMMIT has returned.
+#
 # The servers listen on 127.0.0.1 only (ports from DEMO_PORT, default 54321,
 # upwards) and on a socket in a private temporary directory. They run as the
 # "postgres" OS user when this script runs as root. Everything is stopped and
@@ -29,6 +38,7 @@ NODES=(coordinator bank_a bank_b)
 declare -A PORT=()
 DEMO_DIR=""
 STEP=0
+FROZEN_PIDS=()
 
 step() {
 	STEP=$((STEP + 1))
@@ -40,6 +50,10 @@ cleanup() {
 	local rc=$? node
 	set +e
 	trap - EXIT INT TERM
+	# a server frozen by the recovery steps must be able to stop
+	if [[ ${#FROZEN_PIDS[@]} -gt 0 ]]; then
+		kill -CONT "${FROZEN_PIDS[@]}" 2>/dev/null
+	fi
 	if [[ -n $DEMO_DIR && -d $DEMO_DIR ]]; then
 		if [[ $rc -ne 0 ]]; then
 			for node in "${NODES[@]}"; do
@@ -129,6 +143,25 @@ show_state() {
 	psql_on coordinator -c 'SELECT id, from_server, from_account, to_server, to_account, amount FROM transfers ORDER BY id'
 }
 
+# The postmaster of $1 and its processes (the postmaster first).
+server_pids() {
+	local pm
+	pm=$(head -n 1 "$DEMO_DIR/$1/postmaster.pid")
+	echo "$pm"
+	ps -o pid= --ppid "$pm"
+}
+
+# Wait until $2 (a query on node $1) returns 't', at most $3 seconds; print
+# how long it took.
+wait_until() {
+	local node=$1 query=$2 limit=$3 start=$SECONDS
+	until [[ $(value "$node" "$query" 2>/dev/null) == t ]]; do
+		[[ $((SECONDS - start)) -lt $limit ]] || die "still not true after ${limit}s on $node: $query"
+		sleep 0.2
+	done
+	echo "=> after $((SECONDS - start))s: $query"
+}
+
 # No transaction may stay prepared on a participant once the coordinator's
 # transaction has ended. Allow a few seconds in case the cleanup of an
 # aborted PREPARE happens in the background.
@@ -214,6 +247,7 @@ for node in "${NODES[@]}"; do
 		echo "fsync = off  # throw-away data"
 		if [[ $node == coordinator ]]; then
 			echo "shared_preload_libraries = 'pg_dtx'"
+			echo "dtx.resolver_interval = '1s'  # default 10s; short for the demo"
 		else
 			echo "max_prepared_transactions = 10"
 		fi
@@ -348,6 +382,100 @@ show_state
 expect_equal "bank_a balances" "$(balances bank_a)" "$before_a"
 expect_equal "bank_b balances" "$(balances bank_b)" "$before_b"
 expect_equal "transfers journaled" "$(value coordinator 'SELECT count(*) FROM transfers')" "1"
+check_no_prepared
+
+# --- 4: recovery: bank_b crashes after PREPARE, before COMMIT PREPARED ----------------
+
+step "Recovery, set-up: make bank_a's PREPARE slow on purpose (demo only)"
+echo "The coordinator asks bank_a and bank_b to PREPARE, then records its decision, commits"
+echo "locally and sends COMMIT PREPARED. A deferred trigger on bank_a makes bank_a's PREPARE"
+echo "take 4 seconds, so the demo can hit bank_b right after bank_b has prepared."
+run_sql bank_a <<'SQL'
+CREATE TABLE prepare_pause (seconds float8 NOT NULL);
+CREATE FUNCTION prepare_pause() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep(NEW.seconds);
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER prepare_pause
+    AFTER INSERT ON prepare_pause
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION prepare_pause();
+SQL
+
+step "Transfer 50 from bob (bank_a) to carol (bank_b), started in the background"
+recovery_out=$DEMO_DIR/recovery_transfer.txt
+(psql_on coordinator --echo-all >"$recovery_out" 2>&1 <<'SQL'
+-- how long COMMIT waits for a participant's answer to COMMIT PREPARED
+SET dtx.commit_timeout = '2s';
+BEGIN;
+SELECT dtx.exec('bank_a', 'UPDATE accounts SET balance = balance - $1 WHERE id = $2', 50, 2);
+SELECT dtx.exec('bank_a', 'INSERT INTO prepare_pause VALUES ($1)', 4);
+SELECT dtx.exec('bank_b', 'UPDATE accounts SET balance = balance + $1 WHERE id = $2', 50, 1);
+INSERT INTO transfers (from_server, from_account, to_server, to_account, amount)
+    VALUES ('bank_a', 2, 'bank_b', 1, 50);
+COMMIT;
+SQL
+) &
+transfer_pid=$!
+echo "COMMIT sent; waiting until bank_b has prepared its part"
+wait_until bank_b 'SELECT count(*) = 1 FROM pg_prepared_xacts' 20
+psql_on bank_b -c 'SELECT gid, prepared FROM pg_prepared_xacts'
+
+step "bank_b hangs: SIGSTOP to its postmaster and every process of it"
+mapfile -t FROZEN_PIDS < <(server_pids bank_b)
+kill -STOP "${FROZEN_PIDS[@]}"
+echo "bank_b frozen (pids ${FROZEN_PIDS[*]}); bank_a finishes its slow PREPARE meanwhile"
+
+step "COMMIT returns: committed, with a WARNING that bank_b did not confirm"
+transfer_rc=0
+wait "$transfer_pid" || transfer_rc=$?
+cat "$recovery_out"
+[[ $transfer_rc -eq 0 ]] || die "the transfer's COMMIT failed (psql exit status $transfer_rc)"
+grep -q 'WARNING:  committed, but server "bank_b" has not confirmed COMMIT PREPARED' "$recovery_out" ||
+	die "COMMIT did not warn that bank_b has not confirmed COMMIT PREPARED"
+echo "=> the transaction is committed: the decision is durable on the coordinator,"
+echo "   and bank_b still holds its prepared part"
+
+step "bank_b crashes: SIGKILL to all its processes"
+kill -KILL "${FROZEN_PIDS[@]}"
+for pid in "${FROZEN_PIDS[@]}"; do
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+done
+FROZEN_PIDS=()
+echo "bank_b is down"
+
+step "The coordinator knows what is left to do: dtx.in_doubt"
+echo "dtx.in_doubt lists every participant of a committed transaction until all of them have"
+echo "confirmed (bank_a did; the coordinator keeps no per-participant confirmation). bank_b's"
+echo "row is the one left to finish."
+run_sql coordinator <<'SQL'
+SELECT server, global_id, decision FROM dtx.in_doubt;
+SQL
+expect_equal "transactions in doubt on bank_b" \
+	"$(value coordinator "SELECT count(*) FROM dtx.in_doubt WHERE server = 'bank_b' AND decision = 'commit'")" "1"
+expect_equal "bank_a balances (bob debited)" "$(balances bank_a)" "1:900,2:450"
+
+step "Restart bank_b: crash recovery keeps its prepared transaction"
+echo "(pg_ctl notices the postmaster.pid the crash left behind and starts anyway)"
+(as_pg pg_ctl -D "$DEMO_DIR/bank_b" -l "$DEMO_DIR/bank_b.log" -w -t 60 start) >/dev/null ||
+	die "bank_b did not restart"
+echo "bank_b is up again"
+
+step "The coordinator's background resolver commits it on bank_b (no one runs anything)"
+wait_until coordinator 'SELECT count(*) = 0 FROM dtx.in_doubt' 60
+wait_until bank_b 'SELECT count(*) = 0 FROM pg_prepared_xacts' 10
+echo "-- the resolver's log line on the coordinator:"
+grep -E 'pg_dtx resolver: commit prepared transaction .* on server "bank_b": done' \
+	"$DEMO_DIR/coordinator.log" || die "no resolver log line for bank_b"
+
+step "Balances after recovery: the transfer is applied on both banks, once"
+show_state
+expect_equal "bank_a balances" "$(balances bank_a)" "1:900,2:450"
+expect_equal "bank_b balances" "$(balances bank_b)" "1:450,2:9900"
+expect_equal "transfers journaled" "$(value coordinator 'SELECT count(*) FROM transfers')" "2"
+expect_equal "money on both banks" \
+	"$(( $(value bank_a 'SELECT sum(balance) FROM accounts') + $(value bank_b 'SELECT sum(balance) FROM accounts') ))" "11700"
 check_no_prepared
 
 echo

@@ -23,6 +23,25 @@
 # (SIGKILL). make_in_doubt: a transaction in doubt made by hand (decision +
 # PREPARE).
 #
+# Nodes of one file initialised at once: start_initdb, then init_node (or
+# new_coordinator / new_participant with node => $node) for each.
+#
+# background_session: a psql session on a node that survives errors
+# (optionally verbose, with SETs, in a transaction).  Deadlock tests:
+# update_sql (a dtx.exec adding 1 to one balance).
+#
+# The core scenarios (test/t/03x_core_*.pl) import the :core tag:
+# core_cluster builds their coordinator and participants (pa, pb, pc), and
+# coord_sql, session, resolve, decisions, local_count, ledger_count,
+# all_clean, crash, wait_for, appname, gid, log_pos / dtx_log_since and
+# transfer_killing_pa work on that cluster (see their section below).
+#
+# The resolver scenarios (test/t/05x_resolver_*.pl) import the :resolver
+# tag: resolver_cluster builds their coordinator and participants, and
+# in_doubt_start / make_in_doubt_transfer (a transfer left in doubt on one
+# participant), check_outcome, wait_committed, check_clean, flush_wal,
+# backoff_of, wait_prepares_done and wait_up work on that cluster.
+#
 # For protocol faults: start_proto_proxy / proxy_ctl / proxy_status /
 # stop_proto_proxy (a proxy in front of one participant that can cut, hold
 # or drop the answer of one command of the commit protocol:
@@ -41,6 +60,7 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IO::Socket::UNIX;
+use IPC::Run ();
 use POSIX ();
 use Time::HiRes ();
 
@@ -81,7 +101,22 @@ our @EXPORT = qw(
   stop_proto_proxy
   session_pid
   timed_finish
+  update_sql
+  background_session
 );
+
+# helpers of the core and of the resolver scenarios (see their sections)
+my @CORE = qw(
+  core_cluster core_ids coord_sql ledger_count local_count decisions
+  remote_in_xact all_clean resolve crash wait_for session appname gid
+  log_pos dtx_log_since transfer_killing_pa
+);
+my @RESOLVER = qw(
+  resolver_cluster in_doubt_start make_in_doubt_transfer check_outcome
+  wait_committed check_clean flush_wal backoff_of wait_prepares_done wait_up
+);
+our @EXPORT_OK = (@CORE, @RESOLVER);
+our %EXPORT_TAGS = (core => [@CORE], resolver => [@RESOLVER]);
 
 # SQL quoting for the statements built here.
 sub quote_literal
@@ -99,16 +134,58 @@ sub quote_ident
 	return qq{"$s"};
 }
 
+# initdb runs started by start_initdb, by data directory
+my %initdb_runs;
+
+# Starts the initdb of each of @nodes (PostgreSQL::Test::Cluster objects not
+# yet initialised) at once, in the background, with the command that
+# PostgreSQL::Test::Cluster's init runs: a file's nodes are then initialised
+# in parallel where there are idle cores.  init_node waits for the node's own.
+sub start_initdb
+{
+	my (@nodes) = @_;
+	for my $node (@nodes)
+	{
+		local %ENV = $node->_get_env();
+		my ($out, $err) = ('', '');
+		my $h = IPC::Run::start(
+			[ 'initdb', '-D', $node->data_dir, '-A', 'trust', '-N' ],
+			'>', \$out, '2>', \$err);
+		$initdb_runs{ $node->data_dir } = { h => $h, err => \$err };
+	}
+	return;
+}
+
+# $node->init(%params), with the initdb that start_initdb started for it
+# (if it did) instead of a new one.
+sub init_node
+{
+	my ($node, %params) = @_;
+	my $run = delete $initdb_runs{ $node->data_dir };
+	return $node->init(%params) unless $run;
+	die 'init_node: initdb options of a node whose initdb was started' if $params{extra};
+	my $system_or_bail = \&PostgreSQL::Test::Utils::system_or_bail;
+	no warnings 'redefine';
+	local *PostgreSQL::Test::Utils::system_or_bail = sub {
+		return $system_or_bail->(@_) unless $_[0] eq 'initdb';
+		$run->{h}->finish
+		  or Test::More::BAIL_OUT('initdb of ' . $node->name . ' failed: ' . ${ $run->{err} });
+		return;
+	};
+	return $node->init(%params);
+}
+
 # A coordinator: pg_dtx in shared_preload_libraries, room for prepared
 # transactions, started, with the extension created in database "postgres".
 #   extra_conf       => "line\nline\n"   more postgresql.conf settings
 #   dbname           => 'postgres'       where to CREATE EXTENSION
 #   allows_streaming => 1                can have standbys and base backups
+#   node             => $node            a node made but not initialised (start_initdb)
 sub new_coordinator
 {
 	my ($name, %opts) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => $opts{allows_streaming} // 0);
+	my $node = $opts{node} // PostgreSQL::Test::Cluster->new($name);
+	init_node($node, allows_streaming => $opts{allows_streaming} // 0);
 	$node->append_conf('postgresql.conf',
 		    "shared_preload_libraries = 'pg_dtx'\n"
 		  . "max_prepared_transactions = 20\n"
@@ -122,11 +199,12 @@ sub new_coordinator
 # Its tables are the test's business, except for the optional
 #   accounts   => { id => balance, ... }   see create_accounts
 #   extra_conf => "line\n"                 more postgresql.conf settings
+#   node       => $node                    a node made but not initialised
 sub new_participant
 {
 	my ($name, %opts) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	my $node = $opts{node} // PostgreSQL::Test::Cluster->new($name);
+	init_node($node);
 	$node->append_conf('postgresql.conf',
 		"max_prepared_transactions = 20\n" . ($opts{extra_conf} // ''));
 	$node->start;
@@ -642,6 +720,31 @@ sub timed_finish
 	return (@r, Time::HiRes::time() - $t0);
 }
 
+# A psql session (PostgreSQL::Test::BackgroundPsql) on $node, database
+# postgres, that survives errors; {pid} is its backend's pid.
+#   verbose => 1                  \set VERBOSITY verbose
+#   set     => [ 'name = value' ]  SET first
+#   begin   => 1                  then opens a transaction
+sub background_session
+{
+	my ($node, %o) = @_;
+	my $s = $node->background_psql('postgres', on_error_stop => 0);
+	$s->{pid} = $s->query_safe('SELECT pg_backend_pid()');
+	$s->query_safe('\set VERBOSITY verbose') if $o{verbose};
+	$s->query_safe("SET $_") for @{ $o{set} // [] };
+	$s->query_safe('BEGIN') if $o{begin};
+	return $s;
+}
+
+# The statement that adds 1 to the balance of account $id (default 1) on
+# pg_dtx server $server (the deadlock tests).
+sub update_sql
+{
+	my ($server, $id) = @_;
+	$id //= 1;
+	return "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = $id')";
+}
+
 # --- protocol faults: test/faults/proto_proxy.py ------------------------------
 
 # The proxies started by this test, stopped at its end.
@@ -730,6 +833,486 @@ sub stop_proto_proxy
 	waitpid($p->{pid}, 0);
 	delete $proto_proxies{ $p->{pid} };
 	return;
+}
+
+# --- the core scenarios (test/t/03x_core_*.pl) ---------------------------------
+#
+#   use DtxCluster qw(:DEFAULT :core);
+#   my %n = core_cluster(qw(pa pb));   # coord + the participants named
+#   my ($coord, $pa, $pb) = @n{qw(coord pa pb)};
+#
+# core_cluster builds the nodes of the core scenarios: a coordinator "coord"
+# (dtx.resolver_interval = 0, a local_log table; streaming => 1 lets it have
+# a standby) and any of the participants pa and pb (accounts, ledger whose
+# rows with stall > 0 make PREPARE sleep, dcheck: a unique constraint
+# checked at PREPARE, ledger_note(): a SELECT that writes; log_statement =
+# all and restart_after_crash = on) and pc (max_prepared_transactions = 0),
+# declared as pg_dtx servers of the same names.  The helpers of the :core tag
+# then work on that coordinator and those participants.
+
+my %core;
+
+sub core_cluster
+{
+	my (@names) = @_;
+	my %opts = ref $names[-1] eq 'HASH' ? %{ pop @names } : ();
+	my $coord = PostgreSQL::Test::Cluster->new('coord');
+	my %made = map { $_ => PostgreSQL::Test::Cluster->new($_) } @names;
+	start_initdb($coord, values %made);
+	init_node($coord, allows_streaming => $opts{streaming} ? 1 : 0);
+	$coord->append_conf(
+		'postgresql.conf', q{
+shared_preload_libraries = 'pg_dtx'
+max_prepared_transactions = 20
+dtx.resolver_interval = 0
+});
+	$coord->start;
+	$coord->safe_psql('postgres',
+		'CREATE EXTENSION pg_dtx; CREATE TABLE local_log (note text PRIMARY KEY);'
+	);
+	my %accounts = (pa => { 1 => 1000, 2 => 500 }, pb => { 1 => 300 }, pc => { 1 => 50 });
+	my $pconf = "log_statement = 'all'\nrestart_after_crash = on\n";
+	my %node = (coord => $coord);
+	for my $name (@names)
+	{
+		my $p = new_participant($name,
+			node => $made{$name},
+			accounts => $accounts{$name},
+			extra_conf => $name eq 'pc' ? "max_prepared_transactions = 0\n" : $pconf);
+		$node{$name} = $p;
+		next if $name eq 'pc';
+		$p->safe_psql(
+			'postgres', q{
+		CREATE TABLE ledger (tag text PRIMARY KEY, amount bigint NOT NULL,
+		                     stall float8 NOT NULL DEFAULT 0);
+		CREATE FUNCTION ledger_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM pg_sleep(NEW.stall);
+			RETURN NULL;
+		END $$;
+		CREATE CONSTRAINT TRIGGER ledger_stall AFTER INSERT ON ledger
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+			WHEN (NEW.stall > 0) EXECUTE FUNCTION ledger_stall();
+		CREATE TABLE dcheck (k int UNIQUE DEFERRABLE INITIALLY DEFERRED);
+		CREATE FUNCTION ledger_note(t text) RETURNS text LANGUAGE sql AS
+			$$ INSERT INTO ledger (tag, amount) VALUES (t, 0) RETURNING tag $$;
+	});
+	}
+	add_server($coord, $_, $node{$_}) for @names;
+
+	%core = (
+		coord => $coord,
+		names => [@names],
+		coordid => $coord->safe_psql('postgres', 'SELECT dtx.coordinator_id()'),
+		dboid => $coord->safe_psql('postgres',
+			"SELECT oid FROM pg_database WHERE datname = 'postgres'"),
+		uid => $coord->safe_psql('postgres',
+			'SELECT oid FROM pg_roles WHERE rolname = current_user'),
+		node => \%node);
+	$core{srvoid}{$_} = $coord->safe_psql('postgres',
+		"SELECT oid FROM pg_foreign_server WHERE srvname = '$_'")
+	  for @names;
+	return %node;
+}
+
+# coordinator_id, database oid, user oid and server oid (of $server) of the
+# core cluster, as they appear in global ids.
+sub core_ids
+{
+	my ($server) = @_;
+	return ($core{coordid}, $core{dboid}, $core{uid},
+		defined $server ? $core{srvoid}{$server} : undef);
+}
+
+# SQL on the coordinator; returns (rc, stdout, stderr) and never dies.
+sub coord_sql
+{
+	my ($sql, %opts) = @_;
+	my ($rc, $out, $err) = $core{coord}->psql('postgres', $sql, %opts);
+	return ($rc, $out, $err);
+}
+
+# Rows of ledger tagged $tag on $n.
+sub ledger_count
+{
+	my ($n, $tag) = @_;
+	return $n->safe_psql('postgres',
+		"SELECT count(*) FROM ledger WHERE tag = '$tag'");
+}
+
+# Rows of the coordinator's local_log noted $note.
+sub local_count
+{
+	my ($note) = @_;
+	return $core{coord}->safe_psql('postgres',
+		"SELECT count(*) FROM local_log WHERE note = '$note'");
+}
+
+# Rows of dtx.decisions on the coordinator.
+sub decisions
+{
+	return $core{coord}->safe_psql('postgres', 'SELECT count(*) FROM dtx.decisions');
+}
+
+# pg_dtx sessions of $n in a transaction (idle in transaction, aborted...)
+sub remote_in_xact
+{
+	my ($n) = @_;
+	return $n->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pg\\_dtx:%' AND state LIKE 'idle in transaction%'"
+	);
+}
+
+# Nothing prepared on any participant of the core cluster, no remote
+# session left in a transaction on pa and pb.
+sub all_clean
+{
+	my ($label) = @_;
+	my @p = map { $core{node}{$_} } @{ $core{names} };
+	Test::More::is(prepared_xacts($_), 0, "$label: nothing prepared on " . $_->name)
+	  for @p;
+	Test::More::is(remote_in_xact($_), 0,
+		"$label: no pg_dtx session left in a transaction on " . $_->name)
+	  for grep { $_->name ne 'pc' } @p;
+	return;
+}
+
+# One resolver pass now; its rows as "server|global_id|action|outcome".
+sub resolve
+{
+	return $core{coord}->safe_psql('postgres',
+		'SELECT server, global_id, action, outcome FROM dtx.resolve() ORDER BY 1, 2'
+	);
+}
+
+# Crash $n: SIGKILL to its postmaster and every process it started, at once;
+# waits until they are gone (a zombie postmaster still counts: it would
+# make the next start refuse the lock file).  $n->start recovers it.
+sub crash
+{
+	my ($n) = @_;
+	my @pids = node_pids($n);
+	kill('KILL', @pids);
+	$n->kill9;
+	my $end = Time::HiRes::time() + 30;
+	while (Time::HiRes::time() < $end && grep { -e "/proc/$_" } @pids)
+	{
+		Time::HiRes::usleep(50_000);
+	}
+	return;
+}
+
+# Waits until $sql on $n returns $expected (default 't'), at most $timeout
+# seconds (default 30); true when it did.
+sub wait_for
+{
+	my ($n, $sql, $expected, $timeout) = @_;
+	$expected //= 't';
+	my $end = Time::HiRes::time() + ($timeout // 30);
+	my $out;
+	while (Time::HiRes::time() < $end)
+	{
+		(undef, $out) = $n->psql('postgres', $sql);
+		return 1 if defined $out && $out eq $expected;
+		Time::HiRes::usleep(50_000);
+	}
+	Test::More::diag("timed out on " . $n->name . ": $sql\nexpected $expected, got "
+		  . ($out // 'nothing'));
+	return 0;
+}
+
+# A psql session on the coordinator that survives errors; {pid} is its
+# backend's pid.
+sub session
+{
+	return background_session($core{coord});
+}
+
+# application_name of the remote sessions of coordinator backend $pid
+sub appname
+{
+	my ($pid) = @_;
+	return "pg_dtx:$core{coordid}:$core{dboid}:$pid";
+}
+
+# The global id of participant $n (from 1) on $server of local transaction
+# $xid, up to its nonce (random, chosen at commit): a prefix, "..._<n>_".
+sub gid
+{
+	my ($xid, $server, $n) = @_;
+	return "dtx_$core{coordid}_$core{dboid}_${xid}_$core{srvoid}{$server}_$core{uid}_${n}_";
+}
+
+# Log position of $n now.
+sub log_pos
+{
+	my ($n) = @_;
+	return -s $n->logfile;
+}
+
+# The log of $n written by pg_dtx sessions since $pos (see log_pos).
+sub dtx_log_since
+{
+	my ($n, $pos) = @_;
+	my $log = PostgreSQL::Test::Utils::slurp_file($n->logfile, $pos);
+	return join("\n", grep { /\bpg_dtx:/ } split(/\n/, $log));
+}
+
+# Runs a transfer pa -> pb tagged $tag whose PREPARE stalls $stall seconds
+# on pb; once pa has prepared, $kill->() takes pa down.  Returns the
+# client's stderr, whether COMMIT succeeded and the local xid.
+sub transfer_killing_pa
+{
+	my ($tag, $stall, $kill) = @_;
+	my ($coord, $pa) = ($core{coord}, $core{node}{pa});
+	my $s = session();
+	my ($out, $err) = sq(
+		$s, qq{
+		BEGIN;
+		SELECT dtx.exec('pa', 'INSERT INTO ledger (tag, amount) VALUES (\$1, \$2)', '$tag', -10);
+		SELECT dtx.exec('pb', 'INSERT INTO ledger (tag, amount, stall) VALUES (\$1, \$2, \$3)', '$tag', 10, $stall);
+		INSERT INTO local_log VALUES ('$tag');
+		SELECT 'xid:' || pg_current_xact_id();
+	});
+	Test::More::is($err, '', "$tag: statements ran");
+	my ($xid) = $out =~ /xid:(\d+)/;
+	sq_send($s, 'COMMIT;');
+	Test::More::ok( wait_for(
+			$pa,
+			"SELECT count(*) = 1 FROM pg_prepared_xacts WHERE starts_with(gid, '"
+			  . gid($xid, 'pa', 1) . "')"),
+		"$tag: pa prepared while pb's PREPARE stalls");
+	# let pa's answer reach the coordinator
+	Time::HiRes::usleep(300_000);
+	Test::More::is( $coord->safe_psql('postgres',
+			"SELECT state || ' ' || query FROM pg_stat_activity WHERE pid = $s->{pid}"),
+		'active COMMIT;',
+		"$tag: COMMIT still waiting on pb when pa goes down");
+	$kill->();
+	my $t = Time::HiRes::time();
+	($out, $err) = sq_wait($s);
+	Test::More::diag(sprintf("$tag: COMMIT returned %.1fs after pa went down",
+			Time::HiRes::time() - $t));
+	my $committed = $err !~ /ERROR/;
+	$s->quit;
+	return ($err, $committed, $xid);
+}
+
+# --- the resolver scenarios (test/t/05x_resolver_*.pl) ---------------------------
+#
+#   use DtxCluster qw(:DEFAULT :resolver);
+#   my %n = resolver_cluster(qw(pa pb pc));
+#   my ($coord, $pa, $pb) = @n{qw(coord pa pb)};
+#
+# resolver_cluster builds the nodes of the resolver scenarios: a coordinator
+# "coord" (restart_after_crash on, so that a killed resolver process
+# crash-restarts it; streaming => 1 lets it have a standby; background
+# resolver every second) and the participants named (pa_wal => 1: pa can
+# stream WAL, so that synchronous_standby_names naming nobody makes its
+# commits wait), each with a ledger (create_ledger, also on the coordinator)
+# and declared as the pg_dtx server of its name; a first transfer records
+# the servers' identities and warms everything up, and its decision is gone
+# before the scenario starts.  The helpers of the
+# :resolver tag then work on that coordinator and those participants.  A held
+# PREPARE waits until release_stall() or $RESOLVER_HOLD seconds.
+
+our $RESOLVER_HOLD = 60;
+my %res;
+
+sub resolver_cluster
+{
+	my (@names) = @_;
+	my %opts = ref $names[-1] eq 'HASH' ? %{ pop @names } : ();
+	my $coord = PostgreSQL::Test::Cluster->new('coord');
+	my %made = map { $_ => PostgreSQL::Test::Cluster->new($_) } @names;
+	start_initdb($coord, values %made);
+	init_node($coord, allows_streaming => $opts{streaming} ? 1 : 0);
+	$coord->append_conf(
+		'postgresql.conf', qq{
+shared_preload_libraries = 'pg_dtx'
+max_prepared_transactions = 20
+max_connections = 30
+restart_after_crash = on
+});
+	$coord->start;
+	$coord->safe_psql('postgres', 'CREATE EXTENSION pg_dtx');
+	set_resolver_interval($coord, '1s');
+	my %node = (coord => $coord);
+	for my $name (@names)
+	{
+		$node{$name} = new_participant($name,
+			node => $made{$name},
+			extra_conf => ($name eq 'pa' && $opts{pa_wal})
+			? "wal_level = replica\nmax_wal_senders = 2\n"
+			: '');
+	}
+	create_ledger($node{$_}) for ('coord', @names);
+	add_server($coord, $_, $node{$_}) for @names;
+	%res = (coord => $coord, names => [@names], node => \%node);
+	$coord->safe_psql('postgres',
+		transfer_sql('warmup', map { [ $_, $_ eq 'pa' ? -1 : $_ eq 'pb' ? 1 : 0 ] } @names));
+	# the scenario starts with no decision (the warm-up's goes at a pass)
+	$coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.resolve()');
+	die 'the warm-up transfer left a decision behind'
+	  unless defined poll_until($coord, 'postgres',
+		'SELECT count(*) FROM dtx.decisions', '0', 30);
+	return %node;
+}
+
+# Starts a transfer tagged $o{tag} on coordinator $o{coord} (default coord;
+# database $o{dbname}) whose $o{victim} leg is prepared at once while the
+# PREPARE of its $o{staller} leg is held; waits until the victim prepared,
+# applies $o{action} to it (terminate: end the session that prepared;
+# crash: SIGKILL the whole participant; stop: clean shutdown; sigstop:
+# freeze it), releases the staller, and returns the background session and
+# the victim's global id.
+sub in_doubt_start
+{
+	my (%o) = @_;
+	my $c = $o{coord} // $res{coord};
+	my $victim = $res{node}{ $o{victim} } // $o{victim_node};
+	my $before = gid_set($victim);
+	my $h = start_sql(
+		$c,
+		transfer_sql(
+			$o{tag},
+			[ $o{staller}, -1, $RESOLVER_HOLD ],
+			[ $o{victim}, 1 ]),
+		dbname => $o{dbname} // 'postgres');
+	my $gid = wait_new_gid($victim, $before);
+	my $action = $o{action} // 'terminate';
+	if ($action eq 'terminate')
+	{
+		terminate_preparer($victim, $gid);
+	}
+	elsif ($action eq 'crash')
+	{
+		crash_node($victim);
+	}
+	elsif ($action eq 'stop')
+	{
+		$victim->stop('fast');
+	}
+	elsif ($action eq 'sigstop')
+	{
+		signal_node($victim, 'STOP');
+	}
+	release_stall($res{node}{ $o{staller} }, $o{tag});
+	return ($h, $gid);
+}
+
+# in_doubt_start, then waits for the client: its COMMIT must succeed with
+# the WARNING that the victim did not confirm.  Returns the global id.
+sub make_in_doubt_transfer
+{
+	my (%o) = @_;
+	my ($h, $gid) = in_doubt_start(%o);
+	my ($rc, $out, $err) = finish_sql($h);
+	Test::More::is($rc, 0, "$o{tag}: the client's COMMIT succeeds");
+	Test::More::like(
+		$err,
+		qr/committed, but server "$o{victim}" has not confirmed COMMIT PREPARED/,
+		"$o{tag}: with a WARNING naming $o{victim}");
+	return $gid;
+}
+
+# The rows of transfer $tag on each of @names: all 1 (committed) or all 0.
+sub check_outcome
+{
+	my ($tag, $want, @names) = @_;
+	for my $n (@names)
+	{
+		Test::More::is(ledger_rows($res{node}{$n}, $tag), $want,
+			"$tag: " . ($want ? 'committed' : 'rolled back') . " on $n");
+	}
+	return;
+}
+
+# Waits until transfer $tag is visible (committed) on every participant in
+# @names; returns the seconds it took (undef: never).
+sub wait_committed
+{
+	my ($tag, $timeout, @names) = @_;
+	my $start = Time::HiRes::time();
+	for my $n (@names)
+	{
+		my $left = $timeout - (Time::HiRes::time() - $start);
+		return undef
+		  unless defined poll_until(
+			$res{node}{$n}, 'postgres',
+			'SELECT count(*) FROM ledger WHERE tag = ' . quote_literal($tag),
+			'1', $left > 1 ? $left : 1);
+	}
+	return Time::HiRes::time() - $start;
+}
+
+# The end of every scenario: nothing prepared on any participant, and the
+# coordinators' decision tables empty (after a pass when asked: decisions
+# finished by their own backend go at the next pass).
+sub check_clean
+{
+	my ($label, %o) = @_;
+	for my $n (@{ $res{names} })
+	{
+		Test::More::ok( defined poll_until(
+				$res{node}{$n}, 'postgres',
+				'SELECT count(*) FROM pg_prepared_xacts', '0', 20),
+			"$label: nothing prepared on $n");
+	}
+	for my $c (@{ $o{coords} // [ $res{coord} ] })
+	{
+		for my $db (@{ $o{dbs} // ['postgres'] })
+		{
+			$c->safe_psql($db, 'SELECT count(*) FROM dtx.resolve()')
+			  if $o{resolve};
+			Test::More::ok( defined poll_until(
+					$c, $db, 'SELECT count(*) FROM dtx.decisions', '0', 20),
+				"$label: no decision left on " . $c->name . " ($db)");
+		}
+	}
+	return;
+}
+
+# Another transaction that writes commits on coordinator $c, which flushes
+# its WAL so far: the transaction id of a transaction in flight is then
+# durable, as on any busy coordinator.
+sub flush_wal
+{
+	my ($c) = @_;
+	$c->safe_psql('postgres',
+		"INSERT INTO ledger VALUES ('wal-flush-' || pg_current_xact_id(), 0)");
+	return;
+}
+
+# "failures|seconds until the next attempt" of the resolver's backoff for
+# server $name on coord ("0|0" when there is none).
+sub backoff_of
+{
+	my ($name) = @_;
+	return $res{coord}->safe_psql(
+		'postgres', qq{
+		SELECT coalesce(max(failures), 0) || '|' ||
+		       coalesce(max(greatest(0, extract(epoch FROM next_attempt - now()))), 0)
+		  FROM dtx.resolver_status s JOIN pg_foreign_server f ON f.oid = s.server_id
+		 WHERE f.srvname = '$name'});
+}
+
+# Waits until no session of $node is running PREPARE TRANSACTION any more
+# (a released PREPARE whose coordinator died has finished).
+sub wait_prepares_done
+{
+	my ($node) = @_;
+	return poll_until(
+		$node, 'postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%PREPARE TRANSACTION%' AND pid <> pg_backend_pid()},
+		'0', 30);
+}
+
+# Waits until $c accepts connections again (after a crash-restart).
+sub wait_up
+{
+	my ($c, $timeout) = @_;
+	return defined poll_until($c, 'postgres', 'SELECT 1', '1', $timeout // 30);
 }
 
 1;

@@ -32,12 +32,12 @@ export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 MUTATIONS=(
 	# resolver.c xact_may_be_running: a running local transaction is taken
 	# for finished, so its prepared transactions are rolled back under it
-	"resolver-ignores-running|src/resolver.c|s/return TransactionIdIsInProgress\(XidFromFullTransactionId\(fxid\)\);/return false;/|test/t/010_resolver.pl"
+	"resolver-ignores-running|src/resolver.c|s/return TransactionIdIsInProgress\(XidFromFullTransactionId\(fxid\)\);/return false;/|test/t/056_resolver_slow_prepare.pl"
 	# xact_may_be_running: an xid at or past the next one (it died in a
 	# crash before reaching the WAL) is taken for running: never rolled back
-	"resolver-keeps-dead-xid|src/resolver.c|s/(if \(!FullTransactionIdPrecedes\(fxid, next\)\)\n\t\treturn) false;/\$1 true;/|test/t/010_resolver.pl"
+	"resolver-keeps-dead-xid|src/resolver.c|s/(if \(!FullTransactionIdPrecedes\(fxid, next\)\)\n\t\treturn) false;/\$1 true;/|test/t/050_resolver_coord_crash_before_commit.pl"
 	# resolver.c decision_matches: the nonce ignored
-	"nonce-ignored|src/resolver.c|s/return e != NULL && e->nonce == gid->nonce;/return e != NULL;/|test/t/010_resolver.pl"
+	"nonce-ignored|src/resolver.c|s/return e != NULL && e->nonce == gid->nonce;/return e != NULL;/|test/t/050_resolver_coord_crash_before_commit.pl"
 	# resolver.c step_act: acts on what the first listing holds, whether or
 	# not the second still holds it
 	"first-listing-only|src/resolver.c|s/if \(cand->in_second && !cand->running && !cand->finished\)/if (!cand->running \&\& !cand->finished)/|test/t/027_resolver_second_listing.pl"
@@ -50,14 +50,14 @@ MUTATIONS=(
 	"no-forced-flush|src/remote_xact.c|s/\tForceSyncCommit\(\);\n//|test/t/016_commit_flush.pl"
 	# remote_xact.c dtx_post_commit: the decision is confirmed (deleted)
 	# although a participant has not confirmed COMMIT PREPARED
-	"decision-deleted-before-commit-prepared|src/remote_xact.c|s/(if \(!all_confirmed\)\n\t\tDtxResolverWake\(\);\n\t)else if/\$1if/|test/t/002_core.pl"
+	"decision-deleted-before-commit-prepared|src/remote_xact.c|s/(if \(!all_confirmed\)\n\t\tDtxResolverWake\(\);\n\t)else if/\$1if/|test/t/032_core_crash_after_prepare.pl"
 	# remote_xact.c dtx_pre_commit: a failed PREPARE does not fail COMMIT
 	"prepare-failure-ignored|src/remote_xact.c|s/if \(failed != NULL\)\n(\t+)report_phase_error/if (failed != NULL \&\& false)\n\$1report_phase_error/|regress"
 	# remote_xact.c dtx_abort: prepared participants are not rolled back
 	"abort-leaves-prepared|src/remote_xact.c|s/sql = psprintf\(\"ROLLBACK PREPARED '%s'\", c->gid\);/sql = NULL;/|regress"
 	# remote_xact.c commit_directly: a one-phase COMMIT whose answer is
 	# lost is reported as a plain connection failure, not 08007
-	"one-phase-lost-answer-not-08007|src/remote_xact.c|s/if \(one_phase && foreach_current_index\(lc\) == 0\)/if (one_phase \&\& false)/g|test/t/002_core.pl"
+	"one-phase-lost-answer-not-08007|src/remote_xact.c|s/if \(one_phase && foreach_current_index\(lc\) == 0\)/if (one_phase \&\& false)/g|test/t/034_core_commit_paths.pl"
 	# connection.c dtx_configure_session: the remote session's data formats
 	# are not pinned (results read with the participant's own DateStyle)
 	"formats-not-pinned|src/connection.c|s/\"SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; \"//|regress"

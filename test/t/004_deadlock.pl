@@ -9,7 +9,8 @@ use warnings;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use DtxCluster qw(new_coordinator new_participant add_server balance prepared_xacts poll_until);
+use DtxCluster qw(new_coordinator new_participant add_server balance prepared_xacts poll_until update_sql
+  background_session);
 
 my $coord = new_coordinator('coord',
 	extra_conf => "dtx.resolver_interval = 0\ndtx.deadlock_check_interval = 1000\n");
@@ -21,22 +22,9 @@ for my $name (qw(pa pb pc))
 	push @parts, $node;
 }
 
-sub session
-{
-	my $s = $coord->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe('BEGIN');
-	return $s;
-}
-
-sub update_sql
-{
-	my ($server, $id) = @_;
-	return "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = $id')";
-}
-
 # 1. Two transactions, two servers, opposite order.
-my $s1 = session();
-my $s2 = session();
+my $s1 = background_session($coord, begin => 1);
+my $s2 = background_session($coord, begin => 1);
 $s1->query_safe(update_sql('pa', 1));
 $s2->query_safe(update_sql('pb', 1));
 $s1->query_until(qr/go1/, "\\echo go1\n" . update_sql('pb', 1) . ";\n");
@@ -68,7 +56,7 @@ like($log, qr/DETAIL:  transaction of backend \S+ waits on server "p[ab]" for tr
 	'the detail names the cycle');
 
 # 2. Three transactions, three servers.
-my @s = map { session() } 1 .. 3;
+my @s = map { background_session($coord, begin => 1) } 1 .. 3;
 $s[0]->query_safe(update_sql('pa', 2));
 $s[1]->query_safe(update_sql('pb', 2));
 $s[2]->query_safe(update_sql('pc', 2));
@@ -112,8 +100,8 @@ $sum += balance($_, 2) for @parts;
 is($sum, 3000 + 4, 'the two others committed everywhere (two updates each), the victim nowhere');
 
 # 3. A long wait without a cycle is not cancelled.
-$s1 = session();
-$s2 = session();
+$s1 = background_session($coord, begin => 1);
+$s2 = background_session($coord, begin => 1);
 $s1->query_safe(update_sql('pa', 1));
 $s2->query_until(qr/w/, "\\echo w\n" . update_sql('pa', 1) . ";\n");
 sleep 4;
@@ -132,9 +120,9 @@ $s1->quit;
 $s2->quit;
 
 # 4. dtx.lock excludes a second transaction on every listed server.
-$s1 = session();
+$s1 = background_session($coord, begin => 1);
 $s1->query_safe(q{SELECT dtx.lock(ARRAY['pa', 'pb', 'pc'], 99)});
-$s2 = session();
+$s2 = background_session($coord, begin => 1);
 is($s2->query_safe(q{SELECT dtx.try_lock(ARRAY['pc'], 99)}), 'f', 'try_lock fails while another transaction holds the lock');
 $s2->query_safe('ROLLBACK');
 $s2->query_safe('BEGIN');

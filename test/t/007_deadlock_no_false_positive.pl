@@ -156,23 +156,8 @@ is($coord->safe_psql('postgres', 'SELECT count(*) FROM dtx.decisions'),
 
 # --- a true cycle, same settings: broken with 40P01 ---------------------------
 
-sub session
-{
-	my $s = $coord->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe('\set VERBOSITY verbose');
-	$s->query_safe('BEGIN');
-	return $s;
-}
-
-sub update_sql
-{
-	my ($server, $id) = @_;
-	return
-	  "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = $id')";
-}
-
-my $s1 = session();
-my $s2 = session();
+my $s1 = background_session($coord, verbose => 1, begin => 1);
+my $s2 = background_session($coord, verbose => 1, begin => 1);
 $s1->query_safe(update_sql('pa', 1));
 $s2->query_safe(update_sql('pb', 1));
 $s1->query_until(qr/go1/, "\\echo go1\n" . update_sql('pb', 1) . ";\n");

@@ -83,15 +83,15 @@ sub csql
 
 # A psql session on the coordinator that survives errors, with
 # dtx.synchronous_commit_prepared = $sync ('off' unless given).
-sub session
+sub async_session
 {
 	my (%o) = @_;
-	my $s = $coord->background_psql('postgres', on_error_stop => 0);
-	$s->{pid} = $s->query_safe('SELECT pg_backend_pid()');
-	$s->query_safe('SET dtx.synchronous_commit_prepared = '
-		  . ($o{sync} // 'off'));
-	$s->query_safe("SET dtx.commit_timeout = '" . ($o{timeout} // '30s') . "'");
-	return $s;
+	return background_session(
+		$coord,
+		set => [
+			'dtx.synchronous_commit_prepared = ' . ($o{sync} // 'off'),
+			"dtx.commit_timeout = '" . ($o{timeout} // '30s') . "'"
+		]);
 }
 
 # Rows of ledger tagged $tag on $server, read through session $s (the same
@@ -245,7 +245,7 @@ sub check_clean
 # --- 1. happy path -----------------------------------------------------------
 
 {
-	my $s = session();
+	my $s = async_session();
 	my $pos = log_pos();
 	my $in_doubt0 = stat_value('left_in_doubt');
 
@@ -319,7 +319,7 @@ sub check_clean
 # 2a. Mode off: COMMIT returns at once while pb has not committed; the
 # session's next statement on pb waits for the answer.
 {
-	my $s = session();
+	my $s = async_session();
 	my $pos = log_pos();
 	my $in_doubt0 = stat_value('left_in_doubt');
 	my ($gid, $rpid, $took, $out, $err) = commit_with_pb_frozen($s, 't2a');
@@ -398,7 +398,7 @@ sub check_clean
 # 2c. Mode on (the default): the same COMMIT waits for pb until
 # dtx.commit_timeout, then succeeds with a WARNING.
 {
-	my $s = session(sync => 'on', timeout => '2s');
+	my $s = async_session(sync => 'on', timeout => '2s');
 	my $in_doubt0 = stat_value('left_in_doubt');
 	my ($gid, $rpid, $took, $out, $err) = commit_with_pb_frozen($s, 't2c');
 	ok($took >= 1.9 && $took < 15,
@@ -430,7 +430,7 @@ sub check_clean
 # comes at once (it deletes a finished decision left here for it to find);
 # after that, only a wake-up starts a pass.
 {
-	my $s = session();
+	my $s = async_session();
 	sq($s, transfer_sql('marker', [ 'pa', -1 ], [ 'pb', 1 ]));
 	own_count($s, 'pa', 'marker');
 	own_count($s, 'pb', 'marker');
@@ -446,7 +446,7 @@ sub check_clean
 # statement on pb finds the connection dead, gives the answer up, and
 # reconnects.
 {
-	my $s = session();
+	my $s = async_session();
 	my $pos = log_pos();
 	my $in_doubt0 = stat_value('left_in_doubt');
 	my $commits0 = stat_value('resolver_commits');
@@ -495,7 +495,7 @@ sub check_clean
 # answer up at once; the woken resolver commits on pb while pb's old
 # session is still frozen.
 {
-	my $s = session();
+	my $s = async_session();
 	my $pos = log_pos();
 	my $in_doubt0 = stat_value('left_in_doubt');
 	my ($gid, $rpid, $took, $out, $err) = commit_with_pb_frozen($s, 't3b');
@@ -526,7 +526,7 @@ sub check_clean
 # backend's exit wakes the resolver, which commits on pb while pb's old
 # session is still frozen.
 {
-	my $s = session();
+	my $s = async_session();
 	my $pos = log_pos();
 	my ($gid, $rpid, $took, $out, $err) = commit_with_pb_frozen($s, 't3c');
 	ok($took < 10 && $err eq '',

@@ -26,12 +26,6 @@ isnt(
 	$coords[1]->safe_psql('postgres', 'SELECT dtx.coordinator_id()'),
 	'the two coordinators have different ids');
 
-sub update_sql
-{
-	my ($server) = @_;
-	return "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');";
-}
-
 my @s = map { $_->background_psql('postgres', on_error_stop => 0) } @coords;
 for my $s (@s)
 {
@@ -43,8 +37,8 @@ for my $s (@s)
 $s[0]->query_safe(update_sql('pa'));
 $s[1]->query_safe(update_sql('pb'));
 my $t0 = time;
-sq_send($s[0], update_sql('pb'));
-sq_send($s[1], update_sql('pa'));
+sq_send($s[0], update_sql('pb') . ';');
+sq_send($s[1], update_sql('pa') . ';');
 
 my $waiting = q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'};
 my $broken = 0;

@@ -26,12 +26,6 @@ my $s = $coord->background_psql('postgres', on_error_stop => 0);
 $s->query_safe("SET statement_timeout = '15s'");
 $s->query_safe('\set VERBOSITY verbose');
 
-sub update_sql
-{
-	my ($server) = @_;
-	return "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1')";
-}
-
 # 1. the same row through two servers that reach the same database
 $s->query_safe('BEGIN');
 $s->query_safe(update_sql('pa'));

@@ -22,12 +22,6 @@ my $pb = new_participant('pb', accounts => { 1 => 1000 });
 add_server($coord, 'pa', $pa);
 add_server($coord, 'pb', $pb);
 
-sub update_sql
-{
-	my ($server) = @_;
-	return "SELECT dtx.exec('$server', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1')";
-}
-
 # T never checks; V checks one second into its wait
 my $t = $coord->background_psql('postgres', on_error_stop => 0);
 my $v = $coord->background_psql('postgres', on_error_stop => 0);

@@ -1,0 +1,67 @@
+# Case 2: the coordinator crashes after its local commit, before every
+# COMMIT PREPARED (pb frozen, then the coordinator and pb killed together):
+# after the restart the resolver commits on pb, with dtx.resolver_interval
+# 10s and 1s.  Participants pa, pb.
+#
+# One scenario of the resolver against real crashes (the others are the
+# files test/t/05*_resolver_*.pl; the race of a pass with a commit is
+# 011_resolver_race.pl): every distributed transaction must end committed
+# everywhere or nowhere, with nothing left prepared and no decision left
+# behind.  The nodes are built by DtxCluster's resolver_cluster: a
+# coordinator "coord" (restart_after_crash on, background resolver every
+# second) and the participants named below, each with a ledger; a transfer
+# writes one ledger row per participant, and a row with stall > 0 holds that
+# participant's PREPARE (deferred trigger) until the test releases it, which
+# holds the transaction between "the others prepared" and the local commit
+# for as long as the test needs, whatever the load of the machine.  Times
+# measured here are printed with diag.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use DtxCluster qw(:DEFAULT :resolver);
+
+# waits of PostgreSQL::Test::Cluster (wait_for_log, wait_for_catchup, ...)
+$PostgreSQL::Test::Utils::timeout_default = 60;
+
+my %node = resolver_cluster(qw(pa pb));
+my ($coord, $pa, $pb) = @node{qw(coord pa pb)};
+
+# pb prepares and is frozen (SIGSTOP) while pa's PREPARE stalls; the
+# coordinator commits, pa commits, pb's COMMIT PREPARED sits unread; then
+# the coordinator and pb are both killed (SIGKILL) and restarted.  The
+# recovery time runs from the coordinator's start to "committed on pb".
+for my $interval ('10s', '1s')
+{
+	my $tag = "c2-$interval";
+	set_resolver_interval($coord, $interval);
+	my ($h, $gid) = in_doubt_start(
+		tag => $tag,
+		victim => 'pb',
+		staller => 'pa',
+		action => 'sigstop');
+	ok( defined poll_until(
+			$pa, 'postgres',
+			"SELECT count(*) FROM ledger WHERE tag = '$tag'", '1', 30),
+		"$tag: committed on pa, so committed locally");
+	crash_node($coord, $pb);
+	finish_sql($h);
+	$pb->start;
+	ok(gid_set($pb)->{$gid}, "$tag: pb still holds its prepared transaction");
+	my $t0 = time();
+	$coord->start;
+	my $took = wait_committed($tag, 40, 'pb');
+	ok(defined $took, "$tag: committed on pb by the resolver after the restart");
+	diag(sprintf(
+			'c2: dtx.resolver_interval = %s: committed everywhere %.1f s after the coordinator restart',
+			$interval, time() - $t0));
+	check_outcome($tag, 1, qw(pa pb));
+	check_clean($tag);
+}
+set_resolver_interval($coord, '1s');
+
+done_testing();
