@@ -365,7 +365,11 @@ static int
 dtx_wait_attempts(List *conns, int npending, long timeout, WaitEvent *occurred)
 {
 	/* the set holds a kernel descriptor: freed on every path */
+#if PG_VERSION_NUM >= 170000
+	WaitEventSet *volatile set = CreateWaitEventSet(CurrentResourceOwner, npending + 2);
+#else
 	WaitEventSet *volatile set = CreateWaitEventSet(CurrentMemoryContext, npending + 2);
+#endif
 	int			nevents = 0;
 
 	PG_TRY();

@@ -19,7 +19,9 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "foreign/foreign.h"
+#if PG_VERSION_NUM < 170000
 #include "storage/backendid.h"
+#endif
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -295,10 +297,18 @@ DtxSetPhase(DtxPhase phase, const char *servername)
 {
 	DtxActivity *a;
 
+#if PG_VERSION_NUM >= 170000
+	/* 17+: MyProcNumber counts from 0; auxiliary processes come last */
+	if (stats == NULL || MyProcNumber == INVALID_PROC_NUMBER ||
+		MyProcNumber >= stats->nactivity)
+		return;
+	a = &stats->activity[MyProcNumber];
+#else
 	if (stats == NULL || MyBackendId == InvalidBackendId ||
 		MyBackendId > stats->nactivity)
 		return;
 	a = &stats->activity[MyBackendId - 1];
+#endif
 	SpinLockAcquire(&stats->mutex);
 	a->pid = (phase == DTX_PHASE_NONE) ? 0 : MyProcPid;
 	a->dboid = MyDatabaseId;
