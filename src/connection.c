@@ -62,9 +62,9 @@
 #define DTX_MAX_CONN_PARAMS			64
 
 int			dtx_connect_timeout = 10000;	/* dtx.connect_timeout, ms */
-int			dtx_keepalives_idle = 30;	/* dtx.keepalives_idle, s */
-int			dtx_keepalives_interval = 10;	/* dtx.keepalives_interval, s */
-int			dtx_keepalives_count = 3;	/* dtx.keepalives_count */
+static int	dtx_keepalives_idle = 30;	/* dtx.keepalives_idle, s */
+static int	dtx_keepalives_interval = 10;	/* dtx.keepalives_interval, s */
+static int	dtx_keepalives_count = 3;	/* dtx.keepalives_count */
 
 static HTAB *ConnectionHash = NULL;
 
@@ -81,7 +81,11 @@ static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMa
 								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
 static void dtx_close(PGconn *conn);
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void raise_too_many_files(DtxConnection *c);
+#else
 static void raise_too_many_files(DtxConnection *c) pg_attribute_noreturn();
+#endif
 static void dtx_check_identity_or_close(DtxConnection *c);
 static DtxConnection *standalone_entry(ForeignServer *server, UserMapping *um,
 									   Oid userid, TimestampTz op_deadline);
@@ -94,11 +98,24 @@ static bool dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline);
 static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
 static bool dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible);
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void dtx_raise_lost(DtxConnection *c, const char *sql);
+#else
 static void dtx_raise_lost(DtxConnection *c, const char *sql) pg_attribute_noreturn();
+#endif
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void dtx_raise_timeout(DtxConnection *c, const char *sql);
+#else
 static void dtx_raise_timeout(DtxConnection *c, const char *sql) pg_attribute_noreturn();
+#endif
 static PGresult *dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql);
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline,
+							const char *sql);
+#else
 static void dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline,
 							const char *sql) pg_attribute_noreturn();
+#endif
 
 /*
  * DtxConnectionInit

@@ -71,7 +71,7 @@
 int			dtx_commit_timeout = 30000; /* dtx.commit_timeout, ms */
 int			dtx_prepare_timeout = 0;	/* dtx.prepare_timeout, ms */
 int			dtx_max_participants = 64;	/* dtx.max_participants */
-bool		dtx_synchronous_commit_prepared = true; /* dtx.synchronous_commit_prepared */
+static bool dtx_synchronous_commit_prepared = true; /* dtx.synchronous_commit_prepared */
 
 /*
  * Local transactions whose COMMIT PREPAREDs were left in flight (with
