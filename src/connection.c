@@ -52,6 +52,7 @@
 #include "fdw_options.h"
 #include "gid.h"
 #include "identity.h"
+#include "stats.h"
 #include "stmt_cache.h"
 
 
@@ -407,7 +408,7 @@ dtx_wait_attempts(List *conns, int npending, long timeout, WaitEvent *occurred)
 							  PQsocket(c->attempt), NULL, c);
 		}
 		nevents = WaitEventSetWait(set, timeout, occurred, npending + 2,
-								   PG_WAIT_EXTENSION);
+								   DtxWaitEventInfo());
 	}
 	PG_FINALLY();
 	{
@@ -659,7 +660,7 @@ dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptib
 		rc = WaitLatchOrSocket(MyLatch,
 							   WL_LATCH_SET | events | WL_EXIT_ON_PM_DEATH |
 							   (timeout > 0 ? WL_TIMEOUT : 0),
-							   PQsocket(conn), timeout, PG_WAIT_EXTENSION);
+							   PQsocket(conn), timeout, DtxWaitEventInfo());
 		if (rc & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
@@ -704,7 +705,7 @@ dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline)
 		if (timeout < 0 || timeout > DTX_POLL_SLICE_MS)
 			timeout = DTX_POLL_SLICE_MS;
 		pfd.revents = 0;
-		pgstat_report_wait_start(PG_WAIT_EXTENSION);
+		pgstat_report_wait_start(DtxWaitEventInfo());
 		rc = poll(&pfd, 1, (int) timeout);
 		pgstat_report_wait_end();
 		if (rc > 0)

@@ -29,6 +29,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "compat.h"
 #include "stats.h"
@@ -85,6 +86,18 @@ static const char *const phase_names[] = {
 	"idle", "statement", "prepare", "commit", "commit prepared", "rollback", "resolve"
 };
 
+/* The phase this backend is in (backend-local, also without shared memory). */
+static DtxPhase my_phase = DTX_PHASE_NONE;
+
+#if PG_VERSION_NUM >= 170000
+/* 17+: pg_stat_activity's wait event of each phase (0: not registered) */
+static const char *const phase_wait_event_names[] = {
+	NULL, "DtxRemoteStatement", "DtxPrepare", "DtxCommit", "DtxCommitPrepared",
+	"DtxRollback", "DtxResolve"
+};
+static uint32 phase_wait_events[lengthof(phase_wait_event_names)];
+#endif
+
 /*
  * stats_size
  *		Bytes of shared memory: the counters and one activity slot per
@@ -124,6 +137,11 @@ dtx_stats_shmem_startup(void)
 		stats->nactivity = MaxBackends;
 	}
 	LWLockRelease(AddinShmemInitLock);
+#if PG_VERSION_NUM >= 170000
+	/* 17+: named wait events, registered once; backends inherit the ids */
+	for (int i = 1; i < (int) lengthof(phase_wait_event_names); i++)
+		phase_wait_events[i] = WaitEventExtensionNew(phase_wait_event_names[i]);
+#endif
 }
 
 /*
@@ -297,6 +315,7 @@ DtxSetPhase(DtxPhase phase, const char *servername)
 {
 	DtxActivity *a;
 
+	my_phase = phase;
 #if PG_VERSION_NUM >= 170000
 	/* 17+: MyProcNumber counts from 0; auxiliary processes come last */
 	if (stats == NULL || MyProcNumber == INVALID_PROC_NUMBER ||
@@ -451,4 +470,23 @@ dtx_activity(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * DtxWaitEventInfo
+ *		The wait event a backend reports while it waits on a participant:
+ *		from PostgreSQL 17, pg_dtx's own for the phase it is in (DtxPrepare,
+ *		DtxCommitPrepared, DtxRemoteStatement, ...); else, and without
+ *		shared_preload_libraries, PostgreSQL's Extension.  Never raises:
+ *		called after the local commit.
+ */
+uint32
+DtxWaitEventInfo(void)
+{
+#if PG_VERSION_NUM >= 170000
+	if (my_phase > DTX_PHASE_NONE && my_phase < lengthof(phase_wait_events) &&
+		phase_wait_events[my_phase] != 0)
+		return phase_wait_events[my_phase];
+#endif
+	return PG_WAIT_EXTENSION;
 }
