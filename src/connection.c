@@ -59,6 +59,9 @@
 /* Longest slice of a wait that cannot use the latch (dtx_poll_socket), ms. */
 #define DTX_POLL_SLICE_MS 100
 
+/* Longest wait for a cancelled command to end (libpq 17+), ms. */
+#define DTX_CANCEL_TIMEOUT_MS 1000
+
 /* The most connection parameters we pass to libpq, terminator included. */
 #define DTX_MAX_CONN_PARAMS			64
 
@@ -99,6 +102,9 @@ static bool dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline);
 static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
 static bool dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible);
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+static bool dtx_cancel_command(DtxConnection *c, TimestampTz deadline);
+#endif
 #if PG_VERSION_NUM >= 180000
 pg_noreturn static void dtx_raise_lost(DtxConnection *c, const char *sql);
 #else
@@ -1706,16 +1712,26 @@ DtxGetResultNoErrorYielding(DtxConnection *c, TimestampTz deadline,
  *		kept for the caller), and the remote backend ends its transaction
  *		when it notices.  PostgreSQL 15's libpq has only a blocking cancel
  *		request, which a paused server would never answer; closing is
- *		bounded.  Never raises.
+ *		bounded.  With libpq 17+, the command is first cancelled on its
+ *		server (dtx_cancel_command, at most DTX_CANCEL_TIMEOUT_MS) and the
+ *		connection kept when that works.  Never raises.
  */
 bool
 DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 {
-	(void) deadline;
 	if (c->conn == NULL)
 		return false;
 	if (!c->busy && PQstatus(c->conn) == CONNECTION_OK)
 		return true;
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+	if (dtx_cancel_command(c, deadline))
+	{
+		c->busy = false;
+		return true;
+	}
+#else
+	(void) deadline;
+#endif
 	dtx_close(c->conn);
 	c->conn = NULL;
 	DtxStmtCacheReset(c);
@@ -1723,6 +1739,99 @@ DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 	c->broken = true;
 	return false;
 }
+
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+/*
+ * dtx_cancel_command
+ *		libpq 17+: cancels the command in flight on c on its server with a
+ *		non-blocking cancel request, then reads what is left of its results
+ *		(up to the pipeline's sync); true when the connection is then idle
+ *		and usable.  Bounded by deadline (0: none) and DTX_CANCEL_TIMEOUT_MS,
+ *		whichever comes first: a server that does not answer that soon has
+ *		its connection closed by the caller.  Not tried while a statement of
+ *		the cache is being prepared (its name would be in doubt).  Never
+ *		raises and serves no interrupt (the abort path).
+ */
+static bool
+dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
+{
+	TimestampTz limit = DtxDeadlineAfterMs(DTX_CANCEL_TIMEOUT_MS);
+	PGcancelConn *cc;
+	bool		cancelled = false;
+	bool		in_pipeline;
+
+	if (deadline != 0 && deadline < limit)
+		limit = deadline;
+	if (PQstatus(c->conn) != CONNECTION_OK || c->stmt_preparing != NULL)
+		return false;
+	cc = PQcancelCreate(c->conn);
+	if (cc == NULL)
+		return false;
+	if (PQcancelStart(cc))
+	{
+		for (;;)
+		{
+			PostgresPollingStatusType st = PQcancelPoll(cc);
+			struct pollfd pfd;
+			long		timeout = dtx_ms_until(limit);
+
+			if (st == PGRES_POLLING_OK)
+			{
+				cancelled = true;
+				break;
+			}
+			if (st == PGRES_POLLING_FAILED || timeout == 0 || !PostmasterIsAlive())
+				break;
+			pfd.fd = PQcancelSocket(cc);
+			pfd.events = (st == PGRES_POLLING_READING) ? POLLIN : POLLOUT;
+			pfd.revents = 0;
+			if (pfd.fd < 0 ||
+				(poll(&pfd, 1, (int) Min(timeout, DTX_POLL_SLICE_MS)) < 0 && errno != EINTR))
+				break;
+		}
+	}
+	PQcancelFinish(cc);
+	if (!cancelled)
+		return false;
+
+	/* the rest of the command's results, up to its sync in a pipeline */
+	in_pipeline = (PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF);
+	for (;;)
+	{
+		PGresult   *res;
+		ExecStatusType st;
+
+		while (PQisBusy(c->conn))
+		{
+			if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, limit, false) ||
+				!PQconsumeInput(c->conn))
+				return false;
+		}
+		res = PQgetResult(c->conn);
+		if (res == NULL)
+		{
+			if (!in_pipeline)
+				break;
+			if (dtx_ms_until(limit) == 0)
+				return false;
+			continue;
+		}
+		st = PQresultStatus(res);
+		PQclear(res);
+		if (dtx_is_copy(st) || st == PGRES_BAD_RESPONSE)
+			return false;
+		if (in_pipeline && st == PGRES_PIPELINE_SYNC)
+		{
+			if (!PQexitPipelineMode(c->conn))
+				return false;
+			break;
+		}
+	}
+	return PQstatus(c->conn) == CONNECTION_OK &&
+		(PQtransactionStatus(c->conn) == PQTRANS_IDLE ||
+		 PQtransactionStatus(c->conn) == PQTRANS_INERROR);
+}
+#endif
 
 /*
  * DtxRunBatch
