@@ -6,7 +6,8 @@
  *
  * PostgreSQL 15 has one wait event for all extensions, so a backend
  * waiting on a participant also records here the phase it is in and the
- * server it waits for.  Counters are updated from the commit and abort
+ * server it waits for; from 17 each phase also has a wait event of its own
+ * (DtxWaitEventInfo), registered when the server starts.  Counters are updated from the commit and abort
  * callbacks, so nothing here raises; everything is under one spinlock,
  * held for a few instructions.  Without shared_preload_libraries there is
  * no shared memory: the views are empty and the updates do nothing.

@@ -156,7 +156,7 @@ show_head() {
 }
 
 # pg_regress / pg_isolation_regress summary -> TIER_PASSED / TIER_FAILED.
-# PostgreSQL 15 prints one of:
+# PostgreSQL 15 prints one of (17+ the same lines after "# "):
 #   All N tests passed.
 #   F of N tests failed.
 #   F of N tests failed, I of these failures ignored.
