@@ -159,14 +159,16 @@ mount_at "$ROOT/dev/pts" --bind /dev/pts
 mount_at "$ROOT/dev/shm" -t tmpfs -o mode=1777,size=512m shm
 mkdir -p "$ROOT/tmp" && chmod 1777 "$ROOT/tmp"
 
+# The environment inside: only what run_tests.sh needs (values may hold spaces).
+env_in=(TMPDIR=/tmp PG_DTX_IN_CHROOT="$VERSION"
+	PG_DTX_TIERS="${PG_DTX_TIERS:-regress tap}"
+	PG_CONFIG="/usr/lib/postgresql/$VERSION/bin/pg_config")
+for var in PROVE_TESTS PROVE_FLAGS PG_DTX_KEEP_STAGE; do
+	if [[ -n ${!var:-} ]]; then
+		env_in+=("$var=${!var}")
+	fi
+done
+
 rc=0
-in_root "$ROOT" \
-	TMPDIR=/tmp \
-	PG_DTX_IN_CHROOT="$VERSION" \
-	PG_DTX_TIERS="${PG_DTX_TIERS:-regress tap}" \
-	${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} \
-	${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"} \
-	${PG_DTX_KEEP_STAGE:+PG_DTX_KEEP_STAGE="$PG_DTX_KEEP_STAGE"} \
-	PG_CONFIG="/usr/lib/postgresql/$VERSION/bin/pg_config" \
-	bash /build/pg_dtx/test/run_tests.sh "$@" || rc=$?
+in_root "$ROOT" "${env_in[@]}" bash /build/pg_dtx/test/run_tests.sh "$@" || rc=$?
 exit "$rc"
