@@ -91,10 +91,13 @@ static const char *const phase_names[] = {
 static DtxPhase my_phase = DTX_PHASE_NONE;
 
 #if PG_VERSION_NUM >= 170000
-/* 17+: pg_stat_activity's wait event of each phase (0: not registered) */
+/*
+ * 17+: pg_stat_activity's wait event of each phase (0: not registered).  The
+ * resolver does not record a phase: its waits stay "Extension".
+ */
 static const char *const phase_wait_event_names[] = {
 	NULL, "DtxRemoteStatement", "DtxPrepare", "DtxCommit", "DtxCommitPrepared",
-	"DtxRollback", "DtxResolve"
+	"DtxRollback", NULL
 };
 static uint32 phase_wait_events[lengthof(phase_wait_event_names)];
 #endif
@@ -141,7 +144,8 @@ dtx_stats_shmem_startup(void)
 #if PG_VERSION_NUM >= 170000
 	/* 17+: named wait events, registered once; backends inherit the ids */
 	for (int i = 1; i < (int) lengthof(phase_wait_event_names); i++)
-		phase_wait_events[i] = WaitEventExtensionNew(phase_wait_event_names[i]);
+		if (phase_wait_event_names[i] != NULL)
+			phase_wait_events[i] = WaitEventExtensionNew(phase_wait_event_names[i]);
 #endif
 }
 
@@ -478,7 +482,7 @@ dtx_activity(PG_FUNCTION_ARGS)
  *		The wait event a backend reports while it waits on a participant:
  *		from PostgreSQL 17, pg_dtx's own for the phase it is in (DtxPrepare,
  *		DtxCommitPrepared, DtxRemoteStatement, ...); else, and without
- *		shared_preload_libraries, PostgreSQL's Extension.  Never raises:
+ *		shared_preload_libraries or a phase, PostgreSQL's Extension.  Never raises:
  *		called after the local commit.
  */
 uint32
