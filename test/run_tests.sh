@@ -2,7 +2,7 @@
 #
 # test/run_tests.sh - run every pg_dtx test tier on throw-away servers.
 #
-#   bash test/run_tests.sh                   all tiers (what `make test` runs)
+#   bash test/run_tests.sh                   all tiers, on PG_CONFIG's version
 #   bash test/run_tests.sh --only TIER       one tier: regress, tap, isolation,
 #                                            model or faults
 #   PROVE_TESTS=test/t/001_x.pl bash test/run_tests.sh --only tap
