@@ -1325,7 +1325,8 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			if (DtxGetResultNoErrorYielding(c, deadline, NULL, NULL, NULL) != DTX_RESULT_OK)
 			{
 				c->abort_required = true;
-				(void) DtxAbandonCommand(c, 0);
+				/* the shared deadline: no cancel once it has passed */
+				(void) DtxAbandonCommand(c, deadline);
 			}
 		}
 		list_free(sent);

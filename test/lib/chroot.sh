@@ -21,7 +21,8 @@
 # test/run_tests.sh there with PG_CONFIG of that version (the tiers given in
 # PG_DTX_TIERS, default "regress tap") and unmounts on exit. Its output ends
 # with run_tests.sh's "N passed, N failed" line; the exit status is
-# run_tests.sh's. One run at a time per chroot (flock).
+# run_tests.sh's. One run at a time per chroot (flock). On exit, whatever
+# still runs inside the chroot (servers of an interrupted run) is killed.
 #
 # Needs root (debootstrap, chroot, mount) and Debian's apt mirror.
 #
@@ -114,9 +115,29 @@ build_chroot() {
 	mv -- "$new" "$ROOT"
 }
 
+# The processes still running inside $ROOT (an interrupted run leaves its
+# test servers behind): their pids.
+chroot_pids() {
+	local p root
+	for p in /proc/[0-9]*; do
+		root=$(readlink "$p/root" 2>/dev/null) || continue
+		if [[ $root == "$ROOT" ]]; then
+			printf '%s\n' "${p#/proc/}"
+		fi
+	done
+}
+
 MOUNTED=()
 unmount_all() {
-	local i
+	local i pids
+	# only when this run mounted anything, i.e. ran something inside
+	if [[ ${#MOUNTED[@]} -gt 0 ]]; then
+		mapfile -t pids < <(chroot_pids)
+		if [[ ${#pids[@]} -gt 0 ]]; then
+			kill -KILL "${pids[@]}" 2>/dev/null || true
+			sleep 1
+		fi
+	fi
 	for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
 		umount "${MOUNTED[$i]}" 2>/dev/null || umount -l "${MOUNTED[$i]}" 2>/dev/null || true
 	done
