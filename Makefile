@@ -2,7 +2,9 @@
 #
 #   make                 build the extension
 #   make install         install it into the PostgreSQL found by pg_config
-#   make test            every test tier on throw-away servers (see test/run_tests.sh)
+#   make test            every test tier on throw-away servers, on the host's
+#                        PostgreSQL 15 and (regress, TAP) on 17 and 18 in chroots
+#                        (see test/run_tests.sh); `make test PG=17` for one version
 #   make demo            three throw-away servers and an atomic money transfer (see test/demo.sh)
 #   make bench           the benchmark against postgres_fdw and dblink (see bench/README.md)
 #   make mutation        the mutation check of the tests (long; see test/README.md)
@@ -55,9 +57,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# The PostgreSQL major versions `make test` covers (test/lib/chroot.sh).
+PG ?= 15 17 18
+
 .PHONY: test demo bench package mutation
 test:
-	bash test/run_tests.sh
+	bash test/run_tests.sh --pg "$(PG)"
 
 mutation:
 	bash test/run_tests.sh --only mutation

@@ -43,8 +43,25 @@ END $$;
 SELECT dtx.exec('p3', 'SELECT 1');
 
 -- the validator
+-- (the hint lists libpq's options, which differ between versions: checked
+-- for the options every version has, and for the absence of user options)
+\set VERBOSITY terse
 CREATE SERVER bad1 FOREIGN DATA WRAPPER dtx OPTIONS (nosuch 'x');
 CREATE SERVER bad2 FOREIGN DATA WRAPPER dtx OPTIONS (user 'x');
+\set VERBOSITY default
+DO $$
+DECLARE
+	h text;
+BEGIN
+	CREATE SERVER bad1 FOREIGN DATA WRAPPER dtx OPTIONS (nosuch 'x');
+EXCEPTION WHEN fdw_invalid_option_name THEN
+	GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
+	RAISE NOTICE 'hint names host, port, dbname, sslmode: %; names user or password: %',
+		h ~ '^Valid options in this context are: ' AND h ~ '\mhost\M' AND h ~ '\mport\M'
+		AND h ~ '\mdbname\M' AND h ~ '\msslmode\M',
+		h ~ '\m(user|password)\M';
+END
+$$;
 CREATE SERVER bad3 FOREIGN DATA WRAPPER dtx OPTIONS (port 'abc');
 CREATE USER MAPPING FOR CURRENT_USER SERVER p3 OPTIONS (host 'x');
 ALTER FOREIGN DATA WRAPPER dtx OPTIONS (host 'x');

@@ -2,7 +2,10 @@
 -- instance, reached through servers of the wrapper dtx.
 SELECT current_database() AS regress_db \gset
 CREATE EXTENSION pg_dtx;
-\dx pg_dtx
+-- (not \dx: its columns differ between psql versions)
+SELECT e.extname, e.extversion, n.nspname AS schema, obj_description(e.oid, 'pg_extension') AS description
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE e.extname = 'pg_dtx';
 
 CREATE DATABASE dtx_p1;
 CREATE DATABASE dtx_p2;

@@ -3,11 +3,13 @@
  * compat.h
  *	  Shims for PostgreSQL APIs that differ between major versions.
  *
- * pg_dtx is built and tested on PostgreSQL 15 only.  The other
- * version-specific calls (shmem_request_hook, MarkGUCPrefixReserved) are
+ * pg_dtx is built and tested on PostgreSQL 15, 17 and 18.  The other
+ * version-specific calls (shmem_request_hook, MarkGUCPrefixReserved, and
+ * for 16+/17+/18+ object_aclcheck, CreateWaitEventSet's resource owner,
+ * MyProcNumber, named wait events, RelationGetPrimaryKeyIndex,
+ * pg_noreturn; libpq's non-blocking cancel by LIBPQ_HAS_ASYNC_CANCEL) are
  * guarded where they are made; gid.c's nonce needs common/pg_prng.h (15+)
- * and is not.  A port to another major version starts here, there and at
- * those PG_VERSION_NUM tests.
+ * and is not.
  *
  *-------------------------------------------------------------------------
  */

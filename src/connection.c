@@ -57,19 +57,23 @@
 #include "fdw_options.h"
 #include "gid.h"
 #include "identity.h"
+#include "stats.h"
 #include "stmt_cache.h"
 
 
 /* Longest slice of a wait that cannot use the latch (dtx_poll_socket), ms. */
 #define DTX_POLL_SLICE_MS 100
 
+/* Longest wait for a cancelled command to end (libpq 17+), ms. */
+#define DTX_CANCEL_TIMEOUT_MS 1000
+
 /* The most connection parameters we pass to libpq, terminator included. */
 #define DTX_MAX_CONN_PARAMS			64
 
 int			dtx_connect_timeout = 10000;	/* dtx.connect_timeout, ms */
-int			dtx_keepalives_idle = 30;	/* dtx.keepalives_idle, s */
-int			dtx_keepalives_interval = 10;	/* dtx.keepalives_interval, s */
-int			dtx_keepalives_count = 3;	/* dtx.keepalives_count */
+static int	dtx_keepalives_idle = 30;	/* dtx.keepalives_idle, s */
+static int	dtx_keepalives_interval = 10;	/* dtx.keepalives_interval, s */
+static int	dtx_keepalives_count = 3;	/* dtx.keepalives_count */
 
 static HTAB *ConnectionHash = NULL;
 
@@ -93,8 +97,16 @@ static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMa
 								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
 static void dtx_close(PGconn *conn);
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void report_statement_failure(DtxConnection *c, PGresult *err, const char *sql);
+#else
 static void report_statement_failure(DtxConnection *c, PGresult *err, const char *sql) pg_attribute_noreturn();
+#endif
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void raise_too_many_files(DtxConnection *c);
+#else
 static void raise_too_many_files(DtxConnection *c) pg_attribute_noreturn();
+#endif
 static void dtx_check_identity_or_close(DtxConnection *c);
 static DtxConnection *standalone_entry(ForeignServer *server, UserMapping *um,
 									   Oid userid, TimestampTz op_deadline);
@@ -107,11 +119,27 @@ static bool dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline);
 static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
 static bool dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible);
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+static bool dtx_cancel_command(DtxConnection *c, TimestampTz deadline);
+#endif
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void dtx_raise_lost(DtxConnection *c, const char *sql);
+#else
 static void dtx_raise_lost(DtxConnection *c, const char *sql) pg_attribute_noreturn();
+#endif
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void dtx_raise_timeout(DtxConnection *c, const char *sql);
+#else
 static void dtx_raise_timeout(DtxConnection *c, const char *sql) pg_attribute_noreturn();
+#endif
 static PGresult *dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql);
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline,
+							const char *sql);
+#else
 static void dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline,
 							const char *sql) pg_attribute_noreturn();
+#endif
 
 /*
  * DtxConnectionInit
@@ -403,7 +431,11 @@ static int
 dtx_wait_attempts(List *conns, int npending, long timeout, WaitEvent *occurred)
 {
 	/* the set holds a kernel descriptor: freed on every path */
+#if PG_VERSION_NUM >= 170000
+	WaitEventSet *volatile set = CreateWaitEventSet(CurrentResourceOwner, npending + 2);
+#else
 	WaitEventSet *volatile set = CreateWaitEventSet(CurrentMemoryContext, npending + 2);
+#endif
 	int			nevents = 0;
 
 	PG_TRY();
@@ -424,7 +456,7 @@ dtx_wait_attempts(List *conns, int npending, long timeout, WaitEvent *occurred)
 							  PQsocket(c->attempt), NULL, c);
 		}
 		nevents = WaitEventSetWait(set, timeout, occurred, npending + 2,
-								   PG_WAIT_EXTENSION);
+								   DtxWaitEventInfo());
 	}
 	PG_FINALLY();
 	{
@@ -674,7 +706,7 @@ dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptib
 		rc = WaitLatchOrSocket(MyLatch,
 							   WL_LATCH_SET | events | WL_EXIT_ON_PM_DEATH |
 							   (timeout > 0 ? WL_TIMEOUT : 0),
-							   PQsocket(conn), timeout, PG_WAIT_EXTENSION);
+							   PQsocket(conn), timeout, DtxWaitEventInfo());
 		if (rc & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
@@ -719,7 +751,7 @@ dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline)
 		if (timeout < 0 || timeout > DTX_POLL_SLICE_MS)
 			timeout = DTX_POLL_SLICE_MS;
 		pfd.revents = 0;
-		pgstat_report_wait_start(PG_WAIT_EXTENSION);
+		pgstat_report_wait_start(DtxWaitEventInfo());
 		rc = poll(&pfd, 1, (int) timeout);
 		pgstat_report_wait_end();
 		if (rc > 0)
@@ -1722,16 +1754,26 @@ DtxGetResultNoErrorYielding(DtxConnection *c, TimestampTz deadline,
  *		kept for the caller), and the remote backend ends its transaction
  *		when it notices.  PostgreSQL 15's libpq has only a blocking cancel
  *		request, which a paused server would never answer; closing is
- *		bounded.  Never raises.
+ *		bounded.  With libpq 17+, the command is first cancelled on its
+ *		server (dtx_cancel_command, at most DTX_CANCEL_TIMEOUT_MS) and the
+ *		connection kept when that works.  Never raises.
  */
 bool
 DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 {
-	(void) deadline;			/* for a cancel request that needs no wait */
 	if (c->conn == NULL)
 		return false;
 	if (!c->busy && PQstatus(c->conn) == CONNECTION_OK)
 		return true;
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+	if (dtx_cancel_command(c, deadline))
+	{
+		c->busy = false;
+		return true;
+	}
+#else
+	(void) deadline;
+#endif
 	dtx_close(c->conn);
 	c->conn = NULL;
 	DtxStmtCacheReset(&c->stmts);
@@ -1739,6 +1781,100 @@ DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 	c->broken = true;
 	return false;
 }
+
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+/*
+ * dtx_cancel_command
+ *		libpq 17+: cancels the command in flight on c on its server with a
+ *		non-blocking cancel request, then reads what is left of its results
+ *		(up to the pipeline's sync); true when the connection is then idle
+ *		and usable.  Bounded by deadline (0: none) and DTX_CANCEL_TIMEOUT_MS,
+ *		whichever comes first: a server that does not answer that soon has
+ *		its connection closed by the caller.  Not tried while a statement of
+ *		the cache is being prepared (its name would be in doubt).  Never
+ *		raises and serves no interrupt (the abort path).
+ */
+static bool
+dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
+{
+	TimestampTz limit = DtxDeadlineAfterMs(DTX_CANCEL_TIMEOUT_MS);
+	PGcancelConn *cc;
+	bool		cancelled = false;
+	bool		in_pipeline;
+
+	if (deadline != 0 && deadline < limit)
+		limit = deadline;
+	if (dtx_ms_until(limit) == 0 ||
+		PQstatus(c->conn) != CONNECTION_OK || c->stmt_preparing != NULL)
+		return false;
+	cc = PQcancelCreate(c->conn);
+	if (cc == NULL)
+		return false;
+	if (PQcancelStart(cc))
+	{
+		for (;;)
+		{
+			PostgresPollingStatusType st = PQcancelPoll(cc);
+			struct pollfd pfd;
+			long		timeout = dtx_ms_until(limit);
+
+			if (st == PGRES_POLLING_OK)
+			{
+				cancelled = true;
+				break;
+			}
+			if (st == PGRES_POLLING_FAILED || timeout == 0 || !PostmasterIsAlive())
+				break;
+			pfd.fd = PQcancelSocket(cc);
+			pfd.events = (st == PGRES_POLLING_READING) ? POLLIN : POLLOUT;
+			pfd.revents = 0;
+			if (pfd.fd < 0 ||
+				(poll(&pfd, 1, (int) Min(timeout, DTX_POLL_SLICE_MS)) < 0 && errno != EINTR))
+				break;
+		}
+	}
+	PQcancelFinish(cc);
+	if (!cancelled)
+		return false;
+
+	/* the rest of the command's results, up to its sync in a pipeline */
+	in_pipeline = (PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF);
+	for (;;)
+	{
+		PGresult   *res;
+		ExecStatusType st;
+
+		while (PQisBusy(c->conn))
+		{
+			if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, limit, false) ||
+				!PQconsumeInput(c->conn))
+				return false;
+		}
+		res = PQgetResult(c->conn);
+		if (res == NULL)
+		{
+			if (!in_pipeline)
+				break;
+			if (dtx_ms_until(limit) == 0)
+				return false;
+			continue;
+		}
+		st = PQresultStatus(res);
+		PQclear(res);
+		if (dtx_is_copy(st) || st == PGRES_BAD_RESPONSE)
+			return false;
+		if (in_pipeline && st == PGRES_PIPELINE_SYNC)
+		{
+			if (!PQexitPipelineMode(c->conn))
+				return false;
+			break;
+		}
+	}
+	return PQstatus(c->conn) == CONNECTION_OK &&
+		(PQtransactionStatus(c->conn) == PQTRANS_IDLE ||
+		 PQtransactionStatus(c->conn) == PQTRANS_INERROR);
+}
+#endif
 
 /*
  * DtxRunBatch

@@ -135,7 +135,11 @@ DtxDecisionConfirmed(FullTransactionId fxid)
 bool
 DtxDecisionDelete(Relation rel, FullTransactionId fxid)
 {
+#if PG_VERSION_NUM >= 180000
+	Oid			indexoid = RelationGetPrimaryKeyIndex(rel, false);
+#else
 	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
+#endif
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;

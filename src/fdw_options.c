@@ -253,7 +253,11 @@ DtxResolveServer(const char *servername, Oid userid)
 						   GetForeignDataWrapper(server->fdwid)->fdwname),
 				 errhint("pg_dtx works with servers of the wrappers dtx and postgres_fdw.")));
 
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ForeignServerRelationId, server->serverid, userid, ACL_USAGE);
+#else
 	aclresult = pg_foreign_server_aclcheck(server->serverid, userid, ACL_USAGE);
+#endif
 	if (aclresult != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

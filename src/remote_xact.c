@@ -70,7 +70,7 @@
 int			dtx_commit_timeout = 30000; /* dtx.commit_timeout, ms */
 int			dtx_prepare_timeout = 0;	/* dtx.prepare_timeout, ms */
 int			dtx_max_participants = 64;	/* dtx.max_participants */
-bool		dtx_synchronous_commit_prepared = true; /* dtx.synchronous_commit_prepared */
+static bool dtx_synchronous_commit_prepared = true; /* dtx.synchronous_commit_prepared */
 
 /*
  * Local transactions whose COMMIT PREPAREDs were left in flight (with
@@ -1409,7 +1409,8 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			if (DtxGetResultNoErrorYielding(c, deadline, NULL, NULL, NULL) != DTX_RESULT_OK)
 			{
 				c->abort_required = true;
-				(void) DtxAbandonCommand(c, 0);
+				/* the shared deadline: no cancel once it has passed */
+				(void) DtxAbandonCommand(c, deadline);
 			}
 		}
 		list_free(sent);

@@ -6,7 +6,8 @@
  *
  * PostgreSQL 15 has one wait event for all extensions, so a backend
  * waiting on a participant also records here the phase it is in and the
- * server it waits for.  Counters are updated from the commit and abort
+ * server it waits for; from 17 each phase also has a wait event of its own
+ * (DtxWaitEventInfo), registered when the server starts.  Counters are updated from the commit and abort
  * callbacks, so nothing here raises; everything is under one spinlock,
  * held for a few instructions.  Without shared_preload_libraries there is
  * no shared memory: the views are empty and the updates do nothing.
@@ -19,7 +20,9 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "foreign/foreign.h"
+#if PG_VERSION_NUM < 170000
 #include "storage/backendid.h"
+#endif
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -27,6 +30,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "compat.h"
 #include "stats.h"
@@ -83,6 +87,21 @@ static const char *const phase_names[] = {
 	"idle", "statement", "prepare", "commit", "commit prepared", "rollback", "resolve"
 };
 
+/* The phase this backend is in (backend-local, also without shared memory). */
+static DtxPhase my_phase = DTX_PHASE_NONE;
+
+#if PG_VERSION_NUM >= 170000
+/*
+ * 17+: pg_stat_activity's wait event of each phase (0: not registered).  The
+ * resolver does not record a phase: its waits stay "Extension".
+ */
+static const char *const phase_wait_event_names[] = {
+	NULL, "DtxRemoteStatement", "DtxPrepare", "DtxCommit", "DtxCommitPrepared",
+	"DtxRollback", NULL
+};
+static uint32 phase_wait_events[lengthof(phase_wait_event_names)];
+#endif
+
 /*
  * stats_size
  *		Bytes of shared memory: the counters and one activity slot per
@@ -122,6 +141,12 @@ dtx_stats_shmem_startup(void)
 		stats->nactivity = MaxBackends;
 	}
 	LWLockRelease(AddinShmemInitLock);
+#if PG_VERSION_NUM >= 170000
+	/* 17+: named wait events, registered once; backends inherit the ids */
+	for (int i = 1; i < (int) lengthof(phase_wait_event_names); i++)
+		if (phase_wait_event_names[i] != NULL)
+			phase_wait_events[i] = WaitEventExtensionNew(phase_wait_event_names[i]);
+#endif
 }
 
 /*
@@ -295,10 +320,19 @@ DtxSetPhase(DtxPhase phase, const char *servername)
 {
 	DtxActivity *a;
 
+	my_phase = phase;
+#if PG_VERSION_NUM >= 170000
+	/* 17+: MyProcNumber counts from 0; auxiliary processes come last */
+	if (stats == NULL || MyProcNumber == INVALID_PROC_NUMBER ||
+		MyProcNumber >= stats->nactivity)
+		return;
+	a = &stats->activity[MyProcNumber];
+#else
 	if (stats == NULL || MyBackendId == InvalidBackendId ||
 		MyBackendId > stats->nactivity)
 		return;
 	a = &stats->activity[MyBackendId - 1];
+#endif
 	SpinLockAcquire(&stats->mutex);
 	a->pid = (phase == DTX_PHASE_NONE) ? 0 : MyProcPid;
 	a->dboid = MyDatabaseId;
@@ -441,4 +475,23 @@ dtx_activity(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * DtxWaitEventInfo
+ *		The wait event a backend reports while it waits on a participant:
+ *		from PostgreSQL 17, pg_dtx's own for the phase it is in (DtxPrepare,
+ *		DtxCommitPrepared, DtxRemoteStatement, ...); else, and without
+ *		shared_preload_libraries or a phase, PostgreSQL's Extension.  Never raises:
+ *		called after the local commit.
+ */
+uint32
+DtxWaitEventInfo(void)
+{
+#if PG_VERSION_NUM >= 170000
+	if (my_phase > DTX_PHASE_NONE && my_phase < lengthof(phase_wait_events) &&
+		phase_wait_events[my_phase] != 0)
+		return phase_wait_events[my_phase];
+#endif
+	return PG_WAIT_EXTENSION;
 }

@@ -42,5 +42,6 @@ extern void DtxStatsInDoubt(Oid serverid);
 extern void DtxStatsResolved(Oid serverid, bool committed);
 extern void DtxStatsPhaseTime(DtxPhase phase, TimestampTz start);
 extern void DtxSetPhase(DtxPhase phase, const char *servername);
+extern uint32 DtxWaitEventInfo(void);
 
 #endif							/* DTX_STATS_H */

@@ -2,11 +2,20 @@
 #
 # test/run_tests.sh - run every pg_dtx test tier on throw-away servers.
 #
-#   bash test/run_tests.sh                   all tiers (what `make test` runs)
+#   bash test/run_tests.sh                   all tiers, on PG_CONFIG's version
 #   bash test/run_tests.sh --only TIER       one tier: layers, regress, tap,
 #                                            isolation, model or faults
 #   PROVE_TESTS=test/t/001_x.pl bash test/run_tests.sh --only tap
 #                                            one TAP file (space-separated list)
+#   bash test/run_tests.sh --pg "15 17 18"   the same on each PostgreSQL major
+#                                            version (what `make test` runs;
+#                                            `make test PG=17` for one)
+#
+# Versions: the version of PG_CONFIG (the host's 15 by default) is tested on
+# the host, every tier. Any other version in --pg (17, 18) is tested in a
+# Debian chroot of its own by test/lib/chroot.sh (built on first use, then
+# reused), regress and TAP tiers only; its tests count in the totals. Without
+# --pg only PG_CONFIG's version is tested.
 #
 # What it does:
 #   1. installs missing Debian build packages (when root; see test/lib/common.sh)
@@ -36,6 +45,9 @@
 #   PROVE_FLAGS          extra flags for prove (e.g. -v)
 #   PG_DTX_KEEP_STAGE=1  keep the temporary copy even when everything passed
 #                        (it is always kept when something failed)
+#   PG_DTX_TIERS         the tiers that may run at all (space-separated;
+#                        default: all); test/lib/chroot.sh sets "regress tap"
+#   PG_DTX_CHROOT_DIR    where the chroots live (see test/lib/chroot.sh)
 
 set -euo pipefail
 
@@ -51,8 +63,18 @@ usage() {
 }
 
 ONLY=""
+VERSIONS=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
+	--pg)
+		[[ $# -ge 2 ]] || die "--pg needs a list of major versions, e.g. \"15 17 18\""
+		VERSIONS=$2
+		shift 2
+		;;
+	--pg=*)
+		VERSIONS=${1#--pg=}
+		shift
+		;;
 	--only)
 		[[ $# -ge 2 ]] || die "--only needs a tier: ${TIERS[*]}"
 		ONLY=$2
@@ -116,7 +138,10 @@ finish() {
 	[[ $TOTAL_FAILED -eq 0 ]]
 }
 
-want() { [[ -z $ONLY || $ONLY == "$1" ]]; }
+want() {
+	[[ -z ${PG_DTX_TIERS:-} || " $PG_DTX_TIERS " == *" $1 "* ]] &&
+		[[ -z $ONLY || $ONLY == "$1" ]]
+}
 
 # Print the last lines of a file under a small banner.
 show_tail() {
@@ -139,7 +164,7 @@ show_head() {
 }
 
 # pg_regress / pg_isolation_regress summary -> TIER_PASSED / TIER_FAILED.
-# PostgreSQL 15 prints one of:
+# PostgreSQL 15 prints one of (17+ the same lines after "# "):
 #   All N tests passed.
 #   F of N tests failed.
 #   F of N tests failed, I of these failures ignored.
@@ -293,6 +318,8 @@ tier_tap() {
 		TESTDIR="$STAGE" \
 		PATH="$PG_BINDIR:$STAGE:$PATH" \
 		PGPORT=65432 \
+		TESTDATADIR="$STAGE/tmp_check" \
+		TESTLOGDIR="$STAGE/tmp_check/log" \
 		PG_REGRESS="$PGXS/src/test/regress/pg_regress" \
 		PERL5LIB="$PGXS/src/test/perl:$STAGE/test/lib${PERL5LIB:+:$PERL5LIB}" \
 		prove -I "$PGXS/src/test/perl/" -I "$STAGE" -I "$STAGE/test/lib" \
@@ -392,27 +419,69 @@ tier_mutation() {
 
 # --- main ----------------------------------------------------------------------
 
-heading "Build dependencies"
-ensure_build_deps
-PGXS=$(pgxs_dir)
+# Another major version, in its chroot (test/lib/chroot.sh): its tests
+# count in the totals, one summary line for it.
+run_in_chroot() {
+	local version=$1 log rc=0 status start secs
+	local -a args=()
+	[[ -n $ONLY ]] && args=(--only "$ONLY")
+	heading "PostgreSQL $version (chroot)"
+	log=$(mktemp "${TMPDIR:-/tmp}/pg_dtx_pg$version.XXXXXX")
+	start=$SECONDS
+	bash "$PROJECT_ROOT/test/lib/chroot.sh" "$version" "${args[@]}" 2>&1 |
+		tee "$log" || rc=$?
+	secs=$((SECONDS - start))
+	count_script "$log" "$rc"
+	rm -f -- "$log"
+	if [[ $TIER_FAILED -eq 0 ]]; then status=PASS; else status=FAIL; fi
+	SUMMARY+=("$(printf 'pg%-8s %s  %d passed, %d failed (regress, tap; %d s)' "$version" "$status" "$TIER_PASSED" "$TIER_FAILED" "$secs")")
+	TOTAL_PASSED=$((TOTAL_PASSED + TIER_PASSED))
+	TOTAL_FAILED=$((TOTAL_FAILED + TIER_FAILED))
+}
 
-heading "Build and install (PG_CONFIG=$PG_CONFIG)"
-if ! (build_and_install); then
-	SUMMARY+=("build      FAIL")
-	TOTAL_FAILED=1
-	finish || exit 1
+# This host's PostgreSQL (PG_CONFIG): every tier.
+run_host() {
+	local start=$SECONDS
+
+	heading "Build dependencies"
+	ensure_build_deps
+	PGXS=$(pgxs_dir)
+
+	heading "Build and install (PG_CONFIG=$PG_CONFIG)"
+	if ! (build_and_install); then
+		SUMMARY+=("build      FAIL")
+		TOTAL_FAILED=$((TOTAL_FAILED + 1))
+		return 0
+	fi
+
+	heading "Staging a copy of the tree"
+	STAGE=$(stage_tree "$PROJECT_ROOT")
+	LOGDIR=$STAGE/test_logs
+	mkdir -p "$LOGDIR"
+	echo "testing in $STAGE as OS user $PG_OS_USER"
+	cd "$STAGE"
+
+	for tier in "${TIERS[@]}"; do
+		run_tier "$tier"
+	done
+	cd "$PROJECT_ROOT"
+	if [[ -n $VERSIONS ]]; then
+		SUMMARY+=("$(printf 'pg%-8s (every tier above; %d s)' "$PG_MAJOR" "$((SECONDS - start))")")
+	fi
+}
+
+if [[ -z $VERSIONS ]]; then
+	run_host
+else
+	for version in $VERSIONS; do
+		[[ $version =~ ^[0-9]+$ ]] || die "--pg: not a major version: $version"
+		if [[ $version == "$PG_MAJOR" ]]; then
+			run_host
+		else
+			run_in_chroot "$version"
+		fi
+	done
 fi
-
-heading "Staging a copy of the tree"
-STAGE=$(stage_tree "$PROJECT_ROOT")
-LOGDIR=$STAGE/test_logs
-mkdir -p "$LOGDIR"
-echo "testing in $STAGE as OS user $PG_OS_USER"
-cd "$STAGE"
-
-for tier in "${TIERS[@]}"; do
-	run_tier "$tier"
-done
 
 if [[ ${#SUMMARY[@]} -eq 0 ]]; then
 	SUMMARY+=("nothing to run${ONLY:+ for tier $ONLY}")

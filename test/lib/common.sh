@@ -5,9 +5,12 @@
 # Source it; do not run it. It defines:
 #
 #   PROJECT_ROOT        the top of the pg_dtx source tree
-#   PG_CONFIG           pg_config of the PostgreSQL 15 to build against
+#   PG_CONFIG           pg_config of the PostgreSQL to build against
 #                       (default /usr/lib/postgresql/15/bin/pg_config;
 #                       override it to use another installation)
+#   PG_MAJOR            its major version, from the path .../postgresql/NN/bin
+#                       (else 15): the Debian packages asked for are
+#                       postgresql-server-dev-NN and postgresql-NN
 #   PG_BINDIR           that installation's bin directory (put first on PATH)
 #   PG_OS_USER          the OS user that runs the servers: "postgres" when we
 #                       are root (PostgreSQL refuses to run as root), the
@@ -37,9 +40,21 @@ PG_BINDIR=$(dirname "$PG_CONFIG")
 PATH="$PG_BINDIR:$PATH"
 export PG_CONFIG PATH
 
-# Debian packages needed to build the extension and to run every test tier.
-BUILD_DEPS=(postgresql-server-dev-15 libipc-run-perl libkrb5-dev make gcc
-	python3-psycopg2 iproute2 nftables spin python3-psycopg python3-asyncpg)
+if [[ -z ${PG_MAJOR:-} ]]; then
+	PG_MAJOR=$(sed -n 's|^.*/postgresql/\([0-9][0-9]*\)/bin/pg_config$|\1|p' <<<"$PG_CONFIG")
+	PG_MAJOR=${PG_MAJOR:-15}
+fi
+
+# Debian packages needed to build the extension and to run every test tier;
+# in a chroot of test/lib/chroot.sh (regress and TAP only) what it installs.
+if [[ -n ${PG_DTX_IN_CHROOT:-} ]]; then
+	BUILD_DEPS=(postgresql-server-dev-"$PG_MAJOR" libipc-run-perl libkrb5-dev
+		make gcc python3 python3-psycopg python3-asyncpg)
+else
+	BUILD_DEPS=(postgresql-server-dev-"$PG_MAJOR" libipc-run-perl libkrb5-dev
+		make gcc python3-psycopg2 iproute2 nftables spin python3-psycopg
+		python3-asyncpg)
+fi
 
 if [[ $(id -u) -eq 0 ]]; then
 	PG_OS_USER=postgres
@@ -88,13 +103,15 @@ ensure_build_deps() {
 	for pkg in "${BUILD_DEPS[@]}"; do
 		pkg_installed "$pkg" || missing+=("$pkg")
 	done
-	# The node-postgres driver test needs node and npm (any origin will do).
-	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	# The node-postgres driver test needs node and npm (any origin will do;
+	# in a chroot it is skipped).
+	if [[ -z ${PG_DTX_IN_CHROOT:-} ]] &&
+		{ ! command -v node >/dev/null || ! command -v npm >/dev/null; }; then
 		missing+=(nodejs npm)
 	fi
-	# The server itself (initdb, postgres) comes from postgresql-15.
-	if [[ ! -x $PG_BINDIR/postgres ]] && [[ $PG_CONFIG == /usr/lib/postgresql/15/* ]]; then
-		missing+=(postgresql-15)
+	# The server itself (initdb, postgres) comes from postgresql-NN.
+	if [[ ! -x $PG_BINDIR/postgres ]] && [[ $PG_CONFIG == /usr/lib/postgresql/$PG_MAJOR/* ]]; then
+		missing+=(postgresql-"$PG_MAJOR")
 	fi
 	if [[ ${#missing[@]} -eq 0 ]]; then
 		return 0
@@ -130,7 +147,7 @@ build_and_install() {
 		die "make install failed (is $("$PG_CONFIG" --pkglibdir) writable by $(id -un)?)"
 }
 
-# The PGXS directory (…/lib/postgresql/15/lib/pgxs): pg_regress, the
+# The PGXS directory (…/lib/postgresql/NN/lib/pgxs): pg_regress, the
 # isolation tester and the TAP Perl modules live below it.
 pgxs_dir() {
 	local mk

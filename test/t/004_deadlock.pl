@@ -30,13 +30,13 @@ $s2->query_safe(update_sql('pb', 1));
 $s1->query_until(qr/go1/, "\\echo go1\n" . update_sql('pb', 1) . ";\n");
 # s1 waits before s2 closes the cycle: s2's waiting statement is the later one
 poll_until($coord, 'postgres',
-	q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'}, '1');
+	q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'}, '1');
 my $t0 = time;
 $s2->query_until(qr/go2/, "\\echo go2\n" . update_sql('pa', 1) . ";\n");
 
 # s2 joined the cycle last: it must fail with 40P01 within the check interval + a bit
 ok( $coord->poll_query_until('postgres',
-		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'}),
+		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'}),
 	'the deadlock is broken');
 my $elapsed = time - $t0;
 cmp_ok($elapsed, '<', 1 + 1 + 1 + 10, "broken after ${elapsed}s (deadlock_timeout + dtx.deadlock_check_interval + 1 s, plus slack for a loaded machine)");
@@ -60,7 +60,7 @@ my @s = map { background_session($coord, begin => 1) } 1 .. 3;
 $s[0]->query_safe(update_sql('pa', 2));
 $s[1]->query_safe(update_sql('pb', 2));
 $s[2]->query_safe(update_sql('pc', 2));
-my $waits = q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'};
+my $waits = q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'};
 $s[0]->query_until(qr/w0/, "\\echo w0\n" . update_sql('pb', 2) . ";\n");
 poll_until($coord, 'postgres', $waits, '1');
 $s[1]->query_until(qr/w1/, "\\echo w1\n" . update_sql('pc', 2) . ";\n");
@@ -108,7 +108,7 @@ sleep 4;
 # (a check in progress may show another wait event for a moment)
 ok( defined poll_until(
 		$coord, 'postgres',
-		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'},
+		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND state = 'active'},
 		'1', 5),
 	'the waiter still waits after four check intervals');
 $s1->query_safe('COMMIT');
@@ -129,13 +129,13 @@ $s2->query_safe('BEGIN');
 $s2->query_until(qr/w/, "\\echo w\nSELECT dtx.lock(ARRAY['pb'], 99);\n");
 ok( defined poll_until(
 		$coord, 'postgres',
-		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'},
+		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND state = 'active'},
 		'1', 20),
 	'dtx.lock waits while another transaction holds the lock');
 sleep 1;
 ok( defined poll_until(
 		$coord, 'postgres',
-		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND state = 'active'},
+		q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND state = 'active'},
 		'1', 5),
 	'and still waits a second later');
 $s1->query_safe('COMMIT');

@@ -163,12 +163,12 @@ $s2->query_safe(update_sql('pb', 1));
 $s1->query_until(qr/go1/, "\\echo go1\n" . update_sql('pb', 1) . ";\n");
 # s1 waits before s2 closes the cycle: s2's waiting statement is the later one
 poll_until($coord, 'postgres',
-	q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'}, '1');
+	q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'}, '1');
 $t0 = time();
 $s2->query_until(qr/go2/, "\\echo go2\n" . update_sql('pa', 1) . ";\n");
 ok( $coord->poll_query_until(
 		'postgres',
-		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'}
+		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'}
 	),
 	'the cycle is broken');
 my $elapsed = time() - $t0;

@@ -40,7 +40,7 @@ my $t0 = time;
 sq_send($s[0], update_sql('pb') . ';');
 sq_send($s[1], update_sql('pa') . ';');
 
-my $waiting = q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND backend_type = 'client backend'};
+my $waiting = q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'};
 my $broken = 0;
 while (time - $t0 < 25)
 {
