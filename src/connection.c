@@ -310,10 +310,10 @@ DtxConnectionEnsureOpen(DtxConnection *c)
 	UserMapping *um;
 
 	/* no remote transaction yet: a connection found dead is reopened */
-	if (c->conn != NULL && c->xact_depth == 0 && !c->busy && !c->commit_in_flight &&
+	if (c->conn != NULL && c->xact.depth == 0 && !c->busy && !c->xact.commit_in_flight &&
 		!dtx_connection_alive(c))
 		c->broken = true;
-	if (c->conn != NULL && c->xact_depth == 0 && (c->invalidated || c->broken))
+	if (c->conn != NULL && c->xact.depth == 0 && (c->invalidated || c->broken))
 		DtxDisconnect(c);
 	if (c->conn != NULL)
 		return;
@@ -322,12 +322,12 @@ DtxConnectionEnsureOpen(DtxConnection *c)
 	um = GetUserMapping(c->userid, c->serverid);
 	strlcpy(c->servername, server->servername, NAMEDATALEN);
 
-	c->xact_depth = 0;
-	c->state = DTX_REMOTE_IDLE;
+	c->xact.depth = 0;
+	c->xact.state = DTX_REMOTE_IDLE;
 	c->busy = false;
 	c->broken = false;
 	c->invalidated = false;
-	c->abort_required = false;
+	c->xact.abort_required = false;
 	c->server_hashvalue = GetSysCacheHashValue1(FOREIGNSERVEROID,
 												ObjectIdGetDatum(c->serverid));
 	c->mapping_hashvalue = GetSysCacheHashValue1(USERMAPPINGOID,
@@ -414,10 +414,10 @@ DtxConnectStandaloneStart(Oid serverid, Oid userid, TimestampTz connect_deadline
 	UserMapping *um = GetUserMapping(userid, serverid);
 	DtxConnection *c = standalone_entry(server, um, userid, connect_deadline);
 
-	c->attempt = dtx_connect_start(c, server, um);
-	c->attempt_status = PGRES_POLLING_WRITING;
-	c->attempt_deadline = connect_deadline;
-	c->attempt_timeout_ms = timeout_ms;
+	c->attempt.conn = dtx_connect_start(c, server, um);
+	c->attempt.status = PGRES_POLLING_WRITING;
+	c->attempt.deadline = connect_deadline;
+	c->attempt.timeout_ms = timeout_ms;
 	return c;
 }
 
@@ -448,12 +448,12 @@ dtx_wait_attempts(List *conns, int npending, long timeout, WaitEvent *occurred)
 		{
 			DtxConnection *c = lfirst(lc);
 
-			if (c->attempt == NULL || c->attempt_done)
+			if (c->attempt.conn == NULL || c->attempt.done)
 				continue;
 			AddWaitEventToSet(set,
-							  c->attempt_status == PGRES_POLLING_READING ?
+							  c->attempt.status == PGRES_POLLING_READING ?
 							  WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
-							  PQsocket(c->attempt), NULL, c);
+							  PQsocket(c->attempt.conn), NULL, c);
 		}
 		nevents = WaitEventSetWait(set, timeout, occurred, npending + 2,
 								   DtxWaitEventInfo());
@@ -492,22 +492,22 @@ DtxConnectStandaloneWaitAny(List *conns)
 		{
 			DtxConnection *c = lfirst(lc);
 
-			if (c->attempt == NULL || c->attempt_done)
+			if (c->attempt.conn == NULL || c->attempt.done)
 				continue;
-			if (dtx_connect_pending(c->attempt, c->attempt_status) &&
-				PQsocket(c->attempt) < 0)
-				c->attempt_status = PGRES_POLLING_FAILED;	/* no socket to wait on */
-			if (!dtx_connect_pending(c->attempt, c->attempt_status) ||
-				dtx_ms_until(c->attempt_deadline) == 0)
+			if (dtx_connect_pending(c->attempt.conn, c->attempt.status) &&
+				PQsocket(c->attempt.conn) < 0)
+				c->attempt.status = PGRES_POLLING_FAILED;	/* no socket to wait on */
+			if (!dtx_connect_pending(c->attempt.conn, c->attempt.status) ||
+				dtx_ms_until(c->attempt.deadline) == 0)
 			{
-				c->attempt_done = true;
+				c->attempt.done = true;
 				pfree(occurred);
 				return c;
 			}
 			npending++;
-			if (c->attempt_deadline != 0 &&
-				(earliest == 0 || c->attempt_deadline < earliest))
-				earliest = c->attempt_deadline;
+			if (c->attempt.deadline != 0 &&
+				(earliest == 0 || c->attempt.deadline < earliest))
+				earliest = c->attempt.deadline;
 		}
 		if (npending == 0)
 		{
@@ -525,7 +525,7 @@ DtxConnectStandaloneWaitAny(List *conns)
 			{
 				DtxConnection *c = occurred[i].user_data;
 
-				c->attempt_status = PQconnectPoll(c->attempt);
+				c->attempt.status = PQconnectPoll(c->attempt.conn);
 			}
 		}
 		if (latch)
@@ -551,8 +551,8 @@ DtxConnectStandalonePostpone(List *conns, int64 usecs)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->attempt != NULL && c->attempt_deadline != 0)
-			c->attempt_deadline += usecs;
+		if (c->attempt.conn != NULL && c->attempt.deadline != 0)
+			c->attempt.deadline += usecs;
 	}
 }
 
@@ -568,14 +568,14 @@ DtxConnectStandaloneFinish(DtxConnection *c)
 {
 	ForeignServer *server = GetForeignServer(c->serverid);
 	UserMapping *um = GetUserMapping(c->userid, c->serverid);
-	PGconn	   *conn = c->attempt;
+	PGconn	   *conn = c->attempt.conn;
 
 	Assert(conn != NULL);
-	c->attempt = NULL;
-	c->attempt_done = true;
-	c->op_deadline = DtxDeadlineAfterMs(c->attempt_timeout_ms);
-	dtx_connect_complete(c, server, um, conn, c->attempt_status,
-						 c->attempt_deadline, c->attempt_timeout_ms);
+	c->attempt.conn = NULL;
+	c->attempt.done = true;
+	c->op_deadline = DtxDeadlineAfterMs(c->attempt.timeout_ms);
+	dtx_connect_complete(c, server, um, conn, c->attempt.status,
+						 c->attempt.deadline, c->attempt.timeout_ms);
 	dtx_check_identity_or_close(c);
 }
 
@@ -593,20 +593,20 @@ DtxDisconnect(DtxConnection *c)
 		dtx_close(c->conn);
 		c->conn = NULL;
 	}
-	if (c->attempt != NULL)
+	if (c->attempt.conn != NULL)
 	{
-		dtx_close(c->attempt);
-		c->attempt = NULL;
+		dtx_close(c->attempt.conn);
+		c->attempt.conn = NULL;
 	}
 	DtxStmtCacheReset(&c->stmts);
-	c->xact_depth = 0;
-	c->state = DTX_REMOTE_IDLE;
+	c->xact.depth = 0;
+	c->xact.state = DTX_REMOTE_IDLE;
 	c->busy = false;
 	c->broken = false;
-	if (c->pending_cmds != NIL)
+	if (c->xact.pending_cmds != NIL)
 	{
-		list_free_deep(c->pending_cmds);
-		c->pending_cmds = NIL;
+		list_free_deep(c->xact.pending_cmds);
+		c->xact.pending_cmds = NIL;
 	}
 }
 
@@ -645,15 +645,15 @@ DtxCloseUnusableConnections(void)
 	{
 		if (c->conn == NULL)
 			continue;
-		if (c->commit_in_flight)
+		if (c->xact.commit_in_flight)
 			continue;			/* its answer is read later (remote_xact.c) */
 		if (c->broken || c->invalidated || c->busy ||
 			PQstatus(c->conn) != CONNECTION_OK ||
 			PQtransactionStatus(c->conn) != PQTRANS_IDLE)
 			DtxDisconnect(c);
-		c->xact_depth = 0;
-		c->state = DTX_REMOTE_IDLE;
-		c->abort_required = false;
+		c->xact.depth = 0;
+		c->xact.state = DTX_REMOTE_IDLE;
+		c->xact.abort_required = false;
 	}
 }
 
@@ -1382,8 +1382,8 @@ dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql)
 {
 	int			interval = (statement_hook != NULL && statement_wait_interval != NULL) ?
 	*statement_wait_interval : 0;
-	TimestampTz next_check = (interval > 0 && c->xact_depth > 0 &&
-							  c->state == DTX_REMOTE_IN_XACT) ?
+	TimestampTz next_check = (interval > 0 && c->xact.depth > 0 &&
+							  c->xact.state == DTX_REMOTE_IN_XACT) ?
 	DtxDeadlineAfterMs(interval) : 0;
 
 	while (PQisBusy(c->conn))
@@ -1981,7 +1981,7 @@ dtx_connections(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(c->servername);
 		values[1] = ObjectIdGetDatum(c->userid);
 		values[2] = Int32GetDatum(PQbackendPID(c->conn));
-		values[3] = BoolGetDatum(c->xact_depth > 0);
+		values[3] = BoolGetDatum(c->xact.depth > 0);
 		values[4] = BoolGetDatum(PQstatus(c->conn) == CONNECTION_OK && !c->broken);
 		values[5] = BoolGetDatum(c->invalidated);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -2011,7 +2011,7 @@ disconnect_matching(const char *servername)
 			continue;
 		if (servername && strcmp(c->servername, servername) != 0)
 			continue;
-		if (c->xact_depth > 0)
+		if (c->xact.depth > 0)
 		{
 			hash_seq_term(&scan);
 			ereport(ERROR,

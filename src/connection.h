@@ -26,24 +26,20 @@ typedef enum DtxRemoteState
 	DTX_REMOTE_COMMITTING		/* COMMIT or COMMIT PREPARED sent */
 } DtxRemoteState;
 
-/* One cached connection: a (server, user mapping) pair of this backend. */
-typedef struct DtxConnection
+/*
+ * The remote transaction that rides on a connection and follows the local
+ * one.  Owned by remote_xact.c (remote_exec.c records what a statement did
+ * in wrote, selects_only and needs_prepare); the transport reads depth and
+ * state, and resets them when a connection closes.
+ */
+typedef struct DtxRemoteXact
 {
-	Oid			umid;			/* hash key: user mapping OID */
-	Oid			serverid;		/* foreign server */
-	Oid			userid;			/* local role that opened the participant */
-	char		servername[NAMEDATALEN];	/* for messages */
-	PGconn	   *conn;			/* NULL when not connected */
-
-	/* the remote transaction that follows the local one */
-	int			xact_depth;		/* 0 none, 1 top level, n: n-1 savepoints */
+	int			depth;			/* 0 none, 1 top level, n: n-1 savepoints */
 	DtxRemoteState state;		/* see above */
 	bool		wrote;			/* may have written: prepare it, when in doubt */
 	bool		selects_only;	/* ran only SELECT-tagged statements */
 	bool		needs_prepare;	/* holds something that must last until
 								 * COMMIT PREPARED (e.g. locks) */
-	bool		busy;			/* a command is in flight */
-	bool		broken;			/* unusable: dropped at transaction end */
 	bool		abort_required; /* local transaction may not commit */
 	List	   *pending_cmds;	/* commands to send before the next one
 								 * (savepoint releases), palloc'd in
@@ -57,6 +53,32 @@ typedef struct DtxConnection
 									 * off) */
 	char		commit_gid[DTX_GID_MAXLEN];
 	FullTransactionId commit_fxid;	/* the local transaction of commit_gid */
+} DtxRemoteXact;
+
+/* A connection attempt of the resolver's (owned by connection.c). */
+typedef struct DtxConnectAttempt
+{
+	PGconn	   *conn;			/* not yet finished; NULL when none */
+	PostgresPollingStatusType status;	/* last PQconnectPoll */
+	bool		done;			/* returned by DtxConnectStandaloneWaitAny */
+	TimestampTz deadline;		/* the attempt must be done by then */
+	int			timeout_ms;		/* the bound, for messages */
+} DtxConnectAttempt;
+
+/* One cached connection: a (server, user mapping) pair of this backend. */
+typedef struct DtxConnection
+{
+	Oid			umid;			/* hash key: user mapping OID */
+	Oid			serverid;		/* foreign server */
+	Oid			userid;			/* local role that opened the participant */
+	char		servername[NAMEDATALEN];	/* for messages */
+	PGconn	   *conn;			/* NULL when not connected */
+
+	bool		busy;			/* a command is in flight */
+	bool		broken;			/* unusable: dropped at transaction end */
+
+	/* the remote transaction that follows the local one (remote_xact.c) */
+	DtxRemoteXact xact;
 
 	/* what the remote server told us at connection */
 	uint64		remote_sysid;	/* system identifier of its cluster */
@@ -65,11 +87,7 @@ typedef struct DtxConnection
 	TimestampTz op_deadline;	/* if set, bounds every wait (resolver) */
 
 	/* a connection attempt started by DtxConnectStandaloneStart */
-	PGconn	   *attempt;		/* not yet finished; NULL when none */
-	PostgresPollingStatusType attempt_status;	/* last PQconnectPoll */
-	bool		attempt_done;	/* returned by DtxConnectStandaloneWaitAny */
-	TimestampTz attempt_deadline;	/* the attempt must be done by then */
-	int			attempt_timeout_ms; /* the bound, for messages */
+	DtxConnectAttempt attempt;
 
 	/* named prepared statements of the user's SQL (owned by stmt_cache.c) */
 	DtxStmtCache stmts;

@@ -565,8 +565,8 @@ dtx_exec(PG_FUNCTION_ARGS)
 				 errhint("Run distributed transactions that write on the primary; dtx.query works here.")));
 
 	res = run_remote(servername, sql, p, true, NULL, NULL, &c);
-	c->wrote = true;
-	c->selects_only = false;
+	c->xact.wrote = true;
+	c->xact.selects_only = false;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 	{
@@ -724,7 +724,7 @@ dtx_query(PG_FUNCTION_ARGS)
 
 	res = run_remote(servername, sql, p, false, query_rows, &q, &c);
 	if (strncmp(PQcmdStatus(res), "SELECT", 6) != 0)
-		c->wrote = true;		/* INSERT ... RETURNING and friends */
+		c->xact.wrote = true;		/* INSERT ... RETURNING and friends */
 
 	PG_TRY();
 	{
@@ -862,7 +862,7 @@ lock_everywhere(FunctionCallInfo fcinfo, bool two_keys, bool try_only)
 		if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
 			continue;
 		res = run_remote(names[i], sql, &p, true, NULL, NULL, &c);
-		c->needs_prepare = true;
+		c->xact.needs_prepare = true;
 		if (try_only)
 			got = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 		PQclear(res);

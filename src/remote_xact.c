@@ -207,14 +207,14 @@ DtxRemoteXactPrelude(DtxConnection *c)
 	int			level = GetCurrentTransactionNestLevel();
 	ListCell   *lc;
 
-	if (c->abort_required)
+	if (c->xact.abort_required)
 		ereport(ERROR,
 				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
 				 errmsg("the remote transaction on server \"%s\" was lost in a rolled-back subtransaction",
 						c->servername),
 				 errhint("Roll back the whole transaction.")));
 
-	if (c->xact_depth == 0)
+	if (c->xact.depth == 0)
 	{
 		MemoryContext old;
 
@@ -233,27 +233,27 @@ DtxRemoteXactPrelude(DtxConnection *c)
 					 errhint("Raise dtx.max_participants.")));
 
 		cmds = lappend(cmds, begin_command());
-		c->xact_depth = 1;
-		c->state = DTX_REMOTE_IN_XACT;
-		c->wrote = false;
-		c->selects_only = true;
-		c->needs_prepare = false;
-		c->participant_no = list_length(participants) + 1;
-		c->gid[0] = '\0';
+		c->xact.depth = 1;
+		c->xact.state = DTX_REMOTE_IN_XACT;
+		c->xact.wrote = false;
+		c->xact.selects_only = true;
+		c->xact.needs_prepare = false;
+		c->xact.participant_no = list_length(participants) + 1;
+		c->xact.gid[0] = '\0';
 
 		old = MemoryContextSwitchTo(TopMemoryContext);
 		participants = lappend(participants, c);
 		MemoryContextSwitchTo(old);
 	}
-	foreach(lc, c->pending_cmds)
+	foreach(lc, c->xact.pending_cmds)
 		cmds = lappend(cmds, pstrdup((char *) lfirst(lc)));
-	list_free_deep(c->pending_cmds);
-	c->pending_cmds = NIL;
+	list_free_deep(c->xact.pending_cmds);
+	c->xact.pending_cmds = NIL;
 
-	while (c->xact_depth < level)
+	while (c->xact.depth < level)
 	{
-		c->xact_depth++;
-		cmds = lappend(cmds, psprintf("SAVEPOINT dtx_s%d", c->xact_depth));
+		c->xact.depth++;
+		cmds = lappend(cmds, psprintf("SAVEPOINT dtx_s%d", c->xact.depth));
 	}
 	return cmds;
 }
@@ -270,10 +270,10 @@ take_pending(DtxConnection *c)
 	ListCell   *lc;
 
 	initStringInfo(&buf);
-	foreach(lc, c->pending_cmds)
+	foreach(lc, c->xact.pending_cmds)
 		appendStringInfo(&buf, "%s; ", (char *) lfirst(lc));
-	list_free_deep(c->pending_cmds);
-	c->pending_cmds = NIL;
+	list_free_deep(c->xact.pending_cmds);
+	c->xact.pending_cmds = NIL;
 	return buf.data;
 }
 
@@ -325,8 +325,8 @@ static void
 warn_reader_not_committed(DtxConnection *c, DtxConnection *writer, const char *why)
 {
 	c->broken = true;
-	c->state = DTX_REMOTE_IDLE;
-	c->xact_depth = 0;
+	c->xact.state = DTX_REMOTE_IDLE;
+	c->xact.depth = 0;
 	ereport(WARNING,
 			(errcode(ERRCODE_WARNING),
 			 errmsg("committed, but server \"%s\", which only read, could not commit", c->servername),
@@ -356,7 +356,7 @@ commit_directly(List *list, bool one_phase)
 		DtxConnection *c = lfirst(lc);
 		char	   *sql = psprintf("%sCOMMIT", take_pending(c));
 
-		c->state = DTX_REMOTE_COMMITTING;
+		c->xact.state = DTX_REMOTE_COMMITTING;
 		if (!DtxSendQueryNoError(c, sql))
 		{
 			c->broken = true;
@@ -402,8 +402,8 @@ commit_directly(List *list, bool one_phase)
 
 		if (st == DTX_RESULT_OK)
 		{
-			c->state = DTX_REMOTE_IDLE;
-			c->xact_depth = 0;
+			c->xact.state = DTX_REMOTE_IDLE;
+			c->xact.depth = 0;
 			continue;
 		}
 		if (writer != NULL && c != writer)
@@ -473,7 +473,7 @@ check_read_only(List *list)
 		while ((res = DtxGetResult(c, deadline, q)) != NULL)
 		{
 			if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-				c->wrote = (strcmp(PQgetvalue(res, 0, 0), "t") == 0);
+				c->xact.wrote = (strcmp(PQgetvalue(res, 0, 0), "t") == 0);
 			else if (PQresultStatus(res) == PGRES_FATAL_ERROR && err == NULL)
 			{
 				err = res;
@@ -504,7 +504,7 @@ classify_participants(List **writers, List **readers)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->abort_required || c->broken || c->conn == NULL)
+		if (c->xact.abort_required || c->broken || c->conn == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("cannot commit: the remote transaction on server \"%s\" was lost",
@@ -512,7 +512,7 @@ classify_participants(List **writers, List **readers)
 					 errhint("The whole transaction is rolled back; run it again.")));
 		if (c->busy)
 			elog(ERROR, "a command is still in flight on server \"%s\"", c->servername);
-		if (c->selects_only && !c->wrote && !c->needs_prepare)
+		if (c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare)
 			to_check = lappend(to_check, c);
 	}
 
@@ -525,7 +525,7 @@ classify_participants(List **writers, List **readers)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->wrote || c->needs_prepare)
+		if (c->xact.wrote || c->xact.needs_prepare)
 			*writers = lappend(*writers, c);
 		else
 			*readers = lappend(*readers, c);
@@ -628,8 +628,8 @@ assign_global_ids(List *writers, FullTransactionId fxid, uint64 coordid, uint64 
 		gid.userid = c->userid;
 		gid.participant_no = ++n;
 		gid.nonce = nonce;
-		DtxFormatGid(c->gid, &gid);
-		c->gid_fxid = fxid;
+		DtxFormatGid(c->xact.gid, &gid);
+		c->xact.gid_fxid = fxid;
 	}
 }
 
@@ -647,14 +647,14 @@ send_prepare(List *writers, List *readers)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		c->state = DTX_REMOTE_PREPARING;
-		DtxSendQuery(c, psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->gid));
+		c->xact.state = DTX_REMOTE_PREPARING;
+		DtxSendQuery(c, psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->xact.gid));
 	}
 	foreach(lc, readers)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		c->state = DTX_REMOTE_COMMITTING;
+		c->xact.state = DTX_REMOTE_COMMITTING;
 		DtxSendQuery(c, psprintf("%sCOMMIT", take_pending(c)));
 	}
 }
@@ -683,8 +683,8 @@ collect_prepare(List *writers, List *readers)
 		err = collect_result(c, deadline, "PREPARE TRANSACTION");
 		if (err == NULL)
 		{
-			c->state = DTX_REMOTE_PREPARED;
-			c->xact_depth = 0;
+			c->xact.state = DTX_REMOTE_PREPARED;
+			c->xact.depth = 0;
 			continue;
 		}
 		DtxStatsPrepareFailure(c->serverid);
@@ -699,8 +699,8 @@ collect_prepare(List *writers, List *readers)
 		if (PQtransactionStatus(c->conn) == PQTRANS_IDLE)
 		{
 			/* a failed PREPARE rolls the remote transaction back */
-			c->state = DTX_REMOTE_IDLE;
-			c->xact_depth = 0;
+			c->xact.state = DTX_REMOTE_IDLE;
+			c->xact.depth = 0;
 		}
 	}
 	foreach(lc, readers)
@@ -710,8 +710,8 @@ collect_prepare(List *writers, List *readers)
 
 		if (err == NULL)
 		{
-			c->state = DTX_REMOTE_IDLE;
-			c->xact_depth = 0;
+			c->xact.state = DTX_REMOTE_IDLE;
+			c->xact.depth = 0;
 		}
 		else if (failed == NULL)
 		{
@@ -793,7 +793,7 @@ warn_not_confirmed(DtxConnection *c, const char *why)
 			(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
 			 errmsg("committed, but server \"%s\" has not confirmed COMMIT PREPARED",
 					c->servername),
-			 errdetail("Global id %s: %s.", c->gid, why),
+			 errdetail("Global id %s: %s.", c->xact.gid, why),
 			 errhint("The transaction is committed; the resolver finishes it on that server (see dtx.in_doubt).")));
 }
 
@@ -813,7 +813,7 @@ leave_to_resolver_unreplicated(void)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->state == DTX_REMOTE_PREPARED)
+		if (c->xact.state == DTX_REMOTE_PREPARED)
 			DtxStatsInDoubt(c->serverid);
 	}
 	ereport(WARNING,
@@ -845,15 +845,15 @@ leave_commits_in_flight(void)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->gid[0] == '\0')
+		if (c->xact.gid[0] == '\0')
 			continue;
 		any = true;
-		key = U64FromFullTransactionId(c->gid_fxid);
-		if (c->state == DTX_REMOTE_COMMITTING)
+		key = U64FromFullTransactionId(c->xact.gid_fxid);
+		if (c->xact.state == DTX_REMOTE_COMMITTING)
 		{
-			c->commit_in_flight = true;
-			strlcpy(c->commit_gid, c->gid, DTX_GID_MAXLEN);
-			c->commit_fxid = c->gid_fxid;
+			c->xact.commit_in_flight = true;
+			strlcpy(c->xact.commit_gid, c->xact.gid, DTX_GID_MAXLEN);
+			c->xact.commit_fxid = c->xact.gid_fxid;
 			remaining++;
 			continue;
 		}
@@ -940,7 +940,7 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 	bool		arrived;
 	bool		ok;
 
-	if (!c->commit_in_flight)
+	if (!c->xact.commit_in_flight)
 		return;
 	if (mode == DTX_IN_FLIGHT_WAIT)
 	{
@@ -974,7 +974,7 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 	}
 	else
 		st = mode == DTX_IN_FLIGHT_WAIT ? DTX_RESULT_TIMEOUT : DTX_RESULT_LOST;
-	c->commit_in_flight = false;
+	c->xact.commit_in_flight = false;
 	ok = st == DTX_RESULT_OK ||
 		DtxPreparedGone(st, sqlstate);
 	if (st == DTX_RESULT_LOST || st == DTX_RESULT_TIMEOUT)
@@ -985,14 +985,14 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 		ereport(LOG,
 				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
 				 errmsg("pg_dtx: server \"%s\" has not confirmed COMMIT PREPARED of %s; left to the resolver",
-						c->servername, c->commit_gid),
+						c->servername, c->xact.commit_gid),
 				 errdetail("%s", st == DTX_RESULT_TIMEOUT ? "No answer within dtx.commit_timeout." :
 						   msg ? msg : "The connection was closed before the answer.")));
 		DtxResolverWake();
 	}
 	if (in_flight == NULL)
 		return;
-	key = U64FromFullTransactionId(c->commit_fxid);
+	key = U64FromFullTransactionId(c->xact.commit_fxid);
 	e = hash_search(in_flight, &key, HASH_FIND, NULL);
 	if (e == NULL)
 		return;
@@ -1001,7 +1001,7 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 	if (--e->remaining > 0)
 		return;
 	if (!e->failed)
-		DtxDecisionConfirmed(c->commit_fxid);
+		DtxDecisionConfirmed(c->xact.commit_fxid);
 	hash_search(in_flight, &key, HASH_REMOVE, NULL);
 }
 
@@ -1025,7 +1025,7 @@ commit_prepared_when_free(DtxConnection *c, TimestampTz deadline,
 		if (GetCurrentTimestamp() >= deadline)
 			return DTX_RESULT_TIMEOUT;
 		pg_usleep(DTX_BUSY_RETRY_US);
-		if (!DtxSendQueryNoError(c, psprintf("COMMIT PREPARED '%s'", c->gid)))
+		if (!DtxSendQueryNoError(c, psprintf("COMMIT PREPARED '%s'", c->xact.gid)))
 			return DTX_RESULT_LOST;
 		st = DtxGetResultNoError(c, deadline, msg, sqlstate, NULL);
 	} while (DtxPreparedBusy(st, sqlstate));
@@ -1061,13 +1061,13 @@ dtx_post_commit(void)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->state != DTX_REMOTE_PREPARED)
+		if (c->xact.state != DTX_REMOTE_PREPARED)
 			continue;
 		any_prepared = true;
-		if (!DtxSendQueryNoError(c, psprintf("COMMIT PREPARED '%s'", c->gid)))
+		if (!DtxSendQueryNoError(c, psprintf("COMMIT PREPARED '%s'", c->xact.gid)))
 			c->broken = true;
 		else
-			c->state = DTX_REMOTE_COMMITTING;
+			c->xact.state = DTX_REMOTE_COMMITTING;
 	}
 	if (!any_prepared)
 		return;
@@ -1085,9 +1085,9 @@ dtx_post_commit(void)
 		char		sqlstate[6];
 		DtxResultStatus st;
 
-		if (c->gid[0] == '\0')
+		if (c->xact.gid[0] == '\0')
 			continue;
-		if (c->state == DTX_REMOTE_COMMITTING)
+		if (c->xact.state == DTX_REMOTE_COMMITTING)
 		{
 			DtxSetPhase(DTX_PHASE_COMMIT_PREPARED, c->servername);
 			st = DtxGetResultNoError(c, deadline, &msg, sqlstate, NULL);
@@ -1097,7 +1097,7 @@ dtx_post_commit(void)
 			if (st == DTX_RESULT_OK ||
 				DtxPreparedGone(st, sqlstate))
 			{
-				c->state = DTX_REMOTE_IDLE;
+				c->xact.state = DTX_REMOTE_IDLE;
 				continue;
 			}
 		}
@@ -1115,9 +1115,9 @@ dtx_post_commit(void)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->gid[0] != '\0')
+		if (c->xact.gid[0] != '\0')
 		{
-			fxid = c->gid_fxid;
+			fxid = c->xact.gid_fxid;
 			break;
 		}
 	}
@@ -1163,8 +1163,8 @@ dtx_abort(void)
 		if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
 			sql = "ROLLBACK";
 		else if (ts == PQTRANS_IDLE &&
-				 (c->state == DTX_REMOTE_PREPARED || c->state == DTX_REMOTE_PREPARING))
-			sql = psprintf("ROLLBACK PREPARED '%s'", c->gid);
+				 (c->xact.state == DTX_REMOTE_PREPARED || c->xact.state == DTX_REMOTE_PREPARING))
+			sql = psprintf("ROLLBACK PREPARED '%s'", c->xact.gid);
 		else if (ts != PQTRANS_IDLE)
 		{
 			c->broken = true;
@@ -1188,14 +1188,14 @@ dtx_abort(void)
 		st = DtxGetResultNoErrorYielding(c, deadline, &msg, sqlstate, NULL);
 		if (st == DTX_RESULT_OK)
 		{
-			c->state = DTX_REMOTE_IDLE;
+			c->xact.state = DTX_REMOTE_IDLE;
 			continue;
 		}
 		if (DtxPreparedGone(st, sqlstate) &&
-			c->state != DTX_REMOTE_IN_XACT)
+			c->xact.state != DTX_REMOTE_IN_XACT)
 		{
 			/* the PREPARE never happened */
-			c->state = DTX_REMOTE_IDLE;
+			c->xact.state = DTX_REMOTE_IDLE;
 			continue;
 		}
 		c->broken = true;
@@ -1206,14 +1206,14 @@ dtx_abort(void)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if ((c->state == DTX_REMOTE_PREPARED || c->state == DTX_REMOTE_PREPARING) &&
+		if ((c->xact.state == DTX_REMOTE_PREPARED || c->xact.state == DTX_REMOTE_PREPARING) &&
 			(c->broken || c->conn == NULL))
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
 					 errmsg("could not roll back the prepared transaction on server \"%s\"",
 							c->servername),
-					 errdetail("Global id %s.", c->gid),
+					 errdetail("Global id %s.", c->xact.gid),
 					 errhint("The transaction is rolled back; the resolver finishes it on that server.")));
 			DtxResolverWake();
 		}
@@ -1229,7 +1229,7 @@ dtx_abort(void)
 static void
 before_close(DtxConnection *c)
 {
-	if (c->commit_in_flight)
+	if (c->xact.commit_in_flight)
 		DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_DROP);
 }
 
@@ -1242,7 +1242,7 @@ static void
 poll_in_flight(DtxConnection *c, void *arg)
 {
 	(void) arg;
-	if (c->commit_in_flight)
+	if (c->xact.commit_in_flight)
 		DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_POLL);
 }
 
@@ -1260,18 +1260,18 @@ dtx_forget_participants(void)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		c->xact_depth = 0;
-		c->state = DTX_REMOTE_IDLE;
-		c->wrote = false;
-		c->selects_only = true;
-		c->needs_prepare = false;
-		c->abort_required = false;
-		c->participant_no = 0;
-		c->gid[0] = '\0';
-		if (c->pending_cmds != NIL)
+		c->xact.depth = 0;
+		c->xact.state = DTX_REMOTE_IDLE;
+		c->xact.wrote = false;
+		c->xact.selects_only = true;
+		c->xact.needs_prepare = false;
+		c->xact.abort_required = false;
+		c->xact.participant_no = 0;
+		c->xact.gid[0] = '\0';
+		if (c->xact.pending_cmds != NIL)
 		{
-			list_free_deep(c->pending_cmds);
-			c->pending_cmds = NIL;
+			list_free_deep(c->xact.pending_cmds);
+			c->xact.pending_cmds = NIL;
 		}
 	}
 	list_free(participants);
@@ -1357,36 +1357,36 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->xact_depth < level)
+		if (c->xact.depth < level)
 			continue;
 
 		if (event == SUBXACT_EVENT_PRE_COMMIT_SUB)
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-			c->pending_cmds = lappend(c->pending_cmds,
+			c->xact.pending_cmds = lappend(c->xact.pending_cmds,
 									  psprintf("RELEASE SAVEPOINT dtx_s%d", level));
 			MemoryContextSwitchTo(old);
-			c->xact_depth = level - 1;
+			c->xact.depth = level - 1;
 		}
 		else
 		{
 			char	   *sql;
 
 			/* the queued releases are of inner savepoints: rolled back too */
-			list_free_deep(c->pending_cmds);
-			c->pending_cmds = NIL;
-			c->xact_depth = level - 1;
+			list_free_deep(c->xact.pending_cmds);
+			c->xact.pending_cmds = NIL;
+			c->xact.depth = level - 1;
 			if (c->broken || c->conn == NULL ||
 				(c->busy && !DtxAbandonCommand(c, 0)))
 			{
-				c->abort_required = true;
+				c->xact.abort_required = true;
 				continue;
 			}
 			sql = psprintf("ROLLBACK TO SAVEPOINT dtx_s%d; RELEASE SAVEPOINT dtx_s%d",
 						   level, level);
 			if (!DtxSendQueryNoError(c, sql))
-				c->abort_required = true;
+				c->xact.abort_required = true;
 			else
 				sent = lappend(sent, c);
 		}
@@ -1408,7 +1408,7 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 			if (DtxGetResultNoErrorYielding(c, deadline, NULL, NULL, NULL) != DTX_RESULT_OK)
 			{
-				c->abort_required = true;
+				c->xact.abort_required = true;
 				/* the shared deadline: no cancel once it has passed */
 				(void) DtxAbandonCommand(c, deadline);
 			}
@@ -1440,11 +1440,11 @@ dtx_participants(PG_FUNCTION_ARGS)
 		Datum		values[5];
 		bool		nulls[5] = {0};
 
-		values[0] = Int32GetDatum(c->participant_no);
+		values[0] = Int32GetDatum(c->xact.participant_no);
 		values[1] = CStringGetTextDatum(c->servername);
 		values[2] = ObjectIdGetDatum(c->userid);
-		values[3] = CStringGetTextDatum(state_names[c->state]);
-		values[4] = BoolGetDatum(c->wrote || !c->selects_only);
+		values[3] = CStringGetTextDatum(state_names[c->xact.state]);
+		values[4] = BoolGetDatum(c->xact.wrote || !c->xact.selects_only);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

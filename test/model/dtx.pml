@@ -9,15 +9,19 @@
  *
  * Each step names the C function that performs it:
  *   statements            remote_exec.c run_remote -> DtxSendPipeline
- *   PREPARE, in parallel  remote_xact.c dtx_pre_commit (DtxSendQuery / collect_result)
- *   decision + commit     decision.c DtxDecisionInsert inside the local transaction;
- *                         the local commit record makes it durable (xact.c RecordTransactionCommit)
+ *   PREPARE, in parallel  remote_xact.c dtx_pre_commit: classify_participants,
+ *                         record_decision (decision.c DtxDecisionInsert inside the
+ *                         local transaction), assign_global_ids, send_prepare,
+ *                         collect_prepare
+ *   decision + commit     the local commit record makes the decision durable
+ *                         (xact.c RecordTransactionCommit)
  *   COMMIT PREPARED       remote_xact.c dtx_post_commit (DtxSendQueryNoError / DtxGetResultNoError)
  *   abort                 remote_xact.c dtx_abort (runs after the local abort record)
- *   confirmed -> delete   launcher.c DtxConfirmedPush, decision.c DtxDecisionDeleteConfirmed
- *   resolver pass         resolver.c DtxResolvePass:
- *                           step_first_listing, xact_may_be_running, read_decisions,
- *                           step_second_listing, step_act, decision_finished
+ *   confirmed -> delete   decision.c DtxDecisionConfirmed, DtxDecisionRetireConfirmed
+ *   resolver pass         resolver.c DtxResolvePass: list_servers, resolve_as_connected
+ *                         (resolve_server: step_first_listing, xact_may_be_running,
+ *                         read_decisions, step_second_listing, step_act),
+ *                         retire_finished_decisions (decision_finished), record_pass
  *
  * Properties (assertions):
  *   atomicity  no participant commits T while another rolls it back;
@@ -194,7 +198,7 @@ proctype Backend()
 		:: else -> skip
 		fi;
 
-		/* dtx_pre_commit: PREPARE everywhere at once, then collect */
+		/* dtx_pre_commit: send_prepare everywhere at once, then collect_prepare */
 		atomic { for (i : 0 .. NP - 1) { send(i, R_PREPARE) } }
 		for (i : 0 .. NP - 1) {
 			await(i, r);
