@@ -429,16 +429,16 @@ commit_directly(List *list, bool one_phase)
 		if (one_phase && foreach_current_index(lc) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
-					 errmsg("%s server \"%s\" while committing",
-							st == DTX_RESULT_TIMEOUT ? "no answer from" : "lost the connection to",
-							c->servername),
+					 st == DTX_RESULT_TIMEOUT ?
+					 errmsg("no answer from server \"%s\" while committing", c->servername) :
+					 errmsg("lost the connection to server \"%s\" while committing", c->servername),
 					 errdetail("The transaction may or may not have committed there."),
 					 msg ? errcontext("%s", msg) : 0));
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("%s server \"%s\" while committing",
-						st == DTX_RESULT_TIMEOUT ? "no answer from" : "lost the connection to",
-						c->servername)));
+				 st == DTX_RESULT_TIMEOUT ?
+				 errmsg("no answer from server \"%s\" while committing", c->servername) :
+				 errmsg("lost the connection to server \"%s\" while committing", c->servername)));
 	}
 }
 

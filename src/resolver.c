@@ -1295,14 +1295,18 @@ dtx_resolve_manually(PG_FUNCTION_ARGS)
 	else
 		outcome = psprintf("failed: %s", msg ? msg : "unknown error");
 	ereport(LOG,
-			(errmsg("pg_dtx: %s by hand of %s on server \"%s\" by role \"%s\": %s",
-					commit ? "commit" : "rollback", gid, server->servername,
-					GetUserNameFromId(GetUserId(), false), outcome)));
+			(commit ?
+			 errmsg("pg_dtx: commit by hand of %s on server \"%s\" by role \"%s\": %s",
+					gid, server->servername, GetUserNameFromId(GetUserId(), false), outcome) :
+			 errmsg("pg_dtx: rollback by hand of %s on server \"%s\" by role \"%s\": %s",
+					gid, server->servername, GetUserNameFromId(GetUserId(), false), outcome)));
 	if (status != DTX_RESULT_OK && !DtxPreparedGone(status, state))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not %s \"%s\" on server \"%s\": %s",
-						commit ? "commit" : "roll back", gid, server->servername,
-						msg ? msg : "unknown error")));
+				 commit ?
+				 errmsg("could not commit \"%s\" on server \"%s\": %s",
+						gid, server->servername, msg ? msg : "unknown error") :
+				 errmsg("could not roll back \"%s\" on server \"%s\": %s",
+						gid, server->servername, msg ? msg : "unknown error")));
 	PG_RETURN_TEXT_P(cstring_to_text(outcome));
 }
