@@ -46,8 +46,10 @@ MUTATIONS=(
 	# resolver.c decision_finished: a decision goes although a prepared
 	# transaction of it is still there after the pass
 	"decision-deleted-while-pending|src/resolver.c|s/(if \(hash_search\(scan->pending, &e->fxid, HASH_FIND, NULL\) != NULL\)\n\t\t\treturn) false;/\$1 true;/|test/t/012_resolver_edge.pl"
-	# remote_xact.c dtx_pre_commit: the local commit is not forced to disk
-	"no-forced-flush|src/remote_xact.c|s/\tForceSyncCommit\(\);\n//|test/t/016_commit_flush.pl"
+	# remote_xact.c record_decision: the local commit is not forced to disk
+	# (neither ForceSyncCommit nor synchronous_commit raised to on, which
+	# would flush it too)
+	"no-forced-flush|src/remote_xact.c|s/\tForceSyncCommit\(\);\n\tDtxDecisionRequireSyncRep\(\);\n//|test/t/016_commit_flush.pl"
 	# remote_xact.c dtx_post_commit: the decision is confirmed (deleted)
 	# although a participant has not confirmed COMMIT PREPARED
 	"decision-deleted-before-commit-prepared|src/remote_xact.c|s/(if \(!all_confirmed\)\n\t\tDtxResolverWake\(\);\n\t)else if/\$1if/|test/t/032_core_crash_after_prepare.pl"
