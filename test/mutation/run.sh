@@ -65,13 +65,13 @@ MUTATIONS=(
 	"formats-not-pinned|src/connection.c|s/\"SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; \"//|regress"
 	# remote_exec.c collect_params: parameters printed in the session's own
 	# DateStyle, IntervalStyle and extra_float_digits
-	"params-not-pinned|src/remote_exec.c|s/output_depends_on_formats\(elemtype\) \?/false ?/; s/&& output_depends_on_formats\(typid\)/\&\& false/|regress"
+	"params-not-pinned|src/remote_exec.c|s/output_depends_on_formats\(elemtype\) \?/(output_depends_on_formats(elemtype) \&\& false) ?/; s/&& output_depends_on_formats\(typid\)/\&\& (output_depends_on_formats(typid) \&\& false)/|regress"
 	# remote_xact.c commit_directly: after the sole writer committed, a
 	# reader that fails to commit raises an ERROR (the client retries)
 	"reader-failure-is-error|src/remote_xact.c|s/if \(writer != NULL && c != writer\)\n\t\t\{/if (false)\n\t\t{/|regress"
 	# remote_xact.c dtx_post_commit: a busy prepared transaction (the
 	# resolver finishing it) is not waited for: "has not confirmed"
-	"busy-not-retried|src/remote_xact.c|s/\t\t\t\tst = commit_prepared_when_free\(c, deadline, &msg, sqlstate\);/\t\t\t\t;/|test/t/019_commit_prepared_busy.pl"
+	"busy-not-retried|src/remote_xact.c|s/\t\t\t\tst = commit_prepared_when_free\(c, deadline, &msg, sqlstate\);/\t\t\t\tif (false) st = commit_prepared_when_free(c, deadline, \&msg, sqlstate);/|test/t/019_commit_prepared_busy.pl"
 	# decision.c: the decision is not made to wait for a synchronous standby
 	"sync-standby-not-awaited|src/decision.c|s/if \(synchronous_commit < SYNCHRONOUS_COMMIT_REMOTE_FLUSH\)/if (false)/|test/t/015_sync_standby_decision.pl"
 	# coordinator.c: a copy of a coordinator started as a primary is not held
