@@ -56,7 +56,7 @@ MUTATIONS=(
 	# remote_xact.c dtx_pre_commit: a failed PREPARE does not fail COMMIT
 	"prepare-failure-ignored|src/remote_xact.c|s/if \(failed != NULL\)\n(\t+)report_phase_error/if (failed != NULL \&\& false)\n\$1report_phase_error/|regress"
 	# remote_xact.c dtx_abort: prepared participants are not rolled back
-	"abort-leaves-prepared|src/remote_xact.c|s/sql = psprintf\(\"ROLLBACK PREPARED '%s'\", c->gid\);/sql = NULL;/|regress"
+	"abort-leaves-prepared|src/remote_xact.c|s/sql = psprintf\(\"ROLLBACK PREPARED '%s'\", c->xact\.gid\);/sql = NULL;/|regress"
 	# remote_xact.c commit_directly: a one-phase COMMIT whose answer is
 	# lost is reported as a plain connection failure, not 08007
 	"one-phase-lost-answer-not-08007|src/remote_xact.c|s/if \(one_phase && foreach_current_index\(lc\) == 0\)/if (one_phase \&\& false)/g|test/t/034_core_commit_paths.pl"
