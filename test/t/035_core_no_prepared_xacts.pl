@@ -2,12 +2,8 @@
 # when it would have to prepare, one-phase commit when it is the only
 # writer.  Participants pa and pc.
 #
-# One scenario of the core commit protocol (the others are the files
-# test/t/03*_core_*.pl), on real clusters built by DtxCluster's
-# core_cluster: a coordinator "coord" whose background resolver is off
-# (dtx.resolver_interval = 0, so that dtx.decisions only changes when the
-# test says so) and the participants named below.  The scenario ends by
-# checking the data on every node and that nothing is left prepared.
+# One scenario of the core commit protocol; what the core scenarios share
+# (nodes, checks) is in test/README.md (Layout) and in DtxCluster's core_cluster.
 
 use strict;
 use warnings;

@@ -4,18 +4,9 @@
 # 4b: a participant that hangs does not hold up the others; 4c: nor within
 # one dtx.resolve() pass.  Participants pa, pb, pc.
 #
-# One scenario of the resolver against real crashes (the others are the
-# files test/t/05*_resolver_*.pl; the race of a pass with a commit is
-# 011_resolver_race.pl): every distributed transaction must end committed
-# everywhere or nowhere, with nothing left prepared and no decision left
-# behind.  The nodes are built by DtxCluster's resolver_cluster: a
-# coordinator "coord" (restart_after_crash on, background resolver every
-# second) and the participants named below, each with a ledger; a transfer
-# writes one ledger row per participant, and a row with stall > 0 holds that
-# participant's PREPARE (deferred trigger) until the test releases it, which
-# holds the transaction between "the others prepared" and the local commit
-# for as long as the test needs, whatever the load of the machine.  Times
-# measured here are printed with diag.
+# One scenario of the resolver against real crashes; what the resolver scenarios
+# share (nodes, transfers, held PREPAREs) is in test/README.md (Layout) and in
+# DtxCluster's resolver_cluster.
 
 use strict;
 use warnings;
