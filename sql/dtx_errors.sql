@@ -163,7 +163,11 @@ INSERT INTO ledger_fdw VALUES (302, 1);
 ALTER SERVER p3 OPTIONS (SET dbname 'dtx_p2');
 SELECT dtx.exec('p3', 'SELECT 1');
 CREATE USER MAPPING FOR CURRENT_USER SERVER p3;
+-- its first two-phase commit records where it leads (a one-phase use does not)
+BEGIN;
 SELECT dtx.exec('p3', 'UPDATE accounts SET balance = balance WHERE id = 1');
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = 1');
+COMMIT;
 ALTER SERVER p3 OPTIONS (SET dbname 'dtx_p1');
 SELECT dtx.exec('p3', 'UPDATE accounts SET balance = balance WHERE id = 1');
 SELECT dtx.forget_server_identity('p3');

@@ -27,7 +27,7 @@ BEGIN; INSERT INTO ledger VALUES (903, 1); PREPARE TRANSACTION 'not_ours';
 -- the pass: committed where decided, rolled back where not; the server
 -- "down" cannot be listed and says so
 SELECT server, global_id = :'gid_commit' AS is_commit, global_id = :'gid_abort' AS is_abort, action,
-       regexp_replace(outcome, '^[0-9]+ finished', 'N finished') AS outcome
+       regexp_replace(outcome, '^[0-9]+ finished decisions? deleted', 'N finished decision(s) deleted') AS outcome
   FROM dtx.resolve() ORDER BY action, server;
 SELECT * FROM dtx.query('p1', 'SELECT transfer_id FROM ledger WHERE transfer_id >= 900 ORDER BY 1') AS t(id int);
 SELECT gid FROM pg_prepared_xacts ORDER BY gid;
@@ -66,7 +66,7 @@ DROP EXTENSION pg_dtx CASCADE;
 -- changing what does not re-point it is fine
 ALTER SERVER p2 OPTIONS (ADD connect_timeout '10');
 -- once resolved (nothing is prepared there, so it is finished), all is allowed
-SELECT action, regexp_replace(outcome, '^[0-9]+ finished', 'N finished') AS outcome FROM dtx.resolve();
+SELECT action, regexp_replace(outcome, '^[0-9]+ finished decisions? deleted', 'N finished decision(s) deleted') AS outcome FROM dtx.resolve();
 ALTER SERVER p2 OPTIONS (DROP connect_timeout);
 SELECT count(*) AS decisions FROM dtx.decisions;
 

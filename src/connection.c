@@ -1805,7 +1805,7 @@ dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
 	if (deadline != 0 && deadline < limit)
 		limit = deadline;
 	if (dtx_ms_until(limit) == 0 ||
-		PQstatus(c->conn) != CONNECTION_OK || c->stmt_preparing != NULL)
+		PQstatus(c->conn) != CONNECTION_OK || c->stmts.preparing != NULL)
 		return false;
 	cc = PQcancelCreate(c->conn);
 	if (cc == NULL)

@@ -11,9 +11,12 @@
  * compares.  An operator who re-points a server on purpose, with nothing in
  * doubt on it, clears the record with dtx.forget_server_identity().
  *
- * The table is read and written as the extension's owner, through SPI, at
- * connection time only (never in the commit path).  Concurrent first uses
- * are harmless (ON CONFLICT DO NOTHING).
+ * The table is read as the extension's owner, through SPI, at connection
+ * time.  A first use is recorded later, where the transaction writes on the
+ * coordinator anyway (DtxRecordFirstUses: with the decision of a two-phase
+ * commit, or by a resolver pass), so that recording it never turns a
+ * one-phase commit into a two-phase one.  Concurrent first uses are
+ * harmless (ON CONFLICT DO NOTHING).
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +33,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "catalog.h"
 #include "decision.h"
@@ -39,11 +43,129 @@
 /* class of the advisory locks that serialise first uses of a server */
 #define DTX_IDENTITY_LOCK_KEY 0x647479
 
+/* A first use met by the current transaction, not yet recorded. */
+typedef struct FirstUse
+{
+	Oid			serverid;
+	char	   *servername;
+	uint64		sysid;
+	char	   *dbname;
+} FirstUse;
+
+/* FirstUse *, in TopTransactionContext; forgotten at the end of it */
+static List *first_uses = NIL;
+
+/*
+ * identity_xact_callback
+ *		The first uses of a transaction that ends are forgotten: recorded by
+ *		then, or at a later use.
+ */
+static void
+identity_xact_callback(XactEvent event, void *arg)
+{
+	(void) arg;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		first_uses = NIL;
+}
+
+/*
+ * DtxIdentityInit
+ *		Registers the callback that forgets first uses.  Called from
+ *		_PG_init.
+ */
+void
+DtxIdentityInit(void)
+{
+	RegisterXactCallback(identity_xact_callback, NULL);
+}
+
+/*
+ * remember_first_use
+ *		Remembers, for the rest of the transaction, that it reached serverid
+ *		(servername) in cluster sysid, database dbname, with no record yet.
+ */
+static void
+remember_first_use(Oid serverid, const char *servername, uint64 sysid,
+				   const char *dbname)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	FirstUse   *u = palloc(sizeof(FirstUse));
+
+	u->serverid = serverid;
+	u->servername = pstrdup(servername);
+	u->sysid = sysid;
+	u->dbname = pstrdup(dbname);
+	first_uses = lappend(first_uses, u);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * DtxRecordFirstUses
+ *		Records in dtx.server_identity the servers that the current
+ *		transaction used first.  Called where the transaction writes on the
+ *		coordinator anyway: before the decision of a two-phase commit, and at
+ *		the end of a resolver pass.  Not from a transaction that would
+ *		otherwise commit in one phase: the local write would make it a
+ *		two-phase one, which a participant without prepared transactions
+ *		cannot join.
+ *
+ * Only one transaction records a server at a time; the others go on
+ * without waiting (waiting on each other's uncommitted rows, transactions
+ * that meet two new servers in opposite orders would deadlock).  A record
+ * lost to an abort is made at a later use.
+ */
+void
+DtxRecordFirstUses(void)
+{
+	DtxOwnerScope scope;
+	ListCell   *lc;
+	bool		pushed;
+
+	if (first_uses == NIL)
+		return;
+	/* at COMMIT there is no active snapshot (as for deferred triggers) */
+	pushed = !ActiveSnapshotSet();
+	if (pushed)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	DtxEnterOwnerScope(&scope, InvalidOid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	foreach(lc, first_uses)
+	{
+		FirstUse   *u = lfirst(lc);
+		Oid			argtypes[3] = {OIDOID, INT8OID, NAMEOID};
+		Datum		args[3];
+		int			ret;
+
+		if (!DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
+											  Int32GetDatum(DTX_IDENTITY_LOCK_KEY),
+											  Int32GetDatum((int32) u->serverid))))
+			continue;
+		args[0] = ObjectIdGetDatum(u->serverid);
+		args[1] = Int64GetDatum((int64) u->sysid);
+		args[2] = CStringGetDatum(u->dbname);
+		ret = SPI_execute_with_args("INSERT INTO dtx.server_identity "
+									"(server_id, system_identifier, database) "
+									"VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+									3, argtypes, args, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not record the identity of server \"%s\": %s",
+				 u->servername, SPI_result_code_string(ret));
+	}
+	SPI_finish();
+	DtxLeaveOwnerScope(&scope);
+	if (pushed)
+		PopActiveSnapshot();
+	first_uses = NIL;
+}
+
 /*
  * DtxCheckServerIdentity
  *		Compares the cluster (sysid) and database reached through serverid
- *		with the record made at first use; records them when there is none
- *		and the transaction may write.  Raises on a mismatch.
+ *		with the record made at first use; when there is none and the
+ *		transaction may write, remembers them for DtxRecordFirstUses.
+ *		Raises on a mismatch.
  */
 void
 DtxCheckServerIdentity(Oid serverid, const char *servername,
@@ -84,25 +206,8 @@ DtxCheckServerIdentity(Oid serverid, const char *servername,
 		if (mismatch)
 			rec_db = MemoryContextStrdup(TopTransactionContext, rec_db);
 	}
-	else if (!XactReadOnly && !RecoveryInProgress() &&
-			 DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
-											  Int32GetDatum(DTX_IDENTITY_LOCK_KEY),
-											  Int32GetDatum((int32) serverid))))
-	{
-		/*
-		 * Only one transaction records a server at a time; the others go
-		 * on without waiting (waiting on each other's uncommitted rows,
-		 * transactions that meet two new servers in opposite orders would
-		 * deadlock).  A record lost to an abort is made at a later use.
-		 */
-		ret = SPI_execute_with_args("INSERT INTO dtx.server_identity "
-									"(server_id, system_identifier, database) "
-									"VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-									3, argtypes, args, NULL, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not record the identity of server \"%s\": %s",
-				 servername, SPI_result_code_string(ret));
-	}
+	else if (!XactReadOnly && !RecoveryInProgress())
+		remember_first_use(serverid, servername, sysid, dbname);
 	SPI_finish();
 	DtxLeaveOwnerScope(&scope);
 

@@ -8,6 +8,8 @@
 #ifndef DTX_IDENTITY_H
 #define DTX_IDENTITY_H
 
+extern void DtxIdentityInit(void);
+extern void DtxRecordFirstUses(void);
 extern void DtxCheckServerIdentity(Oid serverid, const char *servername,
 								   uint64 sysid, const char *dbname);
 

@@ -19,6 +19,7 @@
 #include "ddl_guard.h"
 #include "deadlock.h"
 #include "fdw_guard.h"
+#include "identity.h"
 #include "launcher.h"
 #include "remote_xact.h"
 #include "resolver.h"
@@ -40,6 +41,7 @@ _PG_init(void)
 {
 	DtxCoordinatorInit();
 	DtxSharedStateInit();
+	DtxIdentityInit();
 	DtxConnectionInit();
 	DtxStmtCacheInit();
 	DtxDeadlockInit();

@@ -60,6 +60,7 @@
 #include "decision.h"
 #include "fdw_guard.h"
 #include "gid.h"
+#include "identity.h"
 #include "shared_state.h"
 #include "remote_xact.h"
 #include "stats.h"
@@ -591,6 +592,8 @@ record_decision(FullTransactionId fxid, uint64 coordid, List *writers)
 		userids[n] = c->userid;
 		n++;
 	}
+	/* the servers this transaction used first: recorded with the decision */
+	DtxRecordFirstUses();
 	nonce = DtxNewNonce();
 	if (!DtxDecisionInsert(fxid, coordid, servers, userids, n, nonce))
 		nonce = 0;

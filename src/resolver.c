@@ -85,6 +85,7 @@
 #include "decision.h"
 #include "fdw_options.h"
 #include "gid.h"
+#include "identity.h"
 #include "resolver.h"
 #include "shared_state.h"
 #include "stats.h"
@@ -1078,6 +1079,7 @@ record_pass(ResolvePass *pass)
 		pass->left += count_undecided(scan);
 	}
 	SPI_finish();
+	DtxRecordFirstUses();
 	DtxRecordInDoubt(pass->left, pass->generation);
 }
 

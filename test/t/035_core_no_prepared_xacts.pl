@@ -24,10 +24,10 @@ my $COMMIT_PREPARED = qr/COMMIT PREPARED 'dtx_/;
 # a plain COMMIT, possibly after queued commands ("RELEASE ...; COMMIT")
 my $COMMIT = qr/: (?:[^\n]*; )?COMMIT$/m;
 
-# A first use of a server records its identity on the coordinator, a local
-# write that makes that transaction commit in two phases.  A resolver pass
-# records pa and pc first, so that pc stays the only writer below.
-resolve();
+# No resolver pass has run: the transactions below are the first uses of pa
+# and pc.  Recording a server's identity must not turn a transaction into a
+# two-phase one (it is recorded with the decision of the first two-phase
+# commit, or by a resolver pass).
 
 {
 	my $posa = log_pos($pa);
