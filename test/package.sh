@@ -127,8 +127,8 @@ fail() {
 # system, the server headers of version MAJOR).
 ensure_package_deps() {
 	local pkg missing=()
-	command -v dpkg-buildpackage >/dev/null || die "dpkg-buildpackage not found: a Debian system is needed"
-	for pkg in debhelper dpkg-dev fakeroot postgresql-server-dev-all "postgresql-server-dev-$MAJOR" libkrb5-dev; do
+	command -v dpkg-query >/dev/null || die "dpkg-query not found: a Debian system is needed"
+	for pkg in build-essential debhelper dpkg-dev fakeroot postgresql-server-dev-all "postgresql-server-dev-$MAJOR" libkrb5-dev; do
 		pkg_installed "$pkg" || missing+=("$pkg")
 	done
 	[[ ${#missing[@]} -eq 0 ]] && return 0

@@ -31,6 +31,8 @@
 #        isolation  pg_isolation_regress on test/isolation/specs/*.spec (if any)
 #        model      test/model/run.sh (if present)
 #        faults     test/faults/run.sh --short (if present)
+#        package    in a chroot of test/lib/chroot.sh only: test/package.sh
+#                   --install (the Debian package of that version)
 #        mutation   test/mutation/run.sh, only with --only mutation (long:
 #                   each mutation is built, installed and tested in turn)
 #
@@ -54,7 +56,7 @@ set -euo pipefail
 # shellcheck source=test/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-TIERS=(layers regress tap isolation model faults)
+TIERS=(layers regress tap isolation model faults package)
 # tiers that run only when asked for with --only
 EXTRA_TIERS=(mutation)
 
@@ -248,6 +250,9 @@ tier_has_tests() {
 	model) [[ -f test/model/run.sh ]] ;;
 	faults) [[ -f test/faults/run.sh ]] ;;
 	mutation) [[ -f test/mutation/run.sh ]] ;;
+	# in a chroot of test/lib/chroot.sh only: on the host, .ci/run checks
+	# the package itself, and a developer's PostgreSQL is not touched
+	package) [[ -n ${PG_DTX_IN_CHROOT:-} && -f test/package.sh ]] ;;
 	*) false ;;
 	esac
 }
@@ -394,6 +399,15 @@ run_script_tier() {
 }
 
 tier_model() { run_script_tier model test/model/run.sh; }
+
+# package: the Debian package of this version built, installed with dpkg -i
+# into the chroot's PostgreSQL and its regression tests run against it.
+tier_package() {
+	local rc=0
+	bash test/package.sh --install --version "$PG_MAJOR" 2>&1 |
+		tee "$LOGDIR/package.log" || rc=$?
+	count_script "$LOGDIR/package.log" "$rc"
+}
 
 # layers: no source file includes a header of its own layer or above.
 tier_layers() { run_script_tier layers test/check_layers.sh; }

@@ -19,7 +19,8 @@
 # Each run copies the source tree (without build products) to /build/pg_dtx
 # inside the chroot, mounts /proc, /dev/pts and a fresh /dev/shm, runs
 # test/run_tests.sh there with PG_CONFIG of that version (the tiers given in
-# PG_DTX_TIERS, default "regress tap") and unmounts on exit. Its output ends
+# PG_DTX_TIERS, default "regress tap package": the Debian package of that
+# version is built, installed and tested too) and unmounts on exit. Its output ends
 # with run_tests.sh's "N passed, N failed" line; the exit status is
 # run_tests.sh's. One run at a time per chroot (flock). On exit, whatever
 # still runs inside the chroot (servers of an interrupted run) is killed.
@@ -29,7 +30,7 @@
 # Environment:
 #   PG_DTX_CHROOT_DIR    where the chroots live (default /var/tmp/pg_dtx_chroots)
 #   PG_DTX_MIRROR        the Debian mirror (default http://deb.debian.org/debian)
-#   PG_DTX_TIERS         the tiers to run inside (default "regress tap")
+#   PG_DTX_TIERS         the tiers to run inside (default "regress tap package")
 #   PROVE_TESTS, PROVE_FLAGS, PG_DTX_KEEP_STAGE  passed on to run_tests.sh
 
 set -euo pipefail
@@ -182,7 +183,7 @@ mkdir -p "$ROOT/tmp" && chmod 1777 "$ROOT/tmp"
 
 # The environment inside: only what run_tests.sh needs (values may hold spaces).
 env_in=(TMPDIR=/tmp PG_DTX_IN_CHROOT="$VERSION"
-	PG_DTX_TIERS="${PG_DTX_TIERS:-regress tap}"
+	PG_DTX_TIERS="${PG_DTX_TIERS:-regress tap package}"
 	PG_CONFIG="/usr/lib/postgresql/$VERSION/bin/pg_config")
 for var in PROVE_TESTS PROVE_FLAGS PG_DTX_KEEP_STAGE; do
 	if [[ -n ${!var:-} ]]; then
