@@ -42,7 +42,7 @@ OBJS = \
 DATA = $(patsubst $(srcroot)/%,%,$(wildcard $(srcroot)/sql/pg_dtx--*.sql))
 
 # pg_regress: the inputs are sql/<test>.sql, the outputs expected/<test>.out
-REGRESS = dtx_setup dtx_basic dtx_params dtx_driver_params dtx_stmt_cache dtx_savepoints dtx_errors dtx_resolver dtx_ops dtx_locks dtx_guarantees dtx_ddl_guard dtx_upgrade
+REGRESS = dtx_setup dtx_basic dtx_params dtx_driver_params dtx_stmt_cache dtx_savepoints dtx_errors dtx_resolver dtx_ops dtx_locks dtx_guarantees dtx_ddl_guard dtx_send dtx_upgrade
 REGRESS_OPTS = --inputdir=$(srcroot) --temp-config=$(srcroot)/test/regress.conf --temp-instance=tmp_check_regress
 
 # Server headers are system headers here so that -Wextra judges only our code.

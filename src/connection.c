@@ -114,7 +114,12 @@ static int	dtx_wait_attempts(List *conns, int npending, long timeout,
 							  WaitEvent *occurred);
 static void dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 							  int nparams, const Oid *types, const char *const *values,
-							  bool cached);
+							  bool cached, int64 expect_rows, bool user);
+static void pipeline_forget(DtxConnection *c);
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+static bool pipeline_parse_in_flight(DtxConnection *c);
+#endif
+static bool dtx_is_copy(ExecStatusType st);
 static bool dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline);
 static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
@@ -599,6 +604,7 @@ DtxDisconnect(DtxConnection *c)
 		c->attempt.conn = NULL;
 	}
 	DtxStmtCacheReset(&c->stmts);
+	pipeline_forget(c);
 	c->xact.depth = 0;
 	c->xact.state = DTX_REMOTE_IDLE;
 	c->busy = false;
@@ -932,6 +938,7 @@ dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMapping *um,
 		c->conn = conn;
 		/* a new session has none of the statements of an earlier one */
 		DtxStmtCacheReset(&c->stmts);
+		pipeline_forget(c);
 		dtx_configure_session(c);
 	}
 	PG_CATCH();
@@ -1010,6 +1017,7 @@ dtx_configure_session(DtxConnection *c)
 				PQclear(res);
 			res = NULL;
 		}
+		c->busy = false;
 		if (last == NULL || PQntuples(last) != 1)
 			elog(ERROR, "unexpected answer from server \"%s\" to the session set-up",
 				 c->servername);
@@ -1024,6 +1032,29 @@ dtx_configure_session(DtxConnection *c)
 			PQclear(last);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * DtxPinnedSettingChanged
+ *		The name of a setting pinned on c's session (dtx_configure_session)
+ *		that a statement changed and the server reports (a function calling
+ *		set_config), or NULL.
+ *		extra_float_digits is not reported, hence not checked.
+ */
+const char *
+DtxPinnedSettingChanged(DtxConnection *c)
+{
+	const char *datestyle = PQparameterStatus(c->conn, "DateStyle");
+	const char *intervalstyle = PQparameterStatus(c->conn, "IntervalStyle");
+	const char *encoding = PQparameterStatus(c->conn, "client_encoding");
+
+	if (datestyle != NULL && strncmp(datestyle, "ISO,", 4) != 0)
+		return "DateStyle";
+	if (intervalstyle != NULL && strcmp(intervalstyle, "postgres") != 0)
+		return "IntervalStyle";
+	if (encoding != NULL && strcmp(encoding, GetDatabaseEncodingName()) != 0)
+		return "client_encoding";
+	return NULL;
 }
 
 /*
@@ -1113,6 +1144,8 @@ dtx_raise_lost(DtxConnection *c, const char *sql)
 void
 DtxSendQuery(DtxConnection *c, const char *sql)
 {
+	/* the statements sent before, first (the simple protocol needs it) */
+	DtxPipelineCollect(c);
 	statement_event(c, DTX_STATEMENT_STARTS, sql);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 		dtx_raise_lost(c, sql);
@@ -1126,7 +1159,8 @@ DtxSendQuery(DtxConnection *c, const char *sql)
 /*
  * DtxSendPipeline
  *		Sends the commands of prelude (no parameters), then sql with its
- *		parameters in text form, as one pipeline: one round trip.
+ *		parameters in text form, as one step of c's pipeline: one round trip
+ *		with whatever steps are still unread before it.
  *
  * The results are read with DtxGetPipelineResult.  Parameters whose type is
  * 0 are typed by the remote server.
@@ -1135,7 +1169,7 @@ void
 DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 				int nparams, const Oid *types, const char *const *values)
 {
-	dtx_send_pipeline(c, prelude, sql, nparams, types, values, false);
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, false, -1, true);
 }
 
 /*
@@ -1148,29 +1182,76 @@ void
 DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
 				 int nparams, const Oid *types, const char *const *values)
 {
-	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true);
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, -1, true);
+}
+
+/*
+ * DtxPipelineSend
+ *		dtx.send: DtxSendStatement whose results are not read now but with
+ *		the next statement on c, at DtxPipelineCollect, or at commit.  With
+ *		expect_rows >= 0, the statement must report exactly that many rows.
+ */
+void
+DtxPipelineSend(DtxConnection *c, List *prelude, const char *sql,
+				int nparams, const Oid *types, const char *const *values,
+				int64 expect_rows)
+{
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, expect_rows, true);
+}
+
+/*
+ * DtxPipelineSendCommand
+ *		Appends the commands of prelude and pg_dtx's own command sql (COMMIT,
+ *		PREPARE TRANSACTION) to c's pipeline, behind the unread steps; read
+ *		with DtxPipelineFinish or DtxPipelineFinishNoError.
+ */
+void
+DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql)
+{
+	dtx_send_pipeline(c, prelude, sql, 0, NULL, NULL, false, -1, false);
 }
 
 /*
  * dtx_send_pipeline
- *		DtxSendPipeline, through the statement cache when cached.
+ *		Appends one step to c's pipeline (entering pipeline mode if needed):
+ *		the commands of prelude, sql (through the statement cache when
+ *		cached), a sync; flushes it and reads nothing.  The step is
+ *		remembered, so that its results are read in order later.
  */
 static void
 dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 				  int nparams, const Oid *types, const char *const *values,
-				  bool cached)
+				  bool cached, int64 expect_rows, bool user)
 {
 	ListCell   *lc;
 	struct DtxCachedStmt *stmt = NULL;
 	bool		prepare = false;
+	DtxPipelineStep *step;
+	MemoryContext old;
 
-	c->stmts.preparing = NULL;
-	statement_event(c, DTX_STATEMENT_STARTS, sql);
+	if (user)
+		statement_event(c, DTX_STATEMENT_STARTS, sql);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 		dtx_raise_lost(c, sql);
 	if (!PQenterPipelineMode(c->conn))
 		dtx_raise_lost(c, sql);
 	c->busy = true;
+
+	if (c->pipeline_cxt == NULL)
+		c->pipeline_cxt = AllocSetContextCreate(TopMemoryContext, "pg_dtx pipeline",
+												ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(c->pipeline_cxt);
+	step = palloc0(sizeof(DtxPipelineStep));
+	step->sql = pstrdup(sql);
+	foreach(lc, prelude)
+		step->prelude = lappend(step->prelude, pstrdup((const char *) lfirst(lc)));
+	step->expect_rows = expect_rows;
+	step->user = user;
+	step->nest_level = GetCurrentTransactionNestLevel();
+	step->subid = GetCurrentSubTransactionId();
+	c->pipeline = lappend(c->pipeline, step);
+	MemoryContextSwitchTo(old);
+
 	foreach(lc, prelude)
 	{
 		if (!PQsendQueryParams(c->conn, (const char *) lfirst(lc), 0, NULL, NULL, NULL, NULL, 0))
@@ -1187,9 +1268,10 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 	{
 		if (prepare)
 		{
+			step->parse = stmt;
+			step->cache_generation = DtxStmtCacheGeneration(&c->stmts);
 			if (!PQsendPrepare(c->conn, DtxStmtCacheName(stmt), sql, nparams, types))
 				dtx_raise_lost(c, sql);
-			c->stmts.preparing = stmt;
 		}
 		if (!PQsendQueryPrepared(c->conn, DtxStmtCacheName(stmt), nparams, values,
 								 NULL, NULL, 0))
@@ -1202,127 +1284,293 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 }
 
 /*
- * DtxGetPipelineResult
- *		Reads the results of a pipeline sent by DtxSendPipeline or
- *		DtxSendStatement; raises the
- *		first error (prelude included) and returns the result of sql, which
- *		the caller must PQclear.
+ * pipeline_forget
+ *		Forgets the unread steps of c, whose connection is closing.
  */
-PGresult   *
-DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql)
+static void
+pipeline_forget(DtxConnection *c)
 {
-	return DtxGetPipelineRows(c, prelude, sql, NULL, NULL);
+	ListCell   *lc;
+
+	/* a Parse whose answer is lost: the entry is prepared again if needed */
+	foreach(lc, c->pipeline)
+	{
+		DtxPipelineStep *step = lfirst(lc);
+
+		if (step->parse != NULL &&
+			step->cache_generation == DtxStmtCacheGeneration(&c->stmts))
+			DtxStmtCachePrepared(&c->stmts, step->parse, false);
+	}
+	c->pipeline = NIL;
+	c->reading_user_step = false;
+	if (c->pipeline_cxt != NULL)
+		MemoryContextReset(c->pipeline_cxt);
+}
+
+#ifdef LIBPQ_HAS_ASYNC_CANCEL
+/*
+ * pipeline_parse_in_flight
+ *		Whether an unread step of c prepares a statement of the cache (its
+ *		name would be in doubt if the step were cancelled).
+ */
+static bool
+pipeline_parse_in_flight(DtxConnection *c)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->pipeline)
+		if (((DtxPipelineStep *) lfirst(lc))->parse != NULL)
+			return true;
+	return false;
+}
+#endif
+
+/*
+ * quiet_next_result
+ *		The next result of the command in flight on c (NULL at the end of its
+ *		results) without raising or serving interrupts; a passed deadline
+ *		(0: none) or a lost connection returns NULL with *status set.
+ */
+static PGresult *
+quiet_next_result(DtxConnection *c, TimestampTz deadline, DtxResultStatus *status)
+{
+	PGresult   *res;
+
+	*status = DTX_RESULT_OK;
+	while (PQisBusy(c->conn))
+	{
+		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, false))
+		{
+			*status = DTX_RESULT_TIMEOUT;
+			return NULL;
+		}
+		if (!PQconsumeInput(c->conn))
+		{
+			*status = DTX_RESULT_LOST;
+			return NULL;
+		}
+	}
+	res = PQgetResult(c->conn);
+	if (res != NULL && (dtx_is_copy(PQresultStatus(res)) ||
+						PQresultStatus(res) == PGRES_BAD_RESPONSE))
+	{
+		/* never read on quietly: the connection is given up */
+		PQclear(res);
+		*status = DTX_RESULT_LOST;
+		return NULL;
+	}
+	return res;
 }
 
 /*
- * DtxGetPipelineRows
- *		DtxGetPipelineResult that hands the rows of sql to row_fn as they
- *		arrive (libpq's single-row mode), each PGresult freed once row_fn
- *		returns, so that a large result is never held in memory; the result
- *		returned then carries no rows (or all of them, should libpq refuse
- *		single-row mode), only the command's status.  An error raised by
- *		row_fn is raised once the remaining results are read and discarded,
- *		so that the connection stays usable.  With row_fn NULL, the rows
- *		stay in the returned result.
+ * record_failure
+ *		Makes the failure of step (err, or a row count) the first one of the
+ *		pipeline; what failed is copied into cxt.
  */
-PGresult   *
-DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
-				   DtxRowFn row_fn, void *arg)
+static void
+record_failure(DtxPipelineFailure *fail, DtxPipelineStep *step, const char *what,
+			   PGresult *err, int64 got, MemoryContext cxt)
 {
-	struct DtxCachedStmt *preparing = c->stmts.preparing;
-	volatile int ncmds = list_length(prelude) + (preparing ? 1 : 0) + 1;
-	volatile int i;
+	fail->sql = MemoryContextStrdup(cxt, what);
+	fail->err = err;
+	fail->expected = step->expect_rows;
+	fail->got = got;
+	fail->user = step->user;
+	fail->nest_level = step->nest_level;
+	fail->subid = step->subid;
+}
+
+/*
+ * read_pipeline
+ *		Reads the results of every unread step of c, oldest first, each up to
+ *		its sync, and leaves pipeline mode.  The first failure (a remote
+ *		error, or a row count other than its step required) goes to *fail
+ *		(fail->sql NULL when there was none), allocated in the caller's
+ *		memory context.  With want_final, the last step is a statement whose
+ *		result is returned (the caller PQclears it), its rows handed to
+ *		row_fn first when given (see DtxGetPipelineRows).
+ *
+ * With quiet false, interrupts, a lost connection and a passed deadline (0:
+ * none) raise, as every wait of the transport does, and a long wait of a
+ * user's statement in a remote transaction looks for a deadlock.  With
+ * quiet true, nothing is raised or served: such an end returns NULL with
+ * *status set, the pipeline left as it is for the caller to abandon.
+ */
+static PGresult *
+read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_final,
+			  DtxRowFn row_fn, void *arg, DtxPipelineFailure *fail,
+			  DtxResultStatus *status)
+{
 	PGresult   *volatile final = NULL;
 	PGresult   *volatile res = NULL;
-	PGresult   *volatile first_error = NULL;
-	volatile int error_index = -1;
 	ErrorData  *volatile row_error = NULL;
 	volatile bool empty = false;
 	MemoryContext cxt = CurrentMemoryContext;
+	volatile DtxResultStatus st = DTX_RESULT_OK;
+
+	memset(fail, 0, sizeof(DtxPipelineFailure));
+	if (status)
+		*status = DTX_RESULT_OK;
 
 	PG_TRY();
 	{
-		for (i = 0; i < ncmds; i++)
+		while (c->pipeline != NIL)
 		{
-			/* the statement's rows one by one, when they are wanted so */
-			if (row_fn != NULL && i == ncmds - 1 && first_error == NULL)
-				(void) PQsetSingleRowMode(c->conn);
+			DtxPipelineStep *step = linitial(c->pipeline);
+			int			nprelude = list_length(step->prelude);
+			int			ncmds = nprelude + (step->parse ? 1 : 0) + 1;
+			bool		final_step = want_final && list_length(c->pipeline) == 1;
+			bool		stale = step->parse != NULL &&
+			step->cache_generation != DtxStmtCacheGeneration(&c->stmts);
+			volatile bool parsed = false;
+			volatile int i;
 
-			/* each command's results end with a NULL */
-			while ((res = DtxGetResult(c, c->op_deadline, sql)) != NULL)
+			c->reading_user_step = step->user;
+			for (i = 0; i < ncmds; i++)
 			{
-				ExecStatusType st = PQresultStatus(res);
+				const char *what = (i < nprelude) ?
+				(const char *) list_nth(step->prelude, i) : step->sql;
 
-				if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) &&
-					first_error == NULL)
+				/* the statement's rows one by one, when they are wanted so */
+				if (final_step && row_fn != NULL && i == ncmds - 1 && fail->sql == NULL)
+					(void) PQsetSingleRowMode(c->conn);
+
+				/* each command's results end with a NULL */
+				for (;;)
 				{
-					first_error = res;
-					error_index = i;
-				}
-				else if (st == PGRES_SINGLE_TUPLE && row_fn != NULL)
-				{
-					/* rows that keep coming may never leave time to wait */
-					CHECK_FOR_INTERRUPTS();
-					if (first_error == NULL && row_error == NULL)
+					ExecStatusType rst;
+
+					if (quiet)
 					{
-						PG_TRY();
-						{
-							row_fn(res, arg);
-						}
-						PG_CATCH();
-						{
-							/* kept for after the remaining results */
-							MemoryContextSwitchTo(cxt);
-							row_error = CopyErrorData();
-							FlushErrorState();
-						}
-						PG_END_TRY();
+						DtxResultStatus qst;
+
+						res = quiet_next_result(c, deadline, &qst);
+						st = qst;
+						if (st != DTX_RESULT_OK)
+							break;
 					}
+					else
+						res = DtxGetResult(c, deadline, what);
+					if (res == NULL)
+						break;
+					rst = PQresultStatus(res);
+					if (rst == PGRES_FATAL_ERROR || rst == PGRES_BAD_RESPONSE)
+					{
+						if (fail->sql == NULL)
+						{
+							record_failure(fail, step, what, res, -1, cxt);
+							res = NULL;
+							continue;
+						}
+					}
+					else if (rst == PGRES_SINGLE_TUPLE && final_step && row_fn != NULL)
+					{
+						/* rows that keep coming may never leave time to wait */
+						if (!quiet)
+							CHECK_FOR_INTERRUPTS();
+						if (fail->sql == NULL && row_error == NULL)
+						{
+							PG_TRY();
+							{
+								row_fn(res, arg);
+							}
+							PG_CATCH();
+							{
+								/* kept for after the remaining results */
+								MemoryContextSwitchTo(cxt);
+								row_error = CopyErrorData();
+								FlushErrorState();
+							}
+							PG_END_TRY();
+						}
+					}
+					else if (i == ncmds - 1 && (rst == PGRES_COMMAND_OK || rst == PGRES_TUPLES_OK))
+					{
+						if (final_step && final == NULL)
+						{
+							final = res;
+							res = NULL;
+							continue;
+						}
+						if (step->expect_rows >= 0 && fail->sql == NULL)
+						{
+							const char *tuples = PQcmdTuples(res);
+							int64		got = tuples[0] ? strtoi64(tuples, NULL, 10) : -1;
+
+							if (got != step->expect_rows)
+								record_failure(fail, step, what, NULL, got, cxt);
+						}
+					}
+					else if (i == ncmds - 1 && rst == PGRES_EMPTY_QUERY)
+					{
+						empty = empty || final_step;
+						if (!final_step && fail->sql == NULL)
+							record_failure(fail, step, what, NULL, -2, cxt);
+					}
+					else if (step->parse != NULL && i == nprelude && rst == PGRES_COMMAND_OK)
+						parsed = true;	/* the cache's Parse */
 					PQclear(res);
+					res = NULL;
 				}
-				else if (i == ncmds - 1 && final == NULL &&
-						 (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK))
-					final = res;
-				else if (i == ncmds - 1 && st == PGRES_EMPTY_QUERY)
-				{
-					empty = true;
-					PQclear(res);
-				}
-				else if (preparing != NULL && i == ncmds - 2 && st == PGRES_COMMAND_OK)
-				{
-					/* the statement cache's Parse: the name exists from now on */
-					DtxStmtCachePrepared(&c->stmts, preparing, true);
-					PQclear(res);
-				}
-				else
+				if (st != DTX_RESULT_OK)
+					break;
+			}
+			if (st != DTX_RESULT_OK)
+				break;
+			/* the name of the cache exists from now on, or never will */
+			if (step->parse != NULL && !stale)
+				DtxStmtCachePrepared(&c->stmts, step->parse, parsed);
+
+			/* then the sync */
+			if (quiet)
+			{
+				DtxResultStatus qst;
+
+				res = quiet_next_result(c, deadline, &qst);
+				st = qst;
+			}
+			else
+				res = DtxGetResult(c, deadline, step->sql);
+			if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+			{
+				if (res != NULL)
 					PQclear(res);
 				res = NULL;
+				if (!quiet)
+					dtx_raise_lost(c, step->sql);
+				if (st == DTX_RESULT_OK)
+					st = DTX_RESULT_LOST;
+				break;
+			}
+			PQclear(res);
+			res = NULL;
+			c->pipeline = list_delete_first(c->pipeline);
+		}
+		c->reading_user_step = false;
+		if (st == DTX_RESULT_OK)
+		{
+			if (!PQexitPipelineMode(c->conn))
+			{
+				if (!quiet)
+					dtx_raise_lost(c, NULL);
+				st = DTX_RESULT_LOST;
+			}
+			else
+			{
+				c->busy = false;
+				pipeline_forget(c);
 			}
 		}
-		/* then the sync */
-		res = DtxGetResult(c, c->op_deadline, sql);
-		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
-			dtx_raise_lost(c, sql);
-		PQclear(res);
-		res = NULL;
-		if (!PQexitPipelineMode(c->conn))
-			dtx_raise_lost(c, sql);
-		c->busy = false;
-		c->stmts.preparing = NULL;
+		if (status)
+			*status = st;
 
-		if (first_error == NULL)
-			statement_event(c, DTX_STATEMENT_SUCCEEDED, sql);
+		if (!quiet && fail->sql == NULL)
+			statement_event(c, DTX_STATEMENT_SUCCEEDED, NULL);
 		if (row_error != NULL)
 			ReThrowError(row_error);
-
-		if (first_error != NULL)
+		if (fail->err != NULL)
 		{
-			const char *failed = (error_index < list_length(prelude)) ?
-			(const char *) list_nth(prelude, error_index) : sql;
-			PGresult   *err = first_error;
-			const char *state = PQresultErrorField(err, PG_DIAG_SQLSTATE);
-
-			first_error = NULL;
+			const char *state = PQresultErrorField(fail->err, PG_DIAG_SQLSTATE);
 
 			/*
 			 * A prepared statement of the cache is gone (deallocated behind
@@ -1330,30 +1578,200 @@ DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
 			 */
 			if (state != NULL && strcmp(state, "26000") == 0)
 				DtxStmtCacheReset(&c->stmts);
-			report_statement_failure(c, err, failed);
 		}
-
-		/* anything but a status or rows for the statement is an error */
-		if (final == NULL)
+		if (want_final && final == NULL && fail->sql == NULL && st == DTX_RESULT_OK)
 			ereport(ERROR,
 					(errcode(empty ? ERRCODE_SYNTAX_ERROR : ERRCODE_PROTOCOL_VIOLATION),
 					 empty ? errmsg("the statement for server \"%s\" is empty", c->servername) :
-					 errmsg("server \"%s\" sent no result for the statement", c->servername),
-					 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+					 errmsg("server \"%s\" sent no result for the statement", c->servername)));
 	}
 	PG_CATCH();
 	{
+		c->reading_user_step = false;
 		if (res)
 			PQclear(res);
 		if (final)
 			PQclear(final);
-		if (first_error)
-			PQclear(first_error);
+		if (fail->err)
+			PQclear(fail->err);
+		fail->err = NULL;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
 	return final;
+}
+
+/*
+ * DtxGetPipelineResult
+ *		Reads the results of c's pipeline, whose last step was sent by
+ *		DtxSendPipeline or DtxSendStatement; raises the first failure
+ *		(earlier steps and prelude included) and returns the result of the
+ *		last statement, which the caller must PQclear.
+ */
+PGresult *
+DtxGetPipelineResult(DtxConnection *c)
+{
+	return DtxGetPipelineRows(c, NULL, NULL);
+}
+
+/*
+ * DtxGetPipelineRows
+ *		DtxGetPipelineResult that hands the rows of the last statement to
+ *		row_fn as they arrive (libpq's single-row mode), each PGresult freed
+ *		once row_fn returns, so that a large result is never held in memory;
+ *		the result returned then carries no rows (or all of them, should
+ *		libpq refuse single-row mode), only the command's status.  An error
+ *		raised by row_fn is raised once the remaining results are read and
+ *		discarded, so that the connection stays usable.  With row_fn NULL,
+ *		the rows stay in the returned result.
+ */
+PGresult *
+DtxGetPipelineRows(DtxConnection *c, DtxRowFn row_fn, void *arg)
+{
+	DtxPipelineFailure fail;
+	PGresult   *final;
+
+	final = read_pipeline(c, c->op_deadline, false, true, row_fn, arg, &fail, NULL);
+	if (fail.sql != NULL)
+	{
+		if (final)
+			PQclear(final);
+		DtxPipelineRaise(c, &fail);
+	}
+	return final;
+}
+
+/*
+ * DtxPipelineCollect
+ *		Reads the results of every unread step of c (dtx.send's statements);
+ *		raises the first failure.  Interruptible; a long wait of a statement
+ *		looks for a deadlock.
+ */
+void
+DtxPipelineCollect(DtxConnection *c)
+{
+	DtxPipelineFailure fail;
+
+	if (c->pipeline == NIL)
+		return;
+	(void) read_pipeline(c, c->op_deadline, false, false, NULL, NULL, &fail, NULL);
+	if (fail.sql != NULL)
+		DtxPipelineRaise(c, &fail);
+}
+
+/*
+ * DtxPipelineFinish
+ *		Reads the results of every unread step of c, the last of which is
+ *		pg_dtx's own command (DtxPipelineSendCommand), within deadline (0:
+ *		none); the first failure goes to *fail for the caller to report (see
+ *		DtxPipelineRaise).  Raises on interrupts, a lost connection and a
+ *		passed deadline.
+ */
+void
+DtxPipelineFinish(DtxConnection *c, TimestampTz deadline, DtxPipelineFailure *fail)
+{
+	(void) read_pipeline(c, deadline, false, false, NULL, NULL, fail, NULL);
+}
+
+/*
+ * DtxPipelineFinishNoError
+ *		DtxPipelineFinish that neither raises nor serves interrupts (commit
+ *		paths): a lost connection or a passed deadline is returned.
+ */
+DtxResultStatus
+DtxPipelineFinishNoError(DtxConnection *c, TimestampTz deadline, DtxPipelineFailure *fail)
+{
+	DtxResultStatus st;
+
+	(void) read_pipeline(c, deadline, true, false, NULL, NULL, fail, &st);
+	if (st == DTX_RESULT_LOST)
+		c->broken = true;
+	return st;
+}
+
+/*
+ * DtxPipelineDrainNoError
+ *		For a rollback: reads what is left of c's unread steps within
+ *		deadline, without raising or serving interrupts, so that the
+ *		connection is idle again; false when they did not all end in time
+ *		(the caller abandons the command, DtxAbandonCommand).  The first
+ *		failure goes to *fail.
+ */
+bool
+DtxPipelineDrainNoError(DtxConnection *c, TimestampTz deadline, DtxPipelineFailure *fail)
+{
+	DtxResultStatus st;
+
+	memset(fail, 0, sizeof(DtxPipelineFailure));
+	if (c->pipeline == NIL)
+		return !c->busy;
+	if (c->conn == NULL)
+		return false;
+	(void) read_pipeline(c, deadline, true, false, NULL, NULL, fail, &st);
+	return st == DTX_RESULT_OK;
+}
+
+/*
+ * DtxPipelineExpectsRows
+ *		Whether an unread step of c requires a row count (dtx.send_expect).
+ */
+bool
+DtxPipelineExpectsRows(DtxConnection *c)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->pipeline)
+		if (((DtxPipelineStep *) lfirst(lc))->expect_rows >= 0)
+			return true;
+	return false;
+}
+
+/*
+ * DtxPipelineRaise
+ *		Raises the failure of a step of c's pipeline: the remote error with
+ *		its SQLSTATE (or the deadlock detector's 40P01, for a victim), or
+ *		the wrong row count of dtx.send_expect, naming the server and the
+ *		statement.  A statement sent in an earlier subtransaction than the
+ *		current one cannot be undone by rolling the current one back: the
+ *		remote transaction is then lost until the whole transaction rolls
+ *		back.
+ */
+void
+DtxPipelineRaise(DtxConnection *c, DtxPipelineFailure *fail)
+{
+	if (fail->user && fail->subid < GetCurrentSubTransactionId())
+		c->xact.abort_required = true;
+	if (fail->err != NULL)
+	{
+		PGresult   *err = fail->err;
+
+		fail->err = NULL;
+		if (fail->user)
+			report_statement_failure(c, err, fail->sql);
+		DtxReportResultError(ERROR, err, c, fail->sql, NULL);
+	}
+	if (fail->got == -2)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("the statement for server \"%s\" is empty", c->servername),
+				 errcontext("remote SQL on server \"%s\": %s", c->servername, fail->sql)));
+	if (fail->got == -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_CARDINALITY_VIOLATION),
+				 errmsg("the statement for server \"%s\" reported no row count", c->servername),
+				 errdetail("dtx.send_expect required %lld.", (long long) fail->expected),
+				 errhint("Use dtx.send for statements that report no row count."),
+				 errcontext("remote SQL on server \"%s\": %s", c->servername, fail->sql)));
+	ereport(ERROR,
+			(errcode(ERRCODE_CARDINALITY_VIOLATION),
+			 errmsg_plural("the statement for server \"%s\" affected %lld row, not %lld",
+						   "the statement for server \"%s\" affected %lld rows, not %lld",
+						   (unsigned long) fail->got, c->servername,
+						   (long long) fail->got, (long long) fail->expected),
+			 errdetail("dtx.send_expect required exactly %lld; the transaction cannot commit.",
+					   (long long) fail->expected),
+			 errcontext("remote SQL on server \"%s\": %s", c->servername, fail->sql)));
 }
 
 /*
@@ -1383,7 +1801,8 @@ dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql)
 	int			interval = (statement_hook != NULL && statement_wait_interval != NULL) ?
 	*statement_wait_interval : 0;
 	TimestampTz next_check = (interval > 0 && c->xact.depth > 0 &&
-							  c->xact.state == DTX_REMOTE_IN_XACT) ?
+							  (c->xact.state == DTX_REMOTE_IN_XACT ||
+							   c->reading_user_step)) ?
 	DtxDeadlineAfterMs(interval) : 0;
 
 	while (PQisBusy(c->conn))
@@ -1460,6 +1879,8 @@ static void
 dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const char *sql)
 {
 	bool		pipeline = PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF;
+	int			syncs = Max(list_length(c->pipeline), 1);	/* to read in a
+															 * pipeline */
 
 	for (;;)
 	{
@@ -1476,7 +1897,13 @@ dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const cha
 		PQclear(res);
 		res = NULL;
 		if (st == PGRES_PIPELINE_SYNC)
-			break;
+		{
+			/* the steps sent after this one are read and dropped too */
+			if (--syncs == 0)
+				break;
+			res = dtx_next_result(c, deadline, sql);
+			continue;
+		}
 		if (st == PGRES_COPY_IN)
 		{
 			if (PQputCopyEnd(c->conn, "COPY FROM STDIN is not supported through pg_dtx") != 1 ||
@@ -1498,7 +1925,7 @@ dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const cha
 	if (c->conn != NULL && pipeline && !PQexitPipelineMode(c->conn))
 		dtx_raise_lost(c, sql);
 	c->busy = false;
-	c->stmts.preparing = NULL;
+	pipeline_forget(c);
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("COPY FROM STDIN and COPY TO STDOUT are not supported through pg_dtx"),
@@ -1646,6 +2073,8 @@ DtxSendQueryNoError(DtxConnection *c, const char *sql)
 {
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
 		return false;
+	if (c->pipeline != NIL)
+		return false;			/* the caller drains pipelines first */
 	if (!PQsendQuery(c->conn, sql))
 		return false;
 	c->busy = true;
@@ -1777,6 +2206,7 @@ DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 	dtx_close(c->conn);
 	c->conn = NULL;
 	DtxStmtCacheReset(&c->stmts);
+	pipeline_forget(c);
 	c->busy = false;
 	c->broken = true;
 	return false;
@@ -1801,11 +2231,12 @@ dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
 	PGcancelConn *cc;
 	bool		cancelled = false;
 	bool		in_pipeline;
+	int			syncs;
 
 	if (deadline != 0 && deadline < limit)
 		limit = deadline;
 	if (dtx_ms_until(limit) == 0 ||
-		PQstatus(c->conn) != CONNECTION_OK || c->stmts.preparing != NULL)
+		PQstatus(c->conn) != CONNECTION_OK || pipeline_parse_in_flight(c))
 		return false;
 	cc = PQcancelCreate(c->conn);
 	if (cc == NULL)
@@ -1837,8 +2268,9 @@ dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
 	if (!cancelled)
 		return false;
 
-	/* the rest of the command's results, up to its sync in a pipeline */
+	/* the rest of the command's results, up to the last sync of a pipeline */
 	in_pipeline = (PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF);
+	syncs = Max(list_length(c->pipeline), 1);
 	for (;;)
 	{
 		PGresult   *res;
@@ -1863,10 +2295,11 @@ dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
 		PQclear(res);
 		if (dtx_is_copy(st) || st == PGRES_BAD_RESPONSE)
 			return false;
-		if (in_pipeline && st == PGRES_PIPELINE_SYNC)
+		if (in_pipeline && st == PGRES_PIPELINE_SYNC && --syncs == 0)
 		{
 			if (!PQexitPipelineMode(c->conn))
 				return false;
+			pipeline_forget(c);
 			break;
 		}
 	}

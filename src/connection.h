@@ -11,6 +11,7 @@
 
 #include "libpq-fe.h"
 #include "datatype/timestamp.h"
+#include "access/transam.h"
 #include "nodes/pg_list.h"
 
 #include "gid.h"
@@ -65,6 +66,43 @@ typedef struct DtxConnectAttempt
 	int			timeout_ms;		/* the bound, for messages */
 } DtxConnectAttempt;
 
+/*
+ * One segment of commands sent on a connection in libpq's pipeline mode and
+ * not yet read: the queued commands before a statement (BEGIN, SAVEPOINT,
+ * RELEASE), a Parse of the statement cache, the statement, and a sync.
+ * dtx.send leaves such segments behind; the next statement on the
+ * connection, dtx.wait and the commit read them, oldest first.
+ */
+typedef struct DtxPipelineStep
+{
+	char	   *sql;			/* the statement, for messages */
+	List	   *prelude;		/* commands sent before it (char *) */
+	struct DtxCachedStmt *parse;	/* a Parse of the statement cache
+									 * before it, or NULL */
+	uint32		cache_generation;	/* of the statement cache at the Parse */
+	int64		expect_rows;	/* rows it must report; -1: any count */
+	bool		user;			/* a user's statement (not a commit command):
+								 * a long wait looks for a deadlock */
+	int			nest_level;		/* local nesting level when sent */
+	SubTransactionId subid;		/* local subtransaction when sent */
+} DtxPipelineStep;
+
+/*
+ * The first failure among the steps of a pipeline: a remote error, or a row
+ * count other than the one a step required.
+ */
+typedef struct DtxPipelineFailure
+{
+	char	   *sql;			/* the failed statement; NULL: no failure */
+	PGresult   *err;			/* its remote error (the caller clears it),
+								 * NULL for a row count */
+	int64		expected;		/* the row count required */
+	int64		got;			/* the row count reported (-1: none) */
+	bool		user;			/* a user's statement */
+	int			nest_level;		/* as in its step */
+	SubTransactionId subid;
+} DtxPipelineFailure;
+
 /* One cached connection: a (server, user mapping) pair of this backend. */
 typedef struct DtxConnection
 {
@@ -75,6 +113,11 @@ typedef struct DtxConnection
 	PGconn	   *conn;			/* NULL when not connected */
 
 	bool		busy;			/* a command is in flight */
+	List	   *pipeline;		/* DtxPipelineStep *, oldest first, in
+								 * pipeline_cxt: sent and not yet read */
+	MemoryContext pipeline_cxt; /* reset when the pipeline is read */
+	bool		reading_user_step;	/* the step being read is a user's
+									 * statement */
 	bool		broken;			/* unusable: dropped at transaction end */
 
 	/* the remote transaction that follows the local one (remote_xact.c) */
@@ -173,10 +216,9 @@ extern void DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 							int nparams, const Oid *types, const char *const *values);
 extern void DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
 							 int nparams, const Oid *types, const char *const *values);
-extern PGresult *DtxGetPipelineResult(DtxConnection *c, List *prelude, const char *sql);
+extern PGresult *DtxGetPipelineResult(DtxConnection *c);
 typedef void (*DtxRowFn) (PGresult *row, void *arg);
-extern PGresult *DtxGetPipelineRows(DtxConnection *c, List *prelude, const char *sql,
-									DtxRowFn row_fn, void *arg);
+extern PGresult *DtxGetPipelineRows(DtxConnection *c, DtxRowFn row_fn, void *arg);
 extern PGresult *DtxGetResult(DtxConnection *c, TimestampTz deadline, const char *sql);
 extern void DtxExecCommand(DtxConnection *c, const char *sql);
 extern void DtxReportResultError(int elevel, PGresult *res, DtxConnection *c,
@@ -192,6 +234,26 @@ extern DtxResultStatus DtxGetResultNoErrorYielding(DtxConnection *c, TimestampTz
 												   PGresult **err_out);
 extern bool DtxAbandonCommand(DtxConnection *c, TimestampTz deadline);
 extern bool DtxWaitForAnswer(DtxConnection *c, TimestampTz deadline);
+
+/* pipelined statements (dtx.send) */
+extern void DtxPipelineSend(DtxConnection *c, List *prelude, const char *sql,
+							int nparams, const Oid *types, const char *const *values,
+							int64 expect_rows);
+extern void DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql);
+extern void DtxPipelineCollect(DtxConnection *c);
+extern bool DtxPipelineExpectsRows(DtxConnection *c);
+extern void DtxPipelineFinish(DtxConnection *c, TimestampTz deadline,
+							  DtxPipelineFailure *fail);
+extern DtxResultStatus DtxPipelineFinishNoError(DtxConnection *c, TimestampTz deadline,
+												DtxPipelineFailure *fail);
+extern bool DtxPipelineDrainNoError(DtxConnection *c, TimestampTz deadline,
+									DtxPipelineFailure *fail);
+#if PG_VERSION_NUM >= 180000
+pg_noreturn extern void DtxPipelineRaise(DtxConnection *c, DtxPipelineFailure *fail);
+#else
+extern void DtxPipelineRaise(DtxConnection *c, DtxPipelineFailure *fail) pg_attribute_noreturn();
+#endif
+extern const char *DtxPinnedSettingChanged(DtxConnection *c);
 
 extern void DtxRunBatch(DtxConnection *c, const char *const *sqls, int n,
 						DtxResultStatus *status, char **errmsgs, char **sqlstates);

@@ -289,7 +289,7 @@ collect_remote(CheckScope *scope, Oid serverid)
 	PG_TRY();
 	{
 		DtxSendPipeline(c, NIL, edges_sql, 0, NULL, NULL);
-		res = DtxGetPipelineResult(c, NIL, edges_sql);
+		res = DtxGetPipelineResult(c);
 		for (i = 0; i < PQntuples(res); i++)
 		{
 			char	   *vals[7];
@@ -540,7 +540,7 @@ cancel_own_statement(DtxConnection *c)
 		PGresult   *res;
 
 		DtxSendPipeline(side, NIL, sql, 0, NULL, NULL);
-		res = DtxGetPipelineResult(side, NIL, sql);
+		res = DtxGetPipelineResult(side);
 		sent = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 		PQclear(res);
 	}

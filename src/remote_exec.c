@@ -234,28 +234,6 @@ refuse_pinned_settings(const char *sql, const char *servername)
 }
 
 /*
- * pinned_setting_changed
- *		The name of a pinned setting that the statement just run on c changed
- *		and the server reports (a function calling set_config), or NULL.
- *		extra_float_digits is not reported, hence not checked.
- */
-static const char *
-pinned_setting_changed(DtxConnection *c)
-{
-	const char *datestyle = PQparameterStatus(c->conn, "DateStyle");
-	const char *intervalstyle = PQparameterStatus(c->conn, "IntervalStyle");
-	const char *encoding = PQparameterStatus(c->conn, "client_encoding");
-
-	if (datestyle != NULL && strncmp(datestyle, "ISO,", 4) != 0)
-		return "DateStyle";
-	if (intervalstyle != NULL && strcmp(intervalstyle, "postgres") != 0)
-		return "IntervalStyle";
-	if (encoding != NULL && strcmp(encoding, GetDatabaseEncodingName()) != 0)
-		return "client_encoding";
-	return NULL;
-}
-
-/*
  * may_deallocate
  *		Whether sql may drop prepared statements of its session (DEALLOCATE,
  *		DISCARD): the statement cache then forgets its own.
@@ -370,26 +348,28 @@ reset_transmission_formats(int nestlevel)
 
 /*
  * params_untyped
- *		Whether fcinfo calls the VARIADIC text[] form of dtx.exec/dtx.query,
+ *		Whether fcinfo calls the VARIADIC text[] form of dtx.exec/dtx.query
+ *		(or dtx.send/dtx.send_expect), whose parameters start at argument first,
  *		the one that parameters without a type resolve to: its values go to
  *		the participant untyped, for the remote statement to type them.
  */
 static bool
-params_untyped(FunctionCallInfo fcinfo)
+params_untyped(FunctionCallInfo fcinfo, int first)
 {
-	return PG_NARGS() == 3 &&
+	return PG_NARGS() == first + 1 &&
 		get_func_variadictype(fcinfo->flinfo->fn_oid) == TEXTOID;
 }
 
 /*
  * collect_params
- *		The parameters of a dtx.exec/dtx.query call: arguments 3 and on, or
+ *		The parameters of a dtx.exec/dtx.query call: arguments first and on
+ *		(numbered from 0: 2, or 3 for dtx.send_expect), or
  *		the elements of the array given with VARIADIC (or built by the
  *		VARIADIC text[] form), printed in the transmission formats whatever
  *		the session's settings.
  */
 static DtxParams *
-collect_params(FunctionCallInfo fcinfo)
+collect_params(FunctionCallInfo fcinfo, int first)
 {
 	DtxParams  *p = palloc0(sizeof(DtxParams));
 	int			nargs = PG_NARGS();
@@ -397,10 +377,10 @@ collect_params(FunctionCallInfo fcinfo)
 	int			nestlevel;
 	bool		untyped;
 
-	if (nargs <= 2)
+	if (nargs <= first)
 		return p;
 
-	untyped = params_untyped(fcinfo);
+	untyped = params_untyped(fcinfo, first);
 	if (untyped || get_fn_expr_variadic(fcinfo->flinfo))
 	{
 		/* dtx.exec(s, q, VARIADIC array), or the text[] form: the elements */
@@ -413,9 +393,9 @@ collect_params(FunctionCallInfo fcinfo)
 		bool	   *nulls;
 		int			nelems;
 
-		if (PG_ARGISNULL(2))
+		if (PG_ARGISNULL(first))
 			return p;
-		arr = PG_GETARG_ARRAYTYPE_P(2);
+		arr = PG_GETARG_ARRAYTYPE_P(first);
 		elemtype = ARR_ELEMTYPE(arr);
 		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 		deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &nelems);
@@ -435,20 +415,20 @@ collect_params(FunctionCallInfo fcinfo)
 		return p;
 	}
 
-	p->n = nargs - 2;
+	p->n = nargs - first;
 	p->types = palloc(sizeof(Oid) * p->n);
 	p->local_types = palloc(sizeof(Oid) * p->n);
 	p->values = palloc(sizeof(char *) * p->n);
 	nestlevel = -1;
 	for (i = 0; i < p->n; i++)
 	{
-		Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, i + 2);
+		Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, i + first);
 
 		if (!OidIsValid(typid))
 			elog(ERROR, "could not determine the type of parameter $%d", i + 1);
-		if (nestlevel < 0 && !PG_ARGISNULL(i + 2) && output_depends_on_formats(typid))
+		if (nestlevel < 0 && !PG_ARGISNULL(i + first) && output_depends_on_formats(typid))
 			nestlevel = set_transmission_formats();
-		add_param(p, i, typid, PG_GETARG_DATUM(i + 2), PG_ARGISNULL(i + 2));
+		add_param(p, i, typid, PG_GETARG_DATUM(i + first), PG_ARGISNULL(i + first));
 	}
 	if (nestlevel >= 0)
 		reset_transmission_formats(nestlevel);
@@ -467,6 +447,45 @@ get_text_arg(FunctionCallInfo fcinfo, int i, const char *what)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be NULL", what)));
 	return text_to_cstring(PG_GETARG_TEXT_PP(i));
+}
+
+/*
+ * check_session
+ *		After statements ran on c (sql, the last of them, for messages; NULL
+ *		after dtx.wait): raises if one changed a setting that pg_dtx pins, or
+ *		ended the remote transaction.  res, when given, is cleared first.
+ */
+static void
+check_session(DtxConnection *c, PGresult *res, const char *sql)
+{
+	const char *changed = DtxPinnedSettingChanged(c);
+
+	/* the error rolls the remote (sub)transaction back, undoing the change */
+	if (changed != NULL)
+	{
+		if (res)
+			PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the statement for server \"%s\" changed the setting \"%s\" that pg_dtx pins",
+						c->servername, changed),
+				 errdetail("The transaction is rolled back, which undoes the change."),
+				 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix; change such a setting in the local session only."),
+				 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+	}
+
+	/* the remote transaction must still be ours */
+	if (PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
+	{
+		if (res)
+			PQclear(res);
+		c->broken = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("the remote transaction on server \"%s\" is no longer open", c->servername),
+				 errdetail("The statement ended or broke the remote transaction."),
+				 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
+	}
 }
 
 /*
@@ -490,7 +509,6 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	DtxConnection *c;
 	List	   *prelude;
 	PGresult   *res;
-	const char *changed;
 
 	refuse_transaction_control(sql, servername);
 	refuse_pinned_settings(sql, servername);
@@ -506,36 +524,12 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 		DtxSendStatement(c, prelude, sql, p->n, p->types, p->values);
 	else
 		DtxSendPipeline(c, prelude, sql, p->n, p->types, p->values);
-	res = DtxGetPipelineRows(c, prelude, sql, row_fn, row_arg);
+	res = DtxGetPipelineRows(c, row_fn, row_arg);
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
 	if (may_deallocate(sql))
 		DtxStmtCacheReset(&c->stmts);
 
-	/* the error rolls the remote (sub)transaction back, undoing the change */
-	changed = pinned_setting_changed(c);
-	if (changed != NULL)
-	{
-		PQclear(res);
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("the statement for server \"%s\" changed the setting \"%s\" that pg_dtx pins",
-						servername, changed),
-				 errdetail("The transaction is rolled back, which undoes the change."),
-				 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix; change such a setting in the local session only."),
-				 errcontext("remote SQL on server \"%s\": %s", servername, sql)));
-	}
-
-	/* the remote transaction must still be ours */
-	if (PQtransactionStatus(c->conn) != PQTRANS_INTRANS)
-	{
-		PQclear(res);
-		c->broken = true;
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-				 errmsg("the remote transaction on server \"%s\" is no longer open", servername),
-				 errdetail("The statement ended or broke the remote transaction."),
-				 errcontext("remote SQL on server \"%s\": %s", servername, sql)));
-	}
+	check_session(c, res, sql);
 	*conn_out = c;
 	return res;
 }
@@ -551,7 +545,7 @@ dtx_exec(PG_FUNCTION_ARGS)
 {
 	char	   *servername = get_text_arg(fcinfo, 0, "server name");
 	char	   *sql = get_text_arg(fcinfo, 1, "SQL statement");
-	DtxParams  *p = collect_params(fcinfo);
+	DtxParams  *p = collect_params(fcinfo, 2);
 	DtxConnection *c;
 	PGresult   *res;
 	int64		rows;
@@ -585,6 +579,129 @@ dtx_exec(PG_FUNCTION_ARGS)
 	rows = (tuples[0] != '\0') ? strtoi64(tuples, NULL, 10) : 0;
 	PQclear(res);
 	PG_RETURN_INT64(rows);
+}
+
+/*
+ * send_remote
+ *		Sends sql with p to server for the current user inside the
+ *		distributed transaction, without waiting for it (dtx.send): its
+ *		result is read with the next statement on that connection, at
+ *		dtx.wait or at commit, where PREPARE TRANSACTION joins the same
+ *		pipeline.  With expect_rows >= 0, the statement must report exactly
+ *		that many rows.  The server becomes a writer.
+ */
+static void
+send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_rows)
+{
+	Oid			userid = GetUserId();
+	ForeignServer *server;
+	DtxConnection *c;
+	List	   *prelude;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot run dtx.send on a hot standby"),
+				 errdetail("A sent statement makes its server a writer, and a distributed transaction that writes needs a commit decision, which a standby cannot record."),
+				 errhint("Run distributed transactions that write on the primary; dtx.query works here.")));
+	refuse_transaction_control(sql, servername);
+	refuse_pinned_settings(sql, servername);
+	server = DtxResolveServer(servername, userid);
+	c = DtxGetConnection(server->serverid, userid);
+	/* an earlier transaction's COMMIT PREPARED is answered first */
+	DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_WAIT);
+	DtxConnectionEnsureOpen(c);
+
+	prelude = DtxRemoteXactPrelude(c);
+	/* whatever it is, it is not waited for: prepared at commit */
+	c->xact.wrote = true;
+	c->xact.selects_only = false;
+	if (may_deallocate(sql))
+	{
+		/* the cache cannot know what is left: collected with it, then forgotten */
+		DtxSendStatement(c, prelude, sql, p->n, p->types, p->values);
+		PQclear(DtxGetPipelineResult(c));
+		DtxStmtCacheReset(&c->stmts);
+		return;
+	}
+	DtxPipelineSend(c, prelude, sql, p->n, p->types, p->values, expect_rows);
+}
+
+/*
+ * dtx_send
+ *		SQL: dtx.send(server, sql [, VARIADIC params]) sends a statement to a
+ *		participant in pipeline mode and returns at once.
+ */
+PG_FUNCTION_INFO_V1(dtx_send);
+Datum
+dtx_send(PG_FUNCTION_ARGS)
+{
+	char	   *servername = get_text_arg(fcinfo, 0, "server name");
+	char	   *sql = get_text_arg(fcinfo, 1, "SQL statement");
+	DtxParams  *p = collect_params(fcinfo, 2);
+
+	send_remote(servername, sql, p, -1);
+	PG_RETURN_VOID();
+}
+
+/*
+ * dtx_send_expect
+ *		SQL: dtx.send_expect(server, rows, sql [, VARIADIC params]): dtx.send
+ *		whose statement must report exactly rows rows (checked when its
+ *		result is read; the transaction fails otherwise).
+ */
+PG_FUNCTION_INFO_V1(dtx_send_expect);
+Datum
+dtx_send_expect(PG_FUNCTION_ARGS)
+{
+	char	   *servername = get_text_arg(fcinfo, 0, "server name");
+	int64		rows;
+	char	   *sql = get_text_arg(fcinfo, 2, "SQL statement");
+	DtxParams  *p;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the expected row count must not be NULL"),
+				 errhint("Use dtx.send for a statement whose row count does not matter.")));
+	rows = PG_GETARG_INT64(1);
+	if (rows < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the expected row count must not be negative"),
+				 errdetail("It is %lld.", (long long) rows)));
+	p = collect_params(fcinfo, 3);
+	send_remote(servername, sql, p, rows);
+	PG_RETURN_VOID();
+}
+
+/*
+ * dtx_wait
+ *		SQL: dtx.wait([server]) waits for the statements sent to server (to
+ *		every server when NULL or omitted) and raises the first failure.
+ */
+PG_FUNCTION_INFO_V1(dtx_wait);
+Datum
+dtx_wait(PG_FUNCTION_ARGS)
+{
+	Oid			userid = GetUserId();
+	Oid			serverid = InvalidOid;
+	ListCell   *lc;
+
+	if (PG_NARGS() > 0 && !PG_ARGISNULL(0))
+		serverid = DtxResolveServer(text_to_cstring(PG_GETARG_TEXT_PP(0)), userid)->serverid;
+
+	/* the participants, in the order of first use (whoever sent there) */
+	foreach(lc, DtxCurrentParticipants())
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->pipeline == NIL || (OidIsValid(serverid) && c->serverid != serverid))
+			continue;
+		DtxPipelineCollect(c);
+		check_session(c, NULL, NULL);
+	}
+	PG_RETURN_VOID();
 }
 
 /*
@@ -702,7 +819,7 @@ dtx_query(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *servername = get_text_arg(fcinfo, 0, "server name");
 	char	   *sql = get_text_arg(fcinfo, 1, "SQL query");
-	DtxParams  *p = collect_params(fcinfo);
+	DtxParams  *p = collect_params(fcinfo, 2);
 	DtxConnection *c;
 	PGresult   *volatile res;
 	QueryRows	q;

@@ -94,6 +94,13 @@ static HTAB *in_flight = NULL;
  * when the backend first has a participant.
  */
 #define DTX_COMMIT_MEMORY (64 * 1024)
+
+/*
+ * How long a rollback waits for statements sent with dtx.send that are
+ * still running, ms; past it they are cancelled (libpq 17+) or their
+ * connection is closed, which rolls them back as well.
+ */
+#define DTX_PIPELINE_DRAIN_MS 100
 static MemoryContext commit_cxt = NULL;
 
 /* participants of the current transaction, in order of first use */
@@ -112,6 +119,7 @@ static void dtx_forget_participants(void);
 static void leave_commits_in_flight(void);
 static void leave_to_resolver_unreplicated(void);
 static void before_close(DtxConnection *c);
+static bool drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid);
 static void poll_in_flight(DtxConnection *c, void *arg);
 static void in_flight_at_exit(int code, Datum arg);
 static void ensure_in_flight_table(void);
@@ -279,6 +287,47 @@ take_pending(DtxConnection *c)
 }
 
 /*
+ * take_pending_list
+ *		The queued commands of c as a list (one command each, for a
+ *		pipeline), emptying the queue.
+ */
+static List *
+take_pending_list(DtxConnection *c)
+{
+	List	   *cmds = NIL;
+	ListCell   *lc;
+
+	foreach(lc, c->xact.pending_cmds)
+		cmds = lappend(cmds, pstrdup((char *) lfirst(lc)));
+	list_free_deep(c->xact.pending_cmds);
+	c->xact.pending_cmds = NIL;
+	return cmds;
+}
+
+/*
+ * check_pinned_after_pipeline
+ *		After c's pipeline was read at commit: a sent statement that changed
+ *		a setting pinned on the session fails the commit, and the connection
+ *		is closed at transaction end, once rolled back (a prepared
+ *		transaction leaves the session with the new value).
+ */
+static void
+check_pinned_after_pipeline(DtxConnection *c)
+{
+	const char *changed;
+
+	if (c->conn == NULL || (changed = DtxPinnedSettingChanged(c)) == NULL)
+		return;
+	c->invalidated = true;		/* closed once the rollback is done */
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("a statement sent to server \"%s\" changed the setting \"%s\" that pg_dtx pins",
+					c->servername, changed),
+			 errdetail("The transaction is rolled back."),
+			 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix; change such a setting in the local session only.")));
+}
+
+/*
  * collect_result
  *		Reads all results of the command in flight on c; returns the first
  *		error result (the caller owns it) or NULL on success.  Raises on
@@ -352,12 +401,34 @@ commit_directly(List *list, bool one_phase)
 	TimestampTz deadline;
 	DtxConnection *writer = one_phase ? linitial(list) : NULL;
 
+	/*
+	 * A row count that dtx.send_expect requires must be checked before
+	 * COMMIT is sent: COMMIT would commit whatever count it was.
+	 */
 	foreach(lc, list)
 	{
 		DtxConnection *c = lfirst(lc);
-		char	   *sql = psprintf("%sCOMMIT", take_pending(c));
+
+		if (DtxPipelineExpectsRows(c))
+		{
+			DtxPipelineCollect(c);
+			check_pinned_after_pipeline(c);
+		}
+	}
+
+	foreach(lc, list)
+	{
+		DtxConnection *c = lfirst(lc);
+		char	   *sql;
 
 		c->xact.state = DTX_REMOTE_COMMITTING;
+		if (c->pipeline != NIL)
+		{
+			/* behind the statements sent with dtx.send: one round trip */
+			DtxPipelineSendCommand(c, take_pending_list(c), "COMMIT");
+			continue;
+		}
+		sql = psprintf("%sCOMMIT", take_pending(c));
 		if (!DtxSendQueryNoError(c, sql))
 		{
 			c->broken = true;
@@ -393,6 +464,29 @@ commit_directly(List *list, bool one_phase)
 			st = DTX_RESULT_LOST;
 			msg = NULL;
 			err = NULL;
+		}
+		else if (c->pipeline != NIL)
+		{
+			DtxPipelineFailure fail;
+
+			DtxSetPhase(DTX_PHASE_COMMIT, c->servername);
+			st = DtxPipelineFinishNoError(c, deadline, &fail);
+			DtxSetPhase(DTX_PHASE_NONE, NULL);
+			msg = NULL;
+			err = NULL;
+			if (st == DTX_RESULT_OK && fail.sql != NULL)
+			{
+				/*
+				 * A sent statement failed: COMMIT then rolled the remote
+				 * transaction back.  (A wrong row count cannot come this
+				 * late: such steps were read before COMMIT was sent.)
+				 */
+				c->xact.state = DTX_REMOTE_IDLE;
+				c->xact.depth = 0;
+				DtxPipelineRaise(c, &fail);
+			}
+			if (st == DTX_RESULT_OK)
+				check_pinned_after_pipeline(c);
 		}
 		else
 		{
@@ -511,7 +605,7 @@ classify_participants(List **writers, List **readers)
 					 errmsg("cannot commit: the remote transaction on server \"%s\" was lost",
 							c->servername),
 					 errhint("The whole transaction is rolled back; run it again.")));
-		if (c->busy)
+		if (c->busy && c->pipeline == NIL)
 			elog(ERROR, "a command is still in flight on server \"%s\"", c->servername);
 		if (c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare)
 			to_check = lappend(to_check, c);
@@ -651,6 +745,13 @@ send_prepare(List *writers, List *readers)
 		DtxConnection *c = lfirst(lc);
 
 		c->xact.state = DTX_REMOTE_PREPARING;
+		if (c->pipeline != NIL)
+		{
+			/* behind the statements sent with dtx.send: one round trip */
+			DtxPipelineSendCommand(c, take_pending_list(c),
+								   psprintf("PREPARE TRANSACTION '%s'", c->xact.gid));
+			continue;
+		}
 		DtxSendQuery(c, psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->xact.gid));
 	}
 	foreach(lc, readers)
@@ -676,6 +777,9 @@ collect_prepare(List *writers, List *readers)
 	DtxConnection *failed = NULL;
 	PGresult   *failed_res = NULL;
 	const char *failed_sql = NULL;
+	DtxConnection *failed_send = NULL;
+	DtxPipelineFailure send_failure = {0};
+	List	   *pipelined = NIL;
 
 	foreach(lc, writers)
 	{
@@ -683,7 +787,35 @@ collect_prepare(List *writers, List *readers)
 		PGresult   *err;
 
 		DtxSetPhase(DTX_PHASE_PREPARE, c->servername);
-		err = collect_result(c, deadline, "PREPARE TRANSACTION");
+		if (c->pipeline != NIL)
+		{
+			DtxPipelineFailure fail;
+
+			DtxPipelineFinish(c, deadline, &fail);
+			if (fail.sql != NULL && fail.user)
+			{
+				/*
+				 * A sent statement failed (PREPARE then rolled the remote
+				 * transaction back) or reported another row count (PREPARE
+				 * then prepared it: rolled back by the abort).
+				 */
+				c->xact.state = (fail.err == NULL) ? DTX_REMOTE_PREPARED : DTX_REMOTE_IDLE;
+				if (PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+					c->xact.depth = 0;
+				if (failed_send == NULL)
+				{
+					failed_send = c;
+					send_failure = fail;
+				}
+				else if (fail.err)
+					PQclear(fail.err);
+				continue;
+			}
+			err = fail.err;		/* PREPARE's own error, or NULL */
+			pipelined = lappend(pipelined, c);
+		}
+		else
+			err = collect_result(c, deadline, "PREPARE TRANSACTION");
 		if (err == NULL)
 		{
 			c->xact.state = DTX_REMOTE_PREPARED;
@@ -726,6 +858,18 @@ collect_prepare(List *writers, List *readers)
 			PQclear(err);
 	}
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
+	if (failed_send == NULL && failed == NULL)
+	{
+		foreach(lc, pipelined)
+			check_pinned_after_pipeline(lfirst(lc));
+	}
+	if (failed_send != NULL)
+	{
+		/* the statement's own error first: it is what the user must see */
+		if (failed_res)
+			PQclear(failed_res);
+		DtxPipelineRaise(failed_send, &send_failure);
+	}
 	if (failed != NULL)
 		report_phase_error(failed, failed_res, failed_sql,
 						   "could not prepare the transaction");
@@ -1157,7 +1301,7 @@ dtx_abort(void)
 
 		if (c->conn == NULL)
 			continue;
-		if (c->busy && !DtxAbandonCommand(c, deadline))
+		if (!drain_sent(c, deadline, 0))
 		{
 			c->broken = true;
 			continue;
@@ -1221,6 +1365,50 @@ dtx_abort(void)
 			DtxResolverWake();
 		}
 	}
+}
+
+/*
+ * drain_sent
+ *		For a rollback: makes c idle.  The statements sent with dtx.send
+ *		that are still unread are read for at most DTX_PIPELINE_DRAIN_MS
+ *		(and deadline, 0: none); a command still in flight then is
+ *		abandoned (DtxAbandonCommand).  When rolling back subtransaction
+ *		subid (0: the whole transaction), a failure of a statement sent
+ *		before it, which this rollback does not undo, is said in a WARNING
+ *		and the remote transaction is lost (abort_required).  False when
+ *		the connection could not be made idle.  Never raises.
+ */
+static bool
+drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid)
+{
+	if (c->pipeline != NIL)
+	{
+		DtxPipelineFailure fail;
+		TimestampTz limit = DtxDeadlineAfterMs(DTX_PIPELINE_DRAIN_MS);
+
+		if (deadline != 0 && deadline < limit)
+			limit = deadline;
+		if (DtxPipelineDrainNoError(c, limit, &fail) && fail.sql != NULL &&
+			subid != 0 && fail.user && fail.subid < subid)
+		{
+			const char *primary = fail.err ?
+			PQresultErrorField(fail.err, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+			c->xact.abort_required = true;
+			ereport(WARNING,
+					(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+					 errmsg("a statement sent to server \"%s\" before this savepoint failed", c->servername),
+					 primary ? errdetail("%s", primary) :
+					 errdetail("It reported another row count than dtx.send_expect required."),
+					 errhint("Roll back the whole transaction."),
+					 errcontext("remote SQL on server \"%s\": %s", c->servername, fail.sql)));
+		}
+		if (fail.err)
+			PQclear(fail.err);
+	}
+	if (c->busy && !DtxAbandonCommand(c, deadline))
+		return false;
+	return true;
 }
 
 /*
@@ -1348,7 +1536,6 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	ListCell   *lc;
 	List	   *sent = NIL;
 
-	(void) mySubid;
 	(void) parentSubid;
 	(void) arg;
 
@@ -1380,8 +1567,7 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			list_free_deep(c->xact.pending_cmds);
 			c->xact.pending_cmds = NIL;
 			c->xact.depth = level - 1;
-			if (c->broken || c->conn == NULL ||
-				(c->busy && !DtxAbandonCommand(c, 0)))
+			if (c->broken || c->conn == NULL || !drain_sent(c, 0, mySubid))
 			{
 				c->xact.abort_required = true;
 				continue;

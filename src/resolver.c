@@ -266,7 +266,7 @@ list_prepared(DtxConnection *c, const char *prefix)
 
 	values[0] = prefix;
 	DtxSendPipeline(c, NIL, sql, 1, types, values);
-	res = DtxGetPipelineResult(c, NIL, sql);
+	res = DtxGetPipelineResult(c);
 	for (i = 0; i < PQntuples(res); i++)
 		gids = lappend(gids, pstrdup(PQgetvalue(res, i, 0)));
 	PQclear(res);

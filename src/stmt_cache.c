@@ -38,6 +38,9 @@ typedef struct DtxCachedStmt
 	int			nparams;
 	Oid		   *types;
 	bool		prepared;		/* exists on the server under name */
+	bool		parsing;		/* its Parse is in a pipeline not yet read:
+								 * later statements in the same pipeline use
+								 * the name, and it is never evicted */
 	char		name[NAMEDATALEN];
 } DtxCachedStmt;
 
@@ -101,16 +104,17 @@ DtxStmtCacheLookup(DtxStmtCache *sc, const char *sql, int nparams,
 		if (e->hash == h && e->nparams == nparams && strcmp(e->sql, sql) == 0 &&
 			(nparams == 0 || memcmp(e->types, types, nparams * sizeof(Oid)) == 0))
 		{
-			if (!e->prepared)
+			if (!e->prepared && !e->parsing)
 			{
 				if (sc->nprepared >= dtx_statement_cache_size)
 					return NULL;
 				snprintf(e->name, sizeof(e->name), "dtx_stmt_%u", ++sc->counter);
+				e->parsing = true;
 				*prepare = true;
 			}
 			return e;
 		}
-		if (!e->prepared)
+		if (!e->prepared && !e->parsing)
 		{
 			nonce++;
 			if (oldest_once == NULL)
@@ -157,11 +161,13 @@ DtxStmtCacheName(DtxCachedStmt *e)
 
 /*
  * DtxStmtCachePrepared
- *		Records whether the server accepted the preparation of e.
+ *		Records whether the server accepted the preparation of e (its Parse
+ *		is no longer in flight).
  */
 void
 DtxStmtCachePrepared(DtxStmtCache *sc, DtxCachedStmt *e, bool ok)
 {
+	e->parsing = false;
 	if (ok && !e->prepared)
 	{
 		e->prepared = true;
@@ -179,10 +185,21 @@ DtxStmtCacheReset(DtxStmtCache *sc)
 {
 	sc->stmts = NIL;
 	sc->nprepared = 0;
-	sc->preparing = NULL;
+	sc->generation++;
 	if (sc->cxt != NULL)
 	{
 		MemoryContextDelete(sc->cxt);
 		sc->cxt = NULL;
 	}
+}
+
+/*
+ * DtxStmtCacheGeneration
+ *		Advanced by every DtxStmtCacheReset: an entry remembered from an
+ *		earlier generation is gone.
+ */
+uint32
+DtxStmtCacheGeneration(DtxStmtCache *sc)
+{
+	return sc->generation;
 }

@@ -20,7 +20,8 @@ typedef struct DtxStmtCache
 	MemoryContext cxt;			/* NULL until the first statement */
 	int			nprepared;		/* how many exist on the server */
 	uint32		counter;		/* names dtx_stmt_<n> are never reused */
-	struct DtxCachedStmt *preparing;	/* Parse in the pipeline in flight */
+	uint32		generation;		/* advanced by every reset: a pipeline step
+								 * of an earlier one has a stale entry */
 } DtxStmtCache;
 
 extern int	dtx_statement_cache_size;
@@ -32,5 +33,6 @@ extern struct DtxCachedStmt *DtxStmtCacheLookup(DtxStmtCache *sc, const char *sq
 extern const char *DtxStmtCacheName(struct DtxCachedStmt *e);
 extern void DtxStmtCachePrepared(DtxStmtCache *sc, struct DtxCachedStmt *e, bool ok);
 extern void DtxStmtCacheReset(DtxStmtCache *sc);
+extern uint32 DtxStmtCacheGeneration(DtxStmtCache *sc);
 
 #endif							/* DTX_STMT_CACHE_H */

@@ -141,7 +141,7 @@ ensure_package_deps() {
 }
 
 # The version is the same in META.json (PGXN), debian/changelog and
-# pg_dtx.control (default_version 1.1 for 1.1.0), and META.json's file exists.
+# pg_dtx.control (default_version 1.2 for 1.2.0), and META.json's file exists.
 check_versions() {
 	local meta meta_provides deb control file
 	heading "Checking the versions of META.json, debian/changelog, pg_dtx.control"
