@@ -56,10 +56,12 @@
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -207,8 +209,14 @@ statement_hook(DtxConnection *c, DtxStatementEvent event, const char *sql)
 /*
  * The lock waits on a server: waiting session (pid, application_name,
  * database, xact_start in microseconds), blocking session (pid,
- * application_name, database).  Run on the participants and locally.
+ * application_name, database).  Run on the participants and locally.  A
+ * row held by a prepared transaction (a transaction that prepared on one
+ * server while its statement sent with dtx.send waits on another) has no
+ * session: its blocker is pid 0 named DTX_PREPARED_HOLDER and the global
+ * id (see session_name).
  */
+#define DTX_PREPARED_HOLDER "prepared "
+
 static const char *edges_sql =
 "SELECT w.pid, COALESCE(w.application_name, ''), COALESCE(w.datid, 0), "
 "COALESCE((pg_catalog.date_part('epoch', w.xact_start) * 1000000)::pg_catalog.int8, 0), "
@@ -216,7 +224,15 @@ static const char *edges_sql =
 "FROM (SELECT DISTINCT pid FROM pg_catalog.pg_locks WHERE NOT granted) l "
 "JOIN pg_catalog.pg_stat_activity w ON w.pid = l.pid "
 "CROSS JOIN LATERAL pg_catalog.unnest(pg_catalog.pg_blocking_pids(l.pid)) AS bp(pid) "
-"JOIN pg_catalog.pg_stat_activity b ON b.pid = bp.pid";
+"JOIN pg_catalog.pg_stat_activity b ON b.pid = bp.pid "
+"UNION ALL "
+"SELECT w.pid, COALESCE(w.application_name, ''), COALESCE(w.datid, 0), "
+"COALESCE((pg_catalog.date_part('epoch', w.xact_start) * 1000000)::pg_catalog.int8, 0), "
+"0, '" DTX_PREPARED_HOLDER "' OPERATOR(pg_catalog.||) p.gid, COALESCE(w.datid, 0) "
+"FROM pg_catalog.pg_locks l "
+"JOIN pg_catalog.pg_prepared_xacts p ON p.transaction OPERATOR(pg_catalog.=) l.transactionid "
+"JOIN pg_catalog.pg_stat_activity w ON w.pid OPERATOR(pg_catalog.=) l.pid "
+"WHERE NOT l.granted AND l.locktype OPERATOR(pg_catalog.=) 'transactionid'";
 
 /*
  * session_name
@@ -230,6 +246,24 @@ session_name(CheckScope *scope, uint64 sysid, const char *appname,
 {
 	if (strncmp(appname, "pg_dtx:", 7) == 0)
 		return pstrdup(appname + 7);
+	if (strncmp(appname, DTX_PREPARED_HOLDER, strlen(DTX_PREPARED_HOLDER)) == 0)
+	{
+		const char *gidtext = appname + strlen(DTX_PREPARED_HOLDER);
+		DtxGid		gid;
+		int			holder = 0;
+
+		/*
+		 * A prepared transaction of this coordinator whose local transaction
+		 * is still committing (it waits for another participant) is the
+		 * transaction of that backend.  Another coordinator's cannot be
+		 * named so from here: see README, "Deadlocks".
+		 */
+		if (DtxParseGid(gidtext, &gid) && gid.coordinator_id == scope->coordid)
+			holder = BackendXidGetPid(XidFromFullTransactionId(gid.fxid));
+		if (holder != 0)
+			return psprintf("%" PRIu64 ":%u:%d", gid.coordinator_id, gid.dboid, holder);
+		return psprintf("%s", appname);
+	}
 	return psprintf("%" PRIu64 ":%s:%s",
 					sysid == scope->local_sysid ? scope->coordid : sysid,
 					datid, pid);
@@ -247,6 +281,7 @@ add_edge(CheckScope *scope, const char *server, uint64 sysid, char **vals)
 	WaitEdge   *e;
 	int			waiter_pid = atoi(vals[0]);
 	int			blocker_pid = atoi(vals[4]);
+	char	   *blocker = session_name(scope, sysid, vals[5], vals[6], vals[4]);
 	ListCell   *lc;
 
 	foreach(lc, scope->edges)
@@ -254,12 +289,12 @@ add_edge(CheckScope *scope, const char *server, uint64 sysid, char **vals)
 		WaitEdge   *o = lfirst(lc);
 
 		if (o->sysid == sysid && o->waiter_pid == waiter_pid &&
-			o->blocker_pid == blocker_pid)
+			o->blocker_pid == blocker_pid && strcmp(o->blocker, blocker) == 0)
 			return;
 	}
 	e = palloc(sizeof(WaitEdge));
 	e->waiter = session_name(scope, sysid, vals[1], vals[2], vals[0]);
-	e->blocker = session_name(scope, sysid, vals[5], vals[6], vals[4]);
+	e->blocker = blocker;
 	e->server = pstrdup(server);
 	e->sysid = sysid;
 	e->waiter_pid = waiter_pid;
@@ -644,7 +679,20 @@ check(DtxConnection *c)
 static void
 check_step(void *arg)
 {
+	bool		pushed = false;
+
+	/*
+	 * At COMMIT (a statement sent with dtx.send waits) no snapshot is set;
+	 * the queries need one.  An error pops it with the subtransaction.
+	 */
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
 	check((DtxConnection *) arg);
+	if (pushed)
+		PopActiveSnapshot();
 }
 
 /*

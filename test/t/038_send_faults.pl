@@ -1,0 +1,157 @@
+# dtx.send under faults: statements sent in pipeline mode to pa and pb and
+# read later.  A participant lost before the results are read (crashed, or
+# its session terminated); the coordinator crashed while a pipelined PREPARE
+# stalls; a cancel while a sent statement waits on a lock (at dtx.wait and
+# at COMMIT); a deadlock across the two participants between two sessions
+# whose blocked statements were only sent, broken by the deadlock detector
+# while both wait at COMMIT.  Nothing is half applied, nothing is left
+# prepared.  Participants pa and pb.
+#
+# One scenario of the core commit protocol; what the core scenarios share
+# (nodes, checks) is in test/README.md (Layout) and in DtxCluster's core_cluster.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use DtxCluster qw(:DEFAULT :core);
+
+my %n = core_cluster(qw(pa pb));
+my ($coord, $pa, $pb) = @n{qw(coord pa pb)};
+$coord->append_conf('postgresql.conf', "dtx.deadlock_check_interval = 300ms\n");
+$coord->reload;
+
+# the statements of a transfer tagged $tag written with dtx.send
+sub send_transfer
+{
+	my ($tag, %o) = @_;
+	return sprintf(
+		"SELECT dtx.send_expect('pa', 1, 'INSERT INTO ledger (tag, amount) VALUES (\$1, -1)', %s::text);\n"
+		  . "SELECT dtx.send_expect('pb', 1, 'INSERT INTO ledger (tag, amount, stall) VALUES (\$1, 1, \$2)', %s::text, %s::float8);\n",
+		quote_literal($tag), quote_literal($tag), $o{stall} // 0);
+}
+
+# 1. the happy path: one COMMIT, both applied, a decision confirmed
+{
+	my ($rc, $out, $err) = coord_sql("BEGIN;\n" . send_transfer('s1') . "COMMIT;");
+	is($rc, 0, '1 transfer: COMMIT succeeds');
+	is($err, '', '1 transfer: no warning');
+	is(ledger_count($pa, 's1') . '/' . ledger_count($pb, 's1'), '1/1', '1 transfer: applied on both');
+	all_clean('1 transfer');
+	resolve();
+	is(decisions(), 0, '1 transfer: its decision retired by a resolver pass');
+}
+
+# 2. pa crashed after the sends, before they are read: COMMIT fails naming
+# pa, pb keeps nothing
+{
+	my $s = session();
+	sq($s, "BEGIN;\n" . send_transfer('s2'));
+	crash($pa);
+	my ($out, $err) = sq($s, 'COMMIT;');
+	like($err, qr/ERROR:.*server "pa"/, '2 crash before collection: COMMIT fails naming pa');
+	$pa->start;
+	is(ledger_count($pa, 's2') . '/' . ledger_count($pb, 's2'), '0/0',
+		'2 crash before collection: applied nowhere');
+	is(decisions(), 0, '2 crash before collection: no decision');
+	all_clean('2 crash before collection');
+	$s->quit;
+}
+
+# 3. pb's session terminated while a sent statement runs: dtx.wait fails
+# naming pb; ROLLBACK leaves nothing
+{
+	my $s = session();
+	sq($s, "BEGIN;\n" . send_transfer('s3') . "SELECT dtx.send('pb', 'SELECT pg_sleep(5)');");
+	my $pid = session_pid($pb, appname($s->{pid}), "wait_event = 'PgSleep'", 10);
+	$pb->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	my ($out, $err) = sq($s, 'SELECT dtx.wait();');
+	like($err, qr/ERROR:.*server "pb"/, '3 session lost before collection: dtx.wait fails naming pb');
+	sq($s, 'ROLLBACK;');
+	is(ledger_count($pa, 's3') . '/' . ledger_count($pb, 's3'), '0/0',
+		'3 session lost before collection: applied nowhere');
+	all_clean('3 session lost before collection');
+	# the next transaction on the same session works
+	($out, $err) = sq($s, "BEGIN;\n" . send_transfer('s3b') . "COMMIT;");
+	is($err, '', '3 session lost before collection: the next transfer commits');
+	is(ledger_count($pa, 's3b') . '/' . ledger_count($pb, 's3b'), '1/1',
+		'3 session lost before collection: the next transfer is applied');
+	$s->quit;
+}
+
+# 4. the coordinator crashed while pb's pipelined PREPARE stalls (pa has
+# prepared): after the restart a resolver pass rolls both back
+{
+	my $h = start_sql($coord, "BEGIN;\n" . send_transfer('s4', stall => 3) . "COMMIT;\n");
+	ok(wait_for($pa, 'SELECT count(*) > 0 FROM pg_prepared_xacts'),
+		'4 coordinator crash: pa prepared through the pipeline');
+	crash($coord);
+	finish_sql($h, 10);
+	$coord->start;
+	ok(wait_for($pb, 'SELECT count(*) > 0 FROM pg_prepared_xacts', 't', 10),
+		'4 coordinator crash: pb prepared after its stall');
+	my $r = resolve();
+	like($r, qr/pa\|[^|]+\|rollback\|/, '4 coordinator crash: the resolver rolls pa back');
+	like($r, qr/pb\|[^|]+\|rollback\|/, '4 coordinator crash: the resolver rolls pb back');
+	is(ledger_count($pa, 's4') . '/' . ledger_count($pb, 's4'), '0/0',
+		'4 coordinator crash: applied nowhere');
+	all_clean('4 coordinator crash');
+}
+
+# 5. a cancel while a sent statement waits on a row lock held on pb: at
+# dtx.wait, then at COMMIT; the lock holder's transaction is untouched
+for my $where ('dtx.wait', 'COMMIT')
+{
+	my $holder = background_session($pb, begin => 1);
+	$holder->query_safe('SELECT * FROM accounts WHERE id = 1 FOR UPDATE');
+	my $s = session();
+	sq($s, "BEGIN;\nSELECT dtx.send('pa', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');\n"
+		  . "SELECT dtx.send('pb', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');");
+	my $t0 = time;
+	sq_send($s, $where eq 'COMMIT' ? 'COMMIT;' : 'SELECT dtx.wait();');
+	my $blocked = session_pid($pb, appname($s->{pid}), "wait_event_type = 'Lock'", 10);
+	ok(defined $blocked, "5 cancel at $where: the sent UPDATE waits on pb's lock");
+	$coord->safe_psql('postgres', "SELECT pg_cancel_backend($s->{pid})");
+	my ($out, $err) = sq_wait($s);
+	my $took = time - $t0;
+	like($err, qr/canceling statement due to user request/, "5 cancel at $where: cancelled");
+	cmp_ok($took, '<', 5, "5 cancel at $where: within seconds");
+	sq($s, 'ROLLBACK;');
+	is($holder->query_safe('SELECT balance FROM accounts WHERE id = 1'), 300,
+		"5 cancel at $where: the lock holder still sees its row unchanged");
+	$holder->query_safe('COMMIT');
+	is(balance($pa, 1) . '/' . balance($pb, 1), '1000/300', "5 cancel at $where: nothing applied");
+	all_clean("5 cancel at $where");
+	$s->quit;
+	$holder->quit;
+}
+
+# 6. a deadlock across pa and pb whose waiting statements were only sent:
+# both sessions wait at COMMIT; the detector picks one victim (40P01), the
+# other commits
+{
+	my @s = map { session() } 1 .. 2;
+	$_->query_safe("SET statement_timeout = '20s'") for @s;
+	sq($s[0], "BEGIN;\nSELECT dtx.exec('pa', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');");
+	sq($s[1], "BEGIN;\nSELECT dtx.exec('pb', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');");
+	sq($s[0], "SELECT dtx.send('pb', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');");
+	sq($s[1], "SELECT dtx.send('pa', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');");
+	my $t0 = time;
+	sq_send($_, 'COMMIT;') for @s;
+	my @r = map { [ sq_wait($_) ] } @s;
+	my $took = time - $t0;
+	my @victims = grep { $r[$_][1] =~ /distributed deadlock detected/ } 0 .. 1;
+	is(scalar(@victims), 1, '6 deadlock of sent statements: exactly one victim');
+	cmp_ok($took, '<', 10, '6 deadlock of sent statements: broken before statement_timeout');
+	my $winner = 1 - ($victims[0] // 0);
+	is($r[$winner][1], '', '6 deadlock of sent statements: the other commits');
+	is(balance($pa, 1) . '/' . balance($pb, 1), '1001/301',
+		'6 deadlock of sent statements: only the winner applied, on both');
+	all_clean('6 deadlock of sent statements');
+	$_->quit for @s;
+}
+
+done_testing();
