@@ -12,8 +12,11 @@
 #   --warmup W       transactions run first in the same session, not counted (200)
 #   --variants LIST  comma-separated, in this order: fdw (postgres_fdw), fdwpc
 #                    (postgres_fdw parallel_commit), dblink (hand-written 2PC),
-#                    dtx (pg_dtx), dtxasync (pg_dtx, synchronous_commit_prepared
-#                    off) (fdw,dblink,dtx)
+#                    dblinkfn (hand-written 2PC in one PL/pgSQL call, see
+#                    bench/lib.sh), dtx (pg_dtx, dtx.exec), dtxasync (pg_dtx,
+#                    synchronous_commit_prepared off), dtxsend (pg_dtx,
+#                    dtx.send_expect; skipped, with a line in the summary, when
+#                    the installed pg_dtx has no dtx.send) (fdw,dblink,dtx)
 #   --protocol P     pgbench's query protocol: prepared (as bench/run.sh) or
 #                    simple (as psql: every statement parsed and planned) (prepared)
 #   --top K          pg_dtx functions listed, by inclusive instructions (10)
@@ -95,7 +98,8 @@ done
 [[ $PROTOCOL == prepared || $PROTOCOL == simple ]] || die "--protocol must be prepared or simple"
 IFS=, read -r -a VARIANTS <<<"$VARIANTS_OPT"
 declare -A VNAME=([fdw]="postgres_fdw" [fdwpc]="postgres_fdw parallel_commit"
-	[dblink]="dblink 2PC (hand-written)" [dtx]="pg_dtx" [dtxasync]="pg_dtx, synchronous_commit_prepared off")
+	[dblink]="dblink 2PC (hand-written)" [dblinkfn]="dblink 2PC in one PL/pgSQL call"
+	[dtx]="pg_dtx" [dtxasync]="pg_dtx, synchronous_commit_prepared off" [dtxsend]="pg_dtx dtx.send")
 # settings a variant's session starts with (PGOPTIONS of its pgbench run only)
 declare -A VOPTS=([dtxasync]="-c dtx.synchronous_commit_prepared=off")
 for v in "${VARIANTS[@]}"; do
@@ -218,9 +222,9 @@ setup() {
 	[[ -x $PG_BINDIR/postgres ]] || die "no PostgreSQL 15 server in $PG_BINDIR"
 	[[ -f $("$PG_CONFIG" --pkglibdir)/pg_dtx.so ]] || die "pg_dtx is not installed (make install first)"
 
-	W=$(mktemp -d /tmp/pg_dtx_callgrind_servers.XXXXXX)
+	W=$(mktemp -d "${TMPDIR:-/tmp}/pg_dtx_callgrind_servers.XXXXXX")
 	chown "$PG_OS_USER": "$W"
-	[[ -n $OUT ]] || OUT=$(mktemp -d /tmp/pg_dtx_callgrind.XXXXXX)
+	[[ -n $OUT ]] || OUT=$(mktemp -d "${TMPDIR:-/tmp}/pg_dtx_callgrind.XXXXXX")
 	mkdir -p "$OUT"
 	R=$OUT
 	chmod 755 "$R"
@@ -249,6 +253,7 @@ setup() {
 	{
 		echo "CREATE EXTENSION pg_dtx; CREATE EXTENSION postgres_fdw; CREATE EXTENSION dblink;"
 		echo "CREATE SCHEMA fdw; CREATE SCHEMA fdwpc;"
+		bench_dblinkfn_sql
 		server_sql p1
 		server_sql p2
 		echo "CHECKPOINT;"
@@ -292,6 +297,15 @@ gen_script() {
 		echo "SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int);"
 		echo "SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
 		echo "COMMIT;"
+		;;
+	dtxsend)
+		echo "BEGIN;"
+		echo "SELECT dtx.send_expect('p1', 1, 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int);"
+		echo "SELECT dtx.send_expect('p2', 1, 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
+		echo "COMMIT;"
+		;;
+	dblinkfn)
+		echo "SELECT bench_dblink_transfer(:id1, :id2, 'cgfn_' || :run::text || '_' || :n::text, 'p');"
 		;;
 	dblink)
 		echo "SELECT dblink_connect(c, 'fdw_' || c) FROM unnest(ARRAY['p1','p2']) c WHERE c <> ALL (coalesce(dblink_get_connections(), '{}'));"
@@ -402,6 +416,16 @@ out "- pg_dtx.so installed: $(md5sum "$("$PG_CONFIG" --pkglibdir)/pg_dtx.so" | c
 out "- per variant: one pgbench session (-M $PROTOCOL, -c 1), $WARMUP warm-up transactions, then $XACTS counted; a transaction updates one random row on each of two participants"
 out ""
 
+# the dtx.send variant needs the pipelined API in the installed pg_dtx
+if [[ ",$VARIANTS_OPT," == *",dtxsend,"* ]] &&
+	[[ $(val coord "SELECT count(*) FROM pg_proc WHERE pronamespace = 'dtx'::regnamespace AND proname IN ('send', 'send_expect', 'wait')") -lt 3 ]]; then
+	out "**dtxsend skipped**: the installed pg_dtx has no dtx.send / dtx.send_expect / dtx.wait."
+	out ""
+	keep=()
+	for v in "${VARIANTS[@]}"; do [[ $v == dtxsend ]] || keep+=("$v"); done
+	VARIANTS=("${keep[@]}")
+fi
+
 declare -A TOT=()
 seq=0
 for v in "${VARIANTS[@]}"; do
@@ -431,7 +455,7 @@ done
 out ""
 out "(Instructions executed in user space by the coordinator's backend, divided by the $XACTS counted transactions; each object's own instructions, not those of what it calls. \"other\": the dynamic loader, libm, ... Kernel work and waiting for the participants are not counted.)"
 
-for v in dtx dtxasync; do
+for v in dtx dtxasync dtxsend; do
 	[[ -n ${TOT[$v]:-} ]] || continue
 	out ""
 	out "Top $TOP pg_dtx.so functions by inclusive instructions, ${VNAME[$v]} (per transaction; inclusive: with all it calls, in postgres and libpq too):"

@@ -86,3 +86,64 @@ bench_start_node() {
 		die "$node did not start"
 	as_pg createdb -h 127.0.0.1 -p "${PORT[$node]}" -U postgres bench
 }
+
+# bench_dblinkfn_sql: the SQL that makes, on the coordinator (dblink
+# installed), bench_dblink_transfer(id1, id2, gid, tag): a hand-written
+# two-phase commit over dblink in one function call, the strongest form of
+# that baseline - one client round trip per transfer, and on the
+# participants as few round trips as dblink allows, overlapped:
+#   1. to both participants at once (dblink_send_query, then the results of
+#      each read with dblink_get_result): "BEGIN; UPDATE ...; PREPARE
+#      TRANSACTION 'gid_i'" - one round trip for both;
+#   2. then "COMMIT PREPARED 'gid_i'" to both at once - one round trip.
+# Connections are named fn_TAG1 and fn_TAG2, made on first use from the
+# postgres_fdw servers fdw_TAG1 and fdw_TAG2 and kept for the session.  The
+# row count of the UPDATE is not checked (as in the dblink and pg_dtx exec
+# variants).  On an error before both are prepared it drops both connections
+# (a transaction not yet prepared ends with its session) and sends ROLLBACK
+# PREPARED for both global ids on new ones ("does not exist" ignored; a
+# PREPARE still in flight when the connection was dropped can escape it);
+# an error in COMMIT PREPARED is raised with the prepared transactions left
+# for an operator (no recovery, as the dblink variant).  The EXCEPTION block
+# costs a subtransaction per call on the coordinator.
+bench_dblinkfn_sql() {
+	cat <<-'SQL'
+		CREATE OR REPLACE FUNCTION bench_dblink_transfer(id1 int, id2 int, gid text, tag text DEFAULT 'p')
+		RETURNS void LANGUAGE plpgsql AS $fn$
+		DECLARE
+			c1 text := 'fn_' || tag || '1';
+			c2 text := 'fn_' || tag || '2';
+			g1 text := gid || '_1';
+			g2 text := gid || '_2';
+			conns text[] := coalesce(dblink_get_connections(), '{}');
+			prepared boolean := false;
+		BEGIN
+			IF c1 <> ALL (conns) THEN PERFORM dblink_connect(c1, 'fdw_' || tag || '1'); END IF;
+			IF c2 <> ALL (conns) THEN PERFORM dblink_connect(c2, 'fdw_' || tag || '2'); END IF;
+			BEGIN
+				-- phase 1 on both participants at once; every statement of a
+				-- query string gives a result, then a last empty one
+				PERFORM dblink_send_query(c1, format('BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = %s; PREPARE TRANSACTION %L', id1, g1));
+				PERFORM dblink_send_query(c2, format('BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = %s; PREPARE TRANSACTION %L', id2, g2));
+				LOOP EXIT WHEN NOT EXISTS (SELECT FROM dblink_get_result(c1) AS r(status text)); END LOOP;
+				LOOP EXIT WHEN NOT EXISTS (SELECT FROM dblink_get_result(c2) AS r(status text)); END LOOP;
+				prepared := true;
+				-- phase 2 on both at once
+				PERFORM dblink_send_query(c1, format('COMMIT PREPARED %L', g1));
+				PERFORM dblink_send_query(c2, format('COMMIT PREPARED %L', g2));
+				LOOP EXIT WHEN NOT EXISTS (SELECT FROM dblink_get_result(c1) AS r(status text)); END LOOP;
+				LOOP EXIT WHEN NOT EXISTS (SELECT FROM dblink_get_result(c2) AS r(status text)); END LOOP;
+			EXCEPTION WHEN OTHERS THEN
+				PERFORM dblink_disconnect(c) FROM unnest(ARRAY[c1, c2]) c WHERE c = ANY (dblink_get_connections());
+				IF NOT prepared THEN
+					PERFORM dblink_connect(c1, 'fdw_' || tag || '1');
+					PERFORM dblink_exec(c1, format('ROLLBACK PREPARED %L', g1), false);
+					PERFORM dblink_connect(c2, 'fdw_' || tag || '2');
+					PERFORM dblink_exec(c2, format('ROLLBACK PREPARED %L', g2), false);
+				END IF;
+				RAISE;
+			END;
+		END
+		$fn$;
+	SQL
+}

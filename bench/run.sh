@@ -12,7 +12,7 @@
 #                      latency runs take 2/3 of it
 #   --rounds R         interleaved rounds (3; quick 1)
 #   --only LIST        sections to run, comma-separated:
-#                      main,sweep,latency,resolver,memory (all)
+#                      main,sweep,latency,rtt,resolver,memory (all)
 #   --participants P   participant servers to start, 2..8 (8; the sweep touches 2, 4, 8)
 #   --in-doubt N       in-doubt transactions for the resolver test (10000; quick 1000)
 #   --memory-xacts N   transactions of the memory test (100000; quick 10000)
@@ -31,24 +31,34 @@
 # accounts_2 (100,000 rows each) for the "local" variant.
 #
 # Sections (see bench/README.md for what each measures and how to read it):
-#   main      6 variants x R rounds, interleaved (the order rotates each round):
-#             local, postgres_fdw, postgres_fdw parallel_commit, dblink 2PC, pg_dtx,
+#   main      9 variants x R rounds, interleaved (the order rotates each round):
+#             local, postgres_fdw, postgres_fdw parallel_commit, dblink 2PC,
+#             dblink 2PC in one PL/pgSQL call (dblinkfn), pg_dtx (dtx.exec),
 #             pg_dtx with dtx.synchronous_commit_prepared = off ("pg_dtx async":
-#             the same script, the setting given to its sessions by PGOPTIONS);
+#             the same script, the setting given to its sessions by PGOPTIONS),
+#             pg_dtx with dtx.send_expect (dtxsend) and its async form (the
+#             dtx.send variants only when the installed pg_dtx has dtx.send);
 #             tps, p50, p99 (medians of rounds) and ratios (medians of the
 #             per-round ratios)
 #   sweep     2, 4, 8 participants per transaction: pg_dtx and pg_dtx async vs
 #             postgres_fdw parallel_commit
 #   latency   one client, direct, then through a delaying TCP proxy
-#             (bench/delay_proxy.py) in front of two participants, 1 ms and
-#             5 ms added per round trip; at 1 ms also the throughput of N
+#             (bench/delay_proxy.c, built with cc into the servers' directory)
+#             in front of two participants, 1 ms and 5 ms added per round trip
+#             (0.5 and 2.5 ms each way); at 1 ms also the throughput of N
 #             clients (--clients) for the non-local variants
+#   rtt       the issue's targets in one table: one client at +5 ms per round
+#             trip, every variant (p50, p99, round trips); N clients at +5 ms
+#             (throughput against postgres_fdw); N clients on loopback
+#             (dtx.send against dtx.exec, pg_dtx against dblinkfn)
 #   resolver  N in-doubt committed transactions over two participants; time of
 #             one dtx.resolve() and of the background resolver
 #   memory    one coordinator backend (VmRSS, RssAnon, memory contexts, remote
 #             connections) after 1, 1,000, 10,000, 100,000 transactions
 #
-# Needs root (servers run as "postgres"); builds and installs pg_dtx first.
+# Needs root (servers run as "postgres") and a C compiler; builds and
+# installs pg_dtx first (into PG_CONFIG's installation).  The servers'
+# directory and the default results directory go under $TMPDIR (/tmp).
 
 set -euo pipefail
 
@@ -73,7 +83,7 @@ LAT_CLIENTS=1
 INDOUBT=10000
 MEM_XACTS=100000
 NPART=8
-ONLY=main,sweep,latency,resolver,memory
+ONLY=main,sweep,latency,rtt,resolver,memory
 OUT=""
 KEEP=0
 SERVE=0
@@ -207,6 +217,23 @@ gen_script() {
 		done
 		echo "COMMIT;"
 		;;
+	dtxsend | dtxsendasync)
+		# the pipelined API: each statement is sent and not waited for; its
+		# result (exactly one row updated) is collected at COMMIT, where
+		# PREPARE TRANSACTION joins the same pipeline; dtxsendasync: as dtxasync
+		echo "BEGIN;"
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dtx.send_expect('$tag$i', 1, 'UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = \$1', :id$i::int);"
+		done
+		echo "COMMIT;"
+		;;
+	dblinkfn)
+		# hand-written two-phase commit in one call of a PL/pgSQL function
+		# (bench_dblink_transfer, see dblinkfn_sql): one client round trip
+		[[ $k -eq 2 ]] || die "dblinkfn covers 2 participants only"
+		echo "\\set n :n + 1"
+		echo "SELECT bench_dblink_transfer(:id1, :id2, 'bfn_' || :run::text || '_' || :client_id::text || '_' || :n::text, '$tag');"
+		;;
 	dblink)
 		# hand-written two-phase commit: BEGIN + UPDATE in one dblink_exec per
 		# participant, PREPARE TRANSACTION on each, then COMMIT PREPARED on
@@ -309,10 +336,11 @@ setup() {
 	build_and_install >/dev/null
 	ensure_pg_os_user
 
-	W=$(mktemp -d /tmp/pg_dtx_bench.XXXXXX)
+	W=$(mktemp -d "${TMPDIR:-/tmp}/pg_dtx_bench.XXXXXX")
 	chown "$PG_OS_USER": "$W"
+	chmod 755 "$W"
 	if [[ -z $OUT ]]; then
-		OUT=$(mktemp -d /tmp/pg_dtx_bench_results.XXXXXX)
+		OUT=$(mktemp -d "${TMPDIR:-/tmp}/pg_dtx_bench_results.XXXXXX")
 	fi
 	mkdir -p "$OUT"
 	R=$OUT
@@ -322,6 +350,10 @@ setup() {
 	chmod 644 "$SUMMARY"
 	as_pg mkdir -p "$R/runs" "$R/scripts"
 	cd "$W"
+
+	# the delaying proxy of the latency runs, built for this run
+	cc -O2 -Wall -Wextra -Werror -o "$W/delay_proxy" "$BENCH_SRC/delay_proxy.c" ||
+		die "building bench/delay_proxy.c failed"
 
 	NODES=(coord)
 	for ((i = 1; i <= NPART; i++)); do NODES+=("p$i"); done
@@ -368,6 +400,7 @@ setup() {
 	{
 		echo "CREATE EXTENSION pg_dtx; CREATE EXTENSION postgres_fdw; CREATE EXTENSION dblink;"
 		echo "CREATE SCHEMA fdw; CREATE SCHEMA fdwpc;"
+		bench_dblinkfn_sql
 		for i in 1 2; do
 			echo "CREATE TABLE accounts_$i (id int PRIMARY KEY, balance bigint NOT NULL, filler char(84) NOT NULL DEFAULT '');"
 			echo "INSERT INTO accounts_$i (id, balance) SELECT g, 0 FROM generate_series(1, $ACCOUNTS) g;"
@@ -381,6 +414,35 @@ setup() {
 		echo "CHECKPOINT;"
 	} | q coord
 	for i in "${pd[@]}"; do wait "$i" || die "loading a participant failed"; done
+	check_send_api
+}
+
+# check_send_api: HAVE_SEND=1 when the installed pg_dtx has the pipelined API
+# (dtx.send_expect); otherwise the dtxsend variants are dropped, with a line
+# in the summary saying so
+HAVE_SEND=0
+check_send_api() {
+	local v keep=()
+	if [[ $(val coord "SELECT count(*) FROM pg_proc WHERE pronamespace = 'dtx'::regnamespace AND proname IN ('send', 'send_expect', 'wait')") -ge 3 ]]; then
+		HAVE_SEND=1
+		return 0
+	fi
+	for v in "${VARIANTS[@]}"; do is_send "$v" || keep+=("$v"); done
+	VARIANTS=("${keep[@]}")
+}
+is_send() { [[ $1 == dtxsend || $1 == dtxsendasync ]]; }
+# send_skipped: the summary's line for a section without the dtxsend variants
+send_skipped() {
+	[[ $HAVE_SEND == 1 ]] && return 0
+	out "**dtx.send variants skipped**: the installed pg_dtx has no dtx.send / dtx.send_expect / dtx.wait (the pipelined API); their rows say \"skipped\"."
+	out ""
+}
+# avail VARIANT...: the variants given that this run can measure
+avail() {
+	local v
+	for v in "$@"; do
+		if [[ $HAVE_SEND == 1 ]] || ! is_send "$v"; then printf '%s\n' "$v"; fi
+	done
 }
 
 print_header() {
@@ -406,13 +468,15 @@ print_header() {
 
 # --- main comparison -----------------------------------------------------------------
 
-VARIANTS=(local fdw fdwpc dblink dtx dtxasync)
+VARIANTS=(local fdw fdwpc dblink dblinkfn dtx dtxasync dtxsend dtxsendasync)
 declare -A VNAME=([local]="local (coordinator tables)" [fdw]="postgres_fdw" [fdwpc]="postgres_fdw parallel_commit"
-	[dblink]="dblink 2PC (hand-written)" [dtx]="pg_dtx" [dtxasync]="pg_dtx, synchronous_commit_prepared off")
+	[dblink]="dblink 2PC (hand-written)" [dblinkfn]="dblink 2PC in one PL/pgSQL call"
+	[dtx]="pg_dtx" [dtxasync]="pg_dtx, synchronous_commit_prepared off"
+	[dtxsend]="pg_dtx dtx.send" [dtxsendasync]="pg_dtx dtx.send, synchronous_commit_prepared off")
 # settings a variant's sessions start with (PGOPTIONS of its pgbench run only)
-declare -A VOPTS=([dtxasync]="-c dtx.synchronous_commit_prepared=off")
+declare -A VOPTS=([dtxasync]="-c dtx.synchronous_commit_prepared=off" [dtxsendasync]="-c dtx.synchronous_commit_prepared=off")
 vopts() { echo "${VOPTS[$1]:-}"; }
-is_dtx() { [[ $1 == dtx || $1 == dtxasync ]]; }
+is_dtx() { [[ $1 == dtx || $1 == dtxasync || $1 == dtxsend || $1 == dtxsendasync ]]; }
 
 dtx_phase_times() {
 	# average PREPARE phase and COMMIT PREPARED phase (ms) since the last reset
@@ -444,6 +508,7 @@ ratio_cells() {
 main_section() {
 	local v r i res file w0
 	section "Main comparison: 2 participants, $CLIENTS clients, $ROUNDS x $TIME s per variant"
+	send_skipped
 	for v in "${VARIANTS[@]}"; do
 		gen_script "$v" 2 p >"$R/scripts/$v.pgb"
 	done
@@ -475,34 +540,44 @@ main_section() {
 	for v in "${VARIANTS[@]}"; do
 		local atomic=no c cells=""
 		[[ $v == local ]] || is_dtx "$v" && atomic=yes
-		[[ $v == dblink ]] && atomic="yes, no recovery"
+		[[ $v == dblink || $v == dblinkfn ]] && atomic="yes, no recovery"
 		for c in 3:%.0f 4:%.2f 5:%.2f 7:%.3f 8:%.3f 9:%.2f 10:%.2f; do
 			cells+=" $(awk -v v="$v" -v c="${c%%:*}" '$2 == v { print $c }' "$file" | median | xargs printf "${c#*:}") |"
 		done
 		out "| ${VNAME[$v]} | $atomic |$cells"
 	done
 	out ""
-	out "Ratios, pg_dtx / other and pg_dtx async (synchronous_commit_prepared off) / other (median of the per-round ratios; tps below 1 and latency above 1 mean pg_dtx is slower):"
-	out ""
-	out "| vs | pg_dtx tps | pg_dtx p50 | pg_dtx p99 | pg_dtx async tps | pg_dtx async p50 | pg_dtx async p99 |"
-	out "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-	for v in local fdw fdwpc dblink; do
-		out "| ${VNAME[$v]} |$(ratio_cells "$file" dtx "$v" 3 4 5)$(ratio_cells "$file" dtxasync "$v" 3 4 5)"
+	local pair sync async
+	for pair in dtx:dtxasync dtxsend:dtxsendasync; do
+		sync=${pair%%:*}
+		async=${pair#*:}
+		[[ -n $(avail "$sync") ]] || continue
+		out "Ratios, ${VNAME[$sync]} / other and ${VNAME[$async]} / other (median of the per-round ratios; tps below 1 and latency above 1 mean pg_dtx is slower):"
+		out ""
+		out "| vs | $sync tps | $sync p50 | $sync p99 | $async tps | $async p50 | $async p99 |"
+		out "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for v in local fdw fdwpc dblink dblinkfn; do
+			out "| ${VNAME[$v]} |$(ratio_cells "$file" "$sync" "$v" 3 4 5)$(ratio_cells "$file" "$async" "$v" 3 4 5)"
+		done
+		if [[ $sync == dtxsend ]]; then
+			out "| ${VNAME[dtx]} |$(ratio_cells "$file" dtxsend dtx 3 4 5)$(ratio_cells "$file" dtxsendasync dtx 3 4 5)"
+		else
+			out "| ${VNAME[dtx]} | | | |$(ratio_cells "$file" dtxasync dtx 3 4 5)"
+		fi
+		out ""
 	done
-	out "| pg_dtx | | | |$(ratio_cells "$file" dtxasync dtx 3 4 5)"
-	out ""
 	out "Targets (tps >= 1.0x postgres_fdw, >= 1.2x dblink 2PC; p99 <= 1.5x parallel_commit; medians of the per-round ratios):"
 	out ""
 	local a b c
-	for v in dtx dtxasync; do
+	for v in $(avail dtx dtxasync dtxsend dtxsendasync); do
 		a=$(ratio_cells "$file" "$v" fdw 3 | tr -d ' |')
 		b=$(ratio_cells "$file" "$v" dblink 3 | tr -d ' |')
 		c=$(ratio_cells "$file" "$v" fdwpc 5 | tr -d ' |')
 		out "- ${VNAME[$v]}: tps ${a}x postgres_fdw ($(awk -v x="$a" 'BEGIN { print (x >= 1.0) ? "met" : "NOT met" }')), ${b}x dblink 2PC ($(awk -v x="$b" 'BEGIN { print (x >= 1.2) ? "met" : "NOT met" }')); p99 ${c}x parallel_commit ($(awk -v x="$c" 'BEGIN { print (x <= 1.5) ? "met" : "NOT met" }'))"
 	done
 	out ""
-	for v in dtx dtxasync; do
-		out "${VNAME[$v]} phases (dtx.stats, median of rounds): PREPARE phase $(awk -v v="$v" '$2 == v { print $11 }' "$file" | median) ms, COMMIT PREPARED phase $(awk -v v="$v" '$2 == v { print $12 }' "$file" | median) ms per transaction$([[ $v == dtxasync ]] && echo ' (sending only: the answers are read later)')."
+	for v in $(avail dtx dtxasync dtxsend dtxsendasync); do
+		out "${VNAME[$v]} phases (dtx.stats, median of rounds): PREPARE phase $(awk -v v="$v" '$2 == v { print $11 }' "$file" | median) ms, COMMIT PREPARED phase $(awk -v v="$v" '$2 == v { print $12 }' "$file" | median) ms per transaction$([[ $v == *async ]] && echo ' (sending only: the answers are read later)')."
 	done
 	out ""
 	out "Per round (round, variant, tps, p50 ms, p99 ms, transactions, CPU ms per transaction on the coordinator and on the participants, WAL flushes per transaction on the coordinator and on the participants; pg_dtx: PREPARE and COMMIT PREPARED phase ms):"
@@ -550,7 +625,7 @@ start_proxies() {
 	for i in 1 2; do
 		pidfile=$W/proxy-lp$i.pid
 		rm -f "$pidfile"
-		as_pg /usr/bin/python3 "$BENCH_SRC/delay_proxy.py" --listen "127.0.0.1:${PORT[lp$i]}" \
+		as_pg "$W/delay_proxy" --listen "127.0.0.1:${PORT[lp$i]}" \
 			--target "127.0.0.1:${PORT[p$i]}" --delay-ms "$delay" --pidfile "$pidfile" \
 			2>>"$W/proxy.log" &
 		PROXY_PIDS+=($!)
@@ -590,8 +665,10 @@ proxy_ticks() {
 
 latency_section() {
 	local delay v res file=$R/latency.tsv many=$R/latency_clients.tsv rtt script p0
-	local lvariants=(fdw fdwpc dblink dtx dtxasync)
+	local lvariants
+	mapfile -t lvariants < <(avail fdw fdwpc dblink dblinkfn dtx dtxasync dtxsend dtxsendasync)
 	section "Latency: $LAT_CLIENTS client(s), $LAT_TIME s each, direct, then through a proxy in front of p1 and p2 adding 1 ms and 5 ms per round trip; at 1 ms also $CLIENTS clients"
+	send_skipped
 	: >"$file"
 	: >"$many"
 	for v in "${lvariants[@]}"; do
@@ -643,12 +720,13 @@ latency_section() {
 			END { printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |", name, p50[0], p99[0], p50[1], p99[1], p50[5], p99[5], (p50[5] - p50[1]) / 4 }' "$file")"
 	done
 	local d
-	for d in dtx dtxasync; do
+	for d in $(avail dtx dtxasync dtxsend dtxsendasync); do
 		out ""
 		out "${VNAME[$d]} minus the others, p50, in round trips of the injected delay:"
 		out ""
-		local others=(fdw fdwpc dblink)
-		[[ $d == dtxasync ]] && others+=(dtx)
+		local others=(fdw fdwpc dblink dblinkfn)
+		[[ $d != dtx ]] && others+=(dtx)
+		[[ $d == dtxsendasync ]] && others+=(dtxsend)
 		for v in "${others[@]}"; do
 			out "- vs ${VNAME[$v]}: $(awk -v v="$v" -v dv="$d" '$2 == v { o[$1] = $4 } $2 == dv { d[$1] = $4 }
 				END { printf "%+.2f ms direct; %+.2f ms = %+.1f round trips at 1 ms; %+.2f ms = %+.1f round trips at 5 ms", d[0] - o[0], d[1] - o[1], d[1] - o[1], d[5] - o[5], (d[5] - o[5]) / 5 }' "$file")"
@@ -667,8 +745,145 @@ latency_section() {
 				END { printf "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f |", name, t, p50, p99, d / t, a / t, cc, cp, cx }' "$many")"
 		done
 		out ""
-		out "(The proxies are Python threads sharing the machine's CPUs with everything else; their CPU per transaction grows with the number of round trips.)"
+		out "(The proxies (bench/delay_proxy.c, one thread each) share the machine's CPUs with everything else; their CPU per transaction grows with the number of round trips.)"
 	fi
+}
+
+# --- the issue's round-trip targets ----------------------------------------------------------
+#
+# rtt_section: the target table in one run.  (1) one client on loopback and
+# (2) one client with 5 ms more per round trip (the C proxy, 2.5 ms each way,
+# in front of p1 and p2), every variant: p50, p99 and the p50 in round trips;
+# (3) CLIENTS clients at +5 ms: throughput against postgres_fdw; (4) CLIENTS
+# clients on loopback (CPU-bound), ROUNDS interleaved rounds: dtx.send
+# against dtx.exec and the better pg_dtx against dblink 2PC in one PL/pgSQL
+# call.  Every target is printed next to its figure, met or not.
+
+# verdict OK: "met" or "**not met**"
+verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "**not met**"; fi; }
+
+rtt_section() {
+	local v res r i p0 one tput cpu n
+	local file=$R/rtt.tsv many=$R/rtt_clients.tsv loop=$R/rtt_loopback.tsv
+	mapfile -t one < <(avail fdw fdwpc dblink dblinkfn dtx dtxasync dtxsend dtxsendasync)
+	mapfile -t tput < <(avail fdw fdwpc dtx dtxsend dtxsendasync)
+	mapfile -t cpu < <(avail dblinkfn dtx dtxsend)
+	section "Round trips: 1 client, +5 ms per round trip (2.5 ms each way) in front of p1 and p2; $CLIENTS clients at +5 ms; $CLIENTS clients on loopback ($LAT_TIME s each)"
+	send_skipped
+	: >"$file"
+	: >"$many"
+	: >"$loop"
+	for v in "${one[@]}"; do
+		gen_script "$v" 2 p >"$R/scripts/rtt-direct-$v.pgb"
+		gen_script "$v" 2 lp >"$R/scripts/rtt-$v.pgb"
+	done
+	# (1) one client, loopback: the base the round trips are counted from
+	for v in "${one[@]}"; do
+		bench_run "rtt0-$v-warm" "$R/scripts/rtt-direct-$v.pgb" 1 1 "$(vopts "$v")" >/dev/null
+		res=$(bench_run "rtt0-$v" "$R/scripts/rtt-direct-$v.pgb" 1 "$LAT_TIME" "$(vopts "$v")")
+		echo "0 $v $res" >>"$file"
+		log "rtt loopback, 1 client $(printf '%-12s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
+	done
+	# (2) one client, +5 ms per round trip
+	q coord -c "DROP SERVER IF EXISTS lp1, lp2, fdw_lp1, fdw_lp2, fdwpc_lp1, fdwpc_lp2 CASCADE" >/dev/null 2>&1
+	{ server_sql lp1; server_sql lp2; } | q coord
+	start_proxies 2.5
+	for v in "${one[@]}"; do
+		bench_run "rtt5-$v-warm" "$R/scripts/rtt-$v.pgb" 1 1 "$(vopts "$v")" >/dev/null
+		res=$(bench_run "rtt5-$v" "$R/scripts/rtt-$v.pgb" 1 "$LAT_TIME" "$(vopts "$v")")
+		echo "5 $v $res" >>"$file"
+		log "rtt +5 ms, 1 client $(printf '%-12s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
+	done
+	# (3) CLIENTS clients, +5 ms per round trip
+	for v in "${tput[@]}"; do
+		bench_run "rtt5-c$CLIENTS-$v-warm" "$R/scripts/rtt-$v.pgb" "$CLIENTS" 1 "$(vopts "$v")" >/dev/null
+		p0=$(proxy_ticks)
+		res=$(bench_run "rtt5-c$CLIENTS-$v" "$R/scripts/rtt-$v.pgb" "$CLIENTS" "$LAT_TIME" "$(vopts "$v")")
+		n=$(echo "$res" | cut -d' ' -f4)
+		res="$res $(awk -v a="$p0" -v b="$(proxy_ticks)" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n == 0) n = 1; printf "%.3f", (b - a) * 1000 / hz / n }')"
+		echo "$v $res" >>"$many"
+		log "rtt +5 ms, $CLIENTS clients $(printf '%-12s' "$v"): tps p50 p99 n cpu-coord cpu-parts cpu-proxies = $res"
+	done
+	# finish what async sessions left pending while the proxies are up, then forget them
+	val coord "SELECT count(*) FROM dtx.resolve()" >/dev/null
+	stop_proxies
+	q coord -c "DROP SERVER lp1, lp2, fdw_lp1, fdw_lp2, fdwpc_lp1, fdwpc_lp2 CASCADE" >/dev/null 2>&1
+	# (4) CLIENTS clients on loopback, interleaved rounds
+	for v in "${cpu[@]}"; do
+		bench_run "rttcpu-$v-warm" "$R/scripts/rtt-direct-$v.pgb" "$CLIENTS" "$WARM" "$(vopts "$v")" >/dev/null
+	done
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((i = 0; i < ${#cpu[@]}; i++)); do
+			v=${cpu[$(((i + r - 1) % ${#cpu[@]}))]}
+			res=$(bench_run "rttcpu-r$r-$v" "$R/scripts/rtt-direct-$v.pgb" "$CLIENTS" "$LAT_TIME" "$(vopts "$v")")
+			echo "$r $v $res" >>"$loop"
+			log "rtt loopback, $CLIENTS clients, round $r $(printf '%-12s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
+		done
+	done
+
+	out "One client, +5 ms per round trip (p1 and p2 each behind bench/delay_proxy.c, 2.5 ms each way), $LAT_TIME s per variant. Round trips: (p50 at +5 ms - p50 on loopback) / 5 ms, the round trips to the participants a transaction waits for one after the other; the target compares the p50 at +5 ms itself with N x 5 ms + 2 ms."
+	out ""
+	out "| variant | p50 ms, loopback | p50 ms, +5 ms | p99 ms, +5 ms | round trips | target | |"
+	out "| --- | ---: | ---: | ---: | ---: | --- | --- |"
+	for v in fdw fdwpc dblink dblinkfn dtx dtxasync dtxsend dtxsendasync; do
+		local lim="" tgt=""
+		[[ $v == dtxsend ]] && { lim=12; tgt="p50 <= 2 round trips + 2 ms = 12 ms"; }
+		[[ $v == dtxsendasync ]] && { lim=7; tgt="p50 <= 1 round trip + 2 ms = 7 ms"; }
+		if [[ -z $(avail "$v") ]]; then
+			out "| ${VNAME[$v]} | skipped (no dtx.send) | | | | ${tgt:--} | **not measured** |"
+			continue
+		fi
+		out "$(awk -v v="$v" -v name="${VNAME[$v]}" -v lim="$lim" -v tgt="${tgt:--}" '$2 == v { p50[$1] = $4; p99[$1] = $5 }
+			END { ok = (lim == "") ? "" : (p50[5] <= lim ? "met" : "**not met**")
+				printf "| %s | %.2f | %.2f | %.2f | %.1f | %s | %s |", name, p50[0], p50[5], p99[5], (p50[5] - p50[0]) / 5, tgt, ok }' "$file")"
+	done
+	out ""
+	out "$CLIENTS clients, +5 ms per round trip, $LAT_TIME s per variant:"
+	out ""
+	out "| variant | tps | p50 ms | p99 ms | tps / postgres_fdw | target | | proxies' CPU ms per transaction |"
+	out "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |"
+	for v in fdw fdwpc dtx dtxsend dtxsendasync; do
+		local tgt=""
+		is_send "$v" && tgt=">= 2.0x postgres_fdw"
+		if [[ -z $(avail "$v") ]]; then
+			out "| ${VNAME[$v]} | skipped (no dtx.send) | | | | ${tgt:--} | **not measured** | |"
+			continue
+		fi
+		out "$(awk -v v="$v" -v name="${VNAME[$v]}" -v tgt="${tgt:--}" '$1 == "fdw" { f = $2 } $1 == v { t = $2; p50 = $3; p99 = $4; px = $8 }
+			END { r = (f > 0) ? t / f : 0; ok = (tgt == "-") ? "" : (r >= 2.0 ? "met" : "**not met**")
+				printf "| %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %.3f |", name, t, p50, p99, r, tgt, ok, px }' "$many")"
+	done
+	out ""
+	out "$CLIENTS clients on loopback (no proxy; bound by the CPU), $ROUNDS round(s) x $LAT_TIME s, interleaved; medians of rounds, ratios as medians of the per-round ratios:"
+	out ""
+	out "| variant | tps | p50 ms | p99 ms | CPU ms per transaction: coordinator | participants |"
+	out "| --- | ---: | ---: | ---: | ---: | ---: |"
+	for v in dblinkfn dtx dtxsend; do
+		if [[ -z $(avail "$v") ]]; then
+			out "| ${VNAME[$v]} | skipped (no dtx.send) | | | | |"
+			continue
+		fi
+		local c cells=""
+		for c in 3:%.0f 4:%.2f 5:%.2f 7:%.3f 8:%.3f; do
+			cells+=" $(awk -v v="$v" -v c="${c%%:*}" '$2 == v { print $c }' "$loop" | median | xargs printf "${c#*:}") |"
+		done
+		out "| ${VNAME[$v]} |$cells"
+	done
+	out ""
+	local x best
+	if [[ $HAVE_SEND == 1 ]]; then
+		x=$(ratio_cells "$loop" dtxsend dtx 3 | tr -d ' |')
+		out "- dtx.send / dtx.exec tps: ${x}x (target >= 1.0x: $(verdict "$(awk -v x="$x" 'BEGIN { print (x >= 1.0) ? 1 : 0 }')"))"
+		best=$(awk '$2 == "dtx" || $2 == "dtxsend" { print $2, $3 }' "$loop" | sort -k1,1 |
+			awk '{ n[$1]++; s[$1] += $2 } END { b = ""; for (v in s) if (b == "" || s[v] / n[v] > s[b] / n[b]) b = v; print b }')
+	else
+		out "- dtx.send / dtx.exec tps: skipped (no dtx.send) (target >= 1.0x: **not measured**)"
+		best=dtx
+	fi
+	x=$(ratio_cells "$loop" "$best" dblinkfn 3 | tr -d ' |')
+	out "- pg_dtx (the better of dtx.exec and dtx.send by mean tps: ${VNAME[$best]}) / dblink 2PC in one PL/pgSQL call, tps: ${x}x (target >= 1.0x: $(verdict "$(awk -v x="$x" 'BEGIN { print (x >= 1.0) ? 1 : 0 }')"))"
+	out ""
+	out "Raw: $file (1 client: delay, variant, tps, p50, p99, transactions, CPU ms per transaction coordinator / participants), $many ($CLIENTS clients at +5 ms, and the proxies' CPU), $loop (loopback rounds)."
 }
 
 # --- resolver -------------------------------------------------------------------------------
@@ -855,6 +1070,7 @@ print_header
 want main && main_section
 want sweep && sweep_section
 want latency && latency_section
+want rtt && rtt_section
 want resolver && resolver_section
 want memory && memory_section
 final_checks
