@@ -87,6 +87,9 @@ static const int *statement_wait_interval = NULL;
 /* told before a connection closes (DtxSetCloseHook) */
 static void (*close_hook) (DtxConnection *c) = NULL;
 
+/* reads the answer to a lead command before the steps (DtxSetLeadHook) */
+static void (*lead_hook) (DtxConnection *c, bool quiet) = NULL;
+
 static void dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
 static bool dtx_connection_alive(DtxConnection *c);
 static PGconn *dtx_connect(DtxConnection *c, ForeignServer *server, UserMapping *um);
@@ -197,6 +200,19 @@ void
 DtxSetCloseHook(void (*hook) (DtxConnection *c))
 {
 	close_hook = hook;
+}
+
+/*
+ * DtxSetLeadHook
+ *		Registers the function that reads the answer to a lead command (see
+ *		DtxSendLeadNoError) when steps sent behind it are read: quiet when
+ *		it must neither raise nor serve interrupts (a rollback).  It must
+ *		read it with DtxLeadResultNoError, or leave the connection broken.
+ */
+void
+DtxSetLeadHook(void (*hook) (DtxConnection *c, bool quiet))
+{
+	lead_hook = hook;
 }
 
 /*
@@ -1145,6 +1161,8 @@ void
 DtxSendQuery(DtxConnection *c, const char *sql)
 {
 	/* the statements sent before, first (the simple protocol needs it) */
+	if (c->lead_pending && c->pipeline == NIL && lead_hook != NULL)
+		lead_hook(c, false);
 	DtxPipelineCollect(c);
 	statement_event(c, DTX_STATEMENT_STARTS, sql);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
@@ -1303,6 +1321,7 @@ pipeline_forget(DtxConnection *c)
 	}
 	c->pipeline = NIL;
 	c->reading_user_step = false;
+	c->lead_pending = false;
 	if (c->pipeline_cxt != NULL)
 		MemoryContextReset(c->pipeline_cxt);
 }
@@ -1411,6 +1430,18 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 	memset(fail, 0, sizeof(DtxPipelineFailure));
 	if (status)
 		*status = DTX_RESULT_OK;
+
+	/* the answer to the command the steps were sent behind, first */
+	if (c->lead_pending && lead_hook != NULL)
+		lead_hook(c, quiet);
+	if (c->lead_pending)
+	{
+		if (!quiet)
+			dtx_raise_lost(c, NULL);
+		if (status)
+			*status = DTX_RESULT_LOST;
+		return NULL;
+	}
 
 	PG_TRY();
 	{
@@ -2084,6 +2115,88 @@ DtxSendQueryNoError(DtxConnection *c, const char *sql)
 }
 
 /*
+ * DtxSendLeadNoError
+ *		Sends sql on the idle connection c in pipeline mode, with its sync,
+ *		without raising (after the local commit): a lead command, whose
+ *		answer may be read later with DtxLeadResultNoError, while steps are
+ *		sent behind it (DtxSendStatement, DtxPipelineSend) and wait for it
+ *		in the same pipeline: the layer above reads it through its lead
+ *		hook.  False when the connection is lost.
+ */
+bool
+DtxSendLeadNoError(DtxConnection *c, const char *sql)
+{
+	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK || c->busy)
+		return false;
+	if (!PQenterPipelineMode(c->conn) ||
+		!PQsendQueryParams(c->conn, sql, 0, NULL, NULL, NULL, NULL, 0) ||
+		!PQpipelineSync(c->conn))
+		return false;
+	c->busy = true;
+	c->lead_pending = true;
+	/* a short flush; the deadline of whoever reads the answer bounds the rest */
+	return dtx_flush(c, DtxDeadlineAfterMs(dtx_connect_timeout > 0 ? dtx_connect_timeout : 10000),
+					 false);
+}
+
+/*
+ * DtxLeadResultNoError
+ *		Reads the answer to c's lead command (DtxSendLeadNoError) up to its
+ *		sync, within deadline, neither raising nor serving interrupts; leaves
+ *		pipeline mode when no step follows.  On DTX_RESULT_ERROR,
+ *		*errmsg_out (palloc'd) and sqlstate_out (6 bytes) say why.  On a
+ *		timeout or a lost connection the lead stays pending (the caller
+ *		gives the connection up).
+ */
+DtxResultStatus
+DtxLeadResultNoError(DtxConnection *c, TimestampTz deadline,
+					 char **errmsg_out, char *sqlstate_out)
+{
+	DtxResultStatus status = DTX_RESULT_OK;
+	DtxResultStatus st;
+	PGresult   *res;
+
+	if (errmsg_out)
+		*errmsg_out = NULL;
+	if (sqlstate_out)
+		sqlstate_out[0] = '\0';
+	if (c->conn == NULL || !c->lead_pending)
+		return DTX_RESULT_LOST;
+	while ((res = quiet_next_result(c, deadline, &st)) != NULL)
+	{
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR && status == DTX_RESULT_OK)
+		{
+			const char *ss = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			status = DTX_RESULT_ERROR;
+			if (errmsg_out)
+				*errmsg_out = pchomp(PQresultErrorMessage(res));
+			if (sqlstate_out && ss)
+				strlcpy(sqlstate_out, ss, 6);
+		}
+		PQclear(res);
+	}
+	if (st != DTX_RESULT_OK)
+		return st;
+	res = quiet_next_result(c, deadline, &st);
+	if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+	{
+		if (res)
+			PQclear(res);
+		return st != DTX_RESULT_OK ? st : DTX_RESULT_LOST;
+	}
+	PQclear(res);
+	c->lead_pending = false;
+	if (c->pipeline == NIL)
+	{
+		if (!PQexitPipelineMode(c->conn))
+			return DTX_RESULT_LOST;
+		c->busy = false;
+	}
+	return status;
+}
+
+/*
  * DtxGetResultNoError
  *		Waits, without raising and without serving interrupts, for all the
  *		results of the command in flight on c, until deadline (0: none).
@@ -2270,7 +2383,7 @@ dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
 
 	/* the rest of the command's results, up to the last sync of a pipeline */
 	in_pipeline = (PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF);
-	syncs = Max(list_length(c->pipeline), 1);
+	syncs = Max(list_length(c->pipeline) + (c->lead_pending ? 1 : 0), 1);
 	for (;;)
 	{
 		PGresult   *res;

@@ -118,6 +118,10 @@ typedef struct DtxConnection
 	MemoryContext pipeline_cxt; /* reset when the pipeline is read */
 	bool		reading_user_step;	/* the step being read is a user's
 									 * statement */
+	bool		lead_pending;	/* a command of the layer above (COMMIT
+								 * PREPARED left in flight) was sent in
+								 * pipeline mode before the steps: its
+								 * answer is read first (DtxSetLeadHook) */
 	bool		broken;			/* unusable: dropped at transaction end */
 
 	/* the remote transaction that follows the local one (remote_xact.c) */
@@ -195,6 +199,7 @@ extern int	dtx_connect_timeout;
 extern void DtxConnectionInit(void);
 extern void DtxSetStatementHook(DtxStatementHook hook, const int *wait_interval_ms);
 extern void DtxSetCloseHook(void (*hook) (DtxConnection *c));
+extern void DtxSetLeadHook(void (*hook) (DtxConnection *c, bool quiet));
 
 /* cache */
 extern DtxConnection *DtxGetConnection(Oid serverid, Oid userid);
@@ -226,6 +231,9 @@ extern void DtxReportResultError(int elevel, PGresult *res, DtxConnection *c,
 
 /* round trips that never raise errors (commit and abort callbacks) */
 extern bool DtxSendQueryNoError(DtxConnection *c, const char *sql);
+extern bool DtxSendLeadNoError(DtxConnection *c, const char *sql);
+extern DtxResultStatus DtxLeadResultNoError(DtxConnection *c, TimestampTz deadline,
+											char **errmsg_out, char *sqlstate_out);
 extern DtxResultStatus DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 										   char **errmsg_out, char *sqlstate_out,
 										   PGresult **err_out);

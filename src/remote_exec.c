@@ -514,8 +514,11 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	refuse_pinned_settings(sql, servername);
 	server = DtxResolveServer(servername, userid);
 	c = DtxGetConnection(server->serverid, userid);
-	/* an earlier transaction's COMMIT PREPARED is answered first */
-	DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_WAIT);
+	/*
+	 * An earlier transaction's COMMIT PREPARED is answered first: taken if
+	 * it has arrived, else this statement goes behind it in its pipeline.
+	 */
+	DtxFinishCommitInFlight(c, c->lead_pending ? DTX_IN_FLIGHT_POLL : DTX_IN_FLIGHT_WAIT);
 	DtxConnectionEnsureOpen(c);
 
 	prelude = DtxRemoteXactPrelude(c);
@@ -608,8 +611,11 @@ send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_
 	refuse_pinned_settings(sql, servername);
 	server = DtxResolveServer(servername, userid);
 	c = DtxGetConnection(server->serverid, userid);
-	/* an earlier transaction's COMMIT PREPARED is answered first */
-	DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_WAIT);
+	/*
+	 * An earlier transaction's COMMIT PREPARED is answered first: taken if
+	 * it has arrived, else this statement goes behind it in its pipeline.
+	 */
+	DtxFinishCommitInFlight(c, c->lead_pending ? DTX_IN_FLIGHT_POLL : DTX_IN_FLIGHT_WAIT);
 	DtxConnectionEnsureOpen(c);
 
 	prelude = DtxRemoteXactPrelude(c);

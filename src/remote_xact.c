@@ -119,6 +119,7 @@ static void dtx_forget_participants(void);
 static void leave_commits_in_flight(void);
 static void leave_to_resolver_unreplicated(void);
 static void before_close(DtxConnection *c);
+static void answer_before_steps(DtxConnection *c, bool quiet);
 static bool drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid);
 static void poll_in_flight(DtxConnection *c, void *arg);
 static void in_flight_at_exit(int code, Datum arg);
@@ -164,6 +165,7 @@ DtxRemoteXactInit(void)
 
 	RegisterXactCallback(dtx_xact_callback, NULL);
 	DtxSetCloseHook(before_close);
+	DtxSetLeadHook(answer_before_steps);
 	RegisterSubXactCallback(dtx_subxact_callback, NULL);
 }
 
@@ -1107,11 +1109,16 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 		}
 		PG_END_TRY();
 	}
+	else if (mode == DTX_IN_FLIGHT_READ)
+		arrived = true;			/* read below, within dtx.commit_timeout */
 	else
 		arrived = c->conn == NULL || !PQconsumeInput(c->conn) || !PQisBusy(c->conn);
 	if (mode == DTX_IN_FLIGHT_POLL && !arrived)
 		return;
-	if (arrived)
+	if (arrived && c->lead_pending)
+		st = DtxLeadResultNoError(c, DtxDeadlineAfterMs(dtx_commit_timeout),
+								  &msg, sqlstate);
+	else if (arrived)
 		st = DtxGetResultNoError(c, DtxDeadlineAfterMs(dtx_commit_timeout),
 								 &msg, sqlstate, NULL);
 	else if (c->conn != NULL && PQstatus(c->conn) != CONNECTION_OK)
@@ -1194,6 +1201,7 @@ dtx_post_commit(void)
 	bool		any_prepared = false;
 	bool		all_confirmed = true;
 	FullTransactionId fxid = InvalidFullTransactionId;
+	char	   *sql;
 
 	DtxDecisionEndXact(true);
 	if (participants != NIL)
@@ -1211,7 +1219,14 @@ dtx_post_commit(void)
 		if (c->xact.state != DTX_REMOTE_PREPARED)
 			continue;
 		any_prepared = true;
-		if (!DtxSendQueryNoError(c, psprintf("COMMIT PREPARED '%s'", c->xact.gid)))
+		sql = psprintf("COMMIT PREPARED '%s'", c->xact.gid);
+
+		/*
+		 * Left in flight, it is sent in pipeline mode: the next transaction's
+		 * statements go behind it without waiting for its answer.
+		 */
+		if (!(dtx_synchronous_commit_prepared ? DtxSendQueryNoError(c, sql) :
+			  DtxSendLeadNoError(c, sql)))
 			c->broken = true;
 		else
 			c->xact.state = DTX_REMOTE_COMMITTING;
@@ -1422,6 +1437,19 @@ before_close(DtxConnection *c)
 {
 	if (c->xact.commit_in_flight)
 		DtxFinishCommitInFlight(c, DTX_IN_FLIGHT_DROP);
+}
+
+/*
+ * answer_before_steps
+ *		Statements were sent behind a COMMIT PREPARED left in flight on c
+ *		(dtx.synchronous_commit_prepared off) and are about to be read: its
+ *		answer is read first (DtxSetLeadHook), waiting for it (when quiet,
+ *		without serving interrupts: a commit or a rollback).
+ */
+static void
+answer_before_steps(DtxConnection *c, bool quiet)
+{
+	DtxFinishCommitInFlight(c, quiet ? DTX_IN_FLIGHT_READ : DTX_IN_FLIGHT_WAIT);
 }
 
 /*
