@@ -188,8 +188,9 @@ COMMIT;
 RESET dtx.commit_timeout;
 SELECT balance - :before AS applied FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint);
 SELECT * FROM dtx.query('p2', 'SELECT 1') AS t(reconnected int);
--- a reader lost before COMMIT (its read-only check fails): nothing commits,
--- the retry applies the write once
+-- a reader lost before COMMIT: its read-only probe came with its query, so
+-- the writer commits in one phase and the lost reader (it wrote nothing) gets
+-- a WARNING; were it an error, the retry would apply the write once
 SELECT balance AS before FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 3') AS t(balance bigint) \gset
 BEGIN;
 SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 3');

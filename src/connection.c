@@ -117,7 +117,7 @@ static int	dtx_wait_attempts(List *conns, int npending, long timeout,
 							  WaitEvent *occurred);
 static void dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 							  int nparams, const Oid *types, const char *const *values,
-							  bool cached, int64 expect_rows, bool user);
+							  bool cached, int64 expect_rows, bool user, bool final);
 static void pipeline_forget(DtxConnection *c);
 #ifdef LIBPQ_HAS_ASYNC_CANCEL
 static bool pipeline_parse_in_flight(DtxConnection *c);
@@ -621,6 +621,12 @@ DtxDisconnect(DtxConnection *c)
 	}
 	DtxStmtCacheReset(&c->stmts);
 	pipeline_forget(c);
+	if (c->pipeline_cxt != NULL)
+	{
+		/* a standalone entry is freed after this: nothing may be left */
+		MemoryContextDelete(c->pipeline_cxt);
+		c->pipeline_cxt = NULL;
+	}
 	c->xact.depth = 0;
 	c->xact.state = DTX_REMOTE_IDLE;
 	c->busy = false;
@@ -1187,7 +1193,7 @@ void
 DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 				int nparams, const Oid *types, const char *const *values)
 {
-	dtx_send_pipeline(c, prelude, sql, nparams, types, values, false, -1, true);
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, false, -1, true, true);
 }
 
 /*
@@ -1200,7 +1206,7 @@ void
 DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
 				 int nparams, const Oid *types, const char *const *values)
 {
-	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, -1, true);
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, -1, true, true);
 }
 
 /*
@@ -1214,7 +1220,7 @@ DtxPipelineSend(DtxConnection *c, List *prelude, const char *sql,
 				int nparams, const Oid *types, const char *const *values,
 				int64 expect_rows)
 {
-	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, expect_rows, true);
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, expect_rows, true, false);
 }
 
 /*
@@ -1226,7 +1232,28 @@ DtxPipelineSend(DtxConnection *c, List *prelude, const char *sql,
 void
 DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql)
 {
-	dtx_send_pipeline(c, prelude, sql, 0, NULL, NULL, false, -1, false);
+	dtx_send_pipeline(c, prelude, sql, 0, NULL, NULL, false, -1, false, false);
+}
+
+/* The read-only probe: whether the remote transaction has a transaction id. */
+#define DTX_PROBE_SQL "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL"
+
+/*
+ * DtxPipelineSendProbe
+ *		Appends the read-only probe to c's pipeline, behind the statement
+ *		just sent: when the pipeline is read, c->probe_wrote says whether
+ *		the remote transaction has written so far (a function may write in
+ *		a SELECT), at no round trip of its own.
+ */
+void
+DtxPipelineSendProbe(DtxConnection *c)
+{
+	DtxPipelineStep *step;
+
+	c->probe_wrote = -1;
+	dtx_send_pipeline(c, NIL, DTX_PROBE_SQL, 0, NULL, NULL, false, -1, false, false);
+	step = llast(c->pipeline);
+	step->probe = true;
 }
 
 /*
@@ -1239,7 +1266,7 @@ DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql)
 static void
 dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 				  int nparams, const Oid *types, const char *const *values,
-				  bool cached, int64 expect_rows, bool user)
+				  bool cached, int64 expect_rows, bool user, bool final)
 {
 	ListCell   *lc;
 	struct DtxCachedStmt *stmt = NULL;
@@ -1265,6 +1292,7 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 		step->prelude = lappend(step->prelude, pstrdup((const char *) lfirst(lc)));
 	step->expect_rows = expect_rows;
 	step->user = user;
+	step->final = final;
 	step->nest_level = GetCurrentTransactionNestLevel();
 	step->subid = GetCurrentSubTransactionId();
 	c->pipeline = lappend(c->pipeline, step);
@@ -1450,7 +1478,7 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 			DtxPipelineStep *step = linitial(c->pipeline);
 			int			nprelude = list_length(step->prelude);
 			int			ncmds = nprelude + (step->parse ? 1 : 0) + 1;
-			bool		final_step = want_final && list_length(c->pipeline) == 1;
+			bool		final_step = want_final && step->final && final == NULL;
 			bool		stale = step->parse != NULL &&
 			step->cache_generation != DtxStmtCacheGeneration(&c->stmts);
 			volatile bool parsed = false;
@@ -1523,6 +1551,8 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 							res = NULL;
 							continue;
 						}
+						if (step->probe && rst == PGRES_TUPLES_OK && PQntuples(res) == 1)
+							c->probe_wrote = (strcmp(PQgetvalue(res, 0, 0), "t") == 0) ? 1 : 0;
 						if (step->expect_rows >= 0 && fail->sql == NULL)
 						{
 							const char *tuples = PQcmdTuples(res);

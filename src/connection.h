@@ -41,6 +41,9 @@ typedef struct DtxRemoteXact
 	bool		selects_only;	/* ran only SELECT-tagged statements */
 	bool		needs_prepare;	/* holds something that must last until
 								 * COMMIT PREPARED (e.g. locks) */
+	bool		probed;			/* wrote is known from the read-only probe
+								 * that followed its last statement: no
+								 * probe at commit */
 	bool		abort_required; /* local transaction may not commit */
 	List	   *pending_cmds;	/* commands to send before the next one
 								 * (savepoint releases), palloc'd in
@@ -83,6 +86,10 @@ typedef struct DtxPipelineStep
 	int64		expect_rows;	/* rows it must report; -1: any count */
 	bool		user;			/* a user's statement (not a commit command):
 								 * a long wait looks for a deadlock */
+	bool		final;			/* a statement whose result the caller reads
+								 * (dtx.exec, dtx.query), not a sent one */
+	bool		probe;			/* pg_dtx's read-only probe (see
+								 * DtxPipelineSendProbe) */
 	int			nest_level;		/* local nesting level when sent */
 	SubTransactionId subid;		/* local subtransaction when sent */
 } DtxPipelineStep;
@@ -118,6 +125,9 @@ typedef struct DtxConnection
 	MemoryContext pipeline_cxt; /* reset when the pipeline is read */
 	bool		reading_user_step;	/* the step being read is a user's
 									 * statement */
+	int8		probe_wrote;	/* the last probe's answer: 1 the remote
+								 * transaction has a transaction id, 0 not,
+								 * -1 no answer */
 	bool		lead_pending;	/* a command of the layer above (COMMIT
 								 * PREPARED left in flight) was sent in
 								 * pipeline mode before the steps: its
@@ -248,6 +258,7 @@ extern void DtxPipelineSend(DtxConnection *c, List *prelude, const char *sql,
 							int nparams, const Oid *types, const char *const *values,
 							int64 expect_rows);
 extern void DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql);
+extern void DtxPipelineSendProbe(DtxConnection *c);
 extern void DtxPipelineCollect(DtxConnection *c);
 extern bool DtxPipelineExpectsRows(DtxConnection *c);
 extern void DtxPipelineFinish(DtxConnection *c, TimestampTz deadline,

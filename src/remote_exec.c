@@ -509,6 +509,7 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	DtxConnection *c;
 	List	   *prelude;
 	PGresult   *res;
+	bool		probe;
 
 	refuse_transaction_control(sql, servername);
 	refuse_pinned_settings(sql, servername);
@@ -522,12 +523,29 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	DtxConnectionEnsureOpen(c);
 
 	prelude = DtxRemoteXactPrelude(c);
+
+	/*
+	 * A query on a server that has only read so far carries the read-only
+	 * probe in its pipeline: the commit then knows whether it wrote (a
+	 * function may write in a SELECT) without a round trip of its own.
+	 */
+	probe = !cacheable && c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare;
+	if (probe)
+		c->xact.probed = false;
 	DtxSetPhase(DTX_PHASE_STATEMENT, c->servername);
 	if (cacheable)
 		DtxSendStatement(c, prelude, sql, p->n, p->types, p->values);
 	else
 		DtxSendPipeline(c, prelude, sql, p->n, p->types, p->values);
+	if (probe)
+		DtxPipelineSendProbe(c);
 	res = DtxGetPipelineRows(c, row_fn, row_arg);
+	if (probe && c->probe_wrote >= 0)
+	{
+		c->xact.probed = true;
+		if (c->probe_wrote == 1)
+			c->xact.wrote = true;
+	}
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
 	if (may_deallocate(sql))
 		DtxStmtCacheReset(&c->stmts);

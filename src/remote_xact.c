@@ -14,8 +14,10 @@
  * once when the local subtransaction aborts.
  *
  * At commit (pre-commit callback):
- *	- participants that ran only SELECTs are asked whether they assigned a
- *	  transaction id; those that did not are read-only and simply committed;
+ *	- participants that ran only SELECTs and whether they assigned a
+ *	  transaction id: known from the read-only probe that each dtx.query
+ *	  on them carried in its pipeline (remote_exec.c), or asked now; those
+ *	  that did not are read-only and simply committed;
  *	- no writer: everything is committed directly;
  *	- one writer and no local write: it commits in one phase, with no
  *	  decision record; a connection lost before its answer is reported as
@@ -249,6 +251,7 @@ DtxRemoteXactPrelude(DtxConnection *c)
 		c->xact.wrote = false;
 		c->xact.selects_only = true;
 		c->xact.needs_prepare = false;
+		c->xact.probed = false;
 		c->xact.participant_no = list_length(participants) + 1;
 		c->xact.gid[0] = '\0';
 
@@ -609,7 +612,8 @@ classify_participants(List **writers, List **readers)
 					 errhint("The whole transaction is rolled back; run it again.")));
 		if (c->busy && c->pipeline == NIL)
 			elog(ERROR, "a command is still in flight on server \"%s\"", c->servername);
-		if (c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare)
+		if (c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare &&
+			!c->xact.probed)
 			to_check = lappend(to_check, c);
 	}
 
@@ -1484,6 +1488,7 @@ dtx_forget_participants(void)
 		c->xact.wrote = false;
 		c->xact.selects_only = true;
 		c->xact.needs_prepare = false;
+		c->xact.probed = false;
 		c->xact.abort_required = false;
 		c->xact.participant_no = 0;
 		c->xact.gid[0] = '\0';

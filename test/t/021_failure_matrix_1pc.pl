@@ -1,4 +1,5 @@
-# Failure matrix, one-phase commit: the read-only probe and COMMIT on
+# Failure matrix, one-phase commit: the read-only probe (in the pipeline of
+# b's query) and COMMIT on
 # participant b (behind test/faults/proto_proxy.py), cut before they reach
 # b, held (then released, or until the client's timeout), or run with their
 # answer dropped, and with b or the coordinator crashed while the command
@@ -19,7 +20,8 @@ use FailureMatrix;
 
 my $m = FailureMatrix::setup();
 
-my $prep_timeout = "SET dtx.prepare_timeout = '600ms';\n";
+# the read-only probe travels with b's query (from 1.2): the statement's timeout bounds it
+my $stmt_timeout = "SET statement_timeout = '600ms';\n";
 my $commit_timeout = "SET dtx.commit_timeout = '600ms';\n";
 
 my @cells = (
@@ -27,7 +29,7 @@ my @cells = (
 	[ probe_cut          => probe => 'cut',         expect => 'error' ],
 	[ probe_drop_answer  => probe => 'drop_answer', expect => 'error' ],
 	[ probe_hold_release => probe => 'hold',        then => 'release', expect => 'committed', final => 'applied' ],
-	[ probe_hold_timeout => probe => 'hold',        then => 'timeout', settings => $prep_timeout, expect => 'error' ],
+	[ probe_hold_timeout => probe => 'hold',        then => 'timeout', settings => $stmt_timeout, expect => 'error' ],
 	[ probe_hold_crash_b => probe => 'hold',        crash => 'participant', expect => 'error' ],
 	[ probe_hold_crash_coord => probe => 'hold',    crash => 'coordinator', expect => 'unknown' ],
 

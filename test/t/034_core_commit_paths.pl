@@ -46,6 +46,22 @@ my $COMMIT = qr/: (?:[^\n]*; )?COMMIT$/m;
 	like($lb, $COMMIT, '5 readers: pb gets COMMIT');
 	is(decisions(), $d, '5 readers: no decision');
 
+	# the read-only probe travels in the query's pipeline: pa's session has run
+	# it before COMMIT, which then needs no round trip for it
+	{
+		my $s = session();
+		sq($s, "BEGIN;\nSELECT * FROM dtx.query('pa', 'SELECT balance FROM accounts WHERE id = 1') AS t(b bigint);");
+		is( $pa->safe_psql(
+				'postgres',
+				'SELECT query FROM pg_stat_activity WHERE application_name = '
+				  . quote_literal(appname($s->{pid}))),
+			'SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL',
+			'5 probe: the read-only probe ran right after the query, before COMMIT');
+		my ($out, $err) = sq($s, 'COMMIT;');
+		is($err, '', '5 probe: COMMIT succeeds');
+		$s->quit;
+	}
+
 	# one writer (pb), one reader (pa), no local write: one phase
 	($posa, $posb) = (log_pos($pa), log_pos($pb));
 	($rc, $out, $err) = coord_sql(q{
