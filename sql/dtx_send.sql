@@ -96,9 +96,7 @@ SELECT dtx.send_expect('p1', -1, 'SELECT 1');
 SELECT dtx.send('p1', 'COMMIT');
 SELECT dtx.send('p1', 'SET DateStyle = German');
 SELECT dtx.wait('nosuch');
-BEGIN;
 SELECT dtx.send('p1', '');
-COMMIT;
 
 -- A server that only received sends is a writer: both are prepared.
 SELECT two_phase_commits AS two_phase_before FROM dtx.stats \gset
@@ -211,6 +209,52 @@ SELECT dtx.send('p1', 'SELECT set_config(''DateStyle'', ''German'', false)');
 SELECT dtx.send('p2', 'SELECT 1');
 COMMIT;
 SELECT * FROM dtx.query('p1', 'SELECT current_setting(''DateStyle'')') AS t(s text);
+
+-- ... and with one writer, whose COMMIT went behind it and committed: a
+-- WARNING, the write stands, the connection is replaced.
+BEGIN;
+SELECT dtx.send('p1', 'INSERT INTO sent VALUES (40, 1)');
+SELECT dtx.send('p1', 'SELECT set_config(''DateStyle'', ''German'', false)');
+COMMIT;
+SELECT p_rows('p1', 'SELECT count(*) FROM sent WHERE transfer_id = 40') AS committed_40;
+SELECT * FROM dtx.query('p1', 'SELECT current_setting(''DateStyle'')') AS t(s text);
+
+-- A wrong row count sent before a savepoint whose rollback must give up a
+-- statement still running: a WARNING, and the transaction cannot commit.
+BEGIN;
+SELECT dtx.send_expect('p1', 1, 'UPDATE sacc SET balance = balance WHERE id = 999');
+SAVEPOINT a;
+SELECT dtx.send('p1', 'SELECT pg_sleep(1)');
+ROLLBACK TO a;
+COMMIT;
+-- The same failure already read when a wait in an exception block is
+-- cancelled: the transaction cannot commit.
+BEGIN;
+SELECT dtx.send_expect('p1', 1, 'UPDATE sacc SET balance = balance WHERE id = 999');
+SET LOCAL statement_timeout = '300ms';
+DO $$
+BEGIN
+  PERFORM dtx.send('p1', 'SELECT pg_sleep(2)');
+  PERFORM dtx.wait();
+EXCEPTION WHEN query_canceled THEN
+  RAISE NOTICE 'cancelled';
+END $$;
+COMMIT;
+-- A COPY sent, refused where an exception block catches it although it was
+-- sent before the block: the remote transaction is gone, nothing commits.
+BEGIN;
+SELECT dtx.exec('p1', 'INSERT INTO sent VALUES (41, 1)');
+SELECT dtx.send('p1', 'COPY sent FROM STDIN');
+DO $$
+BEGIN
+  PERFORM dtx.wait();
+EXCEPTION WHEN feature_not_supported THEN
+  RAISE NOTICE 'caught: %', SQLERRM;
+END $$;
+COMMIT;
+SELECT p_rows('p1', 'SELECT count(*) FROM sent WHERE transfer_id = 41') AS not_committed_41;
+-- Empty statements are refused when sent.
+SELECT dtx.send('p1', ' ; /* nothing */ ;');
 
 -- Nothing left behind.
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;

@@ -1325,7 +1325,14 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 	}
 	if (!PQpipelineSync(c->conn))
 		dtx_raise_lost(c, sql);
-	if (!dtx_flush(c, 0, true))
+
+	/*
+	 * pg_dtx's own commands (COMMIT, PREPARE TRANSACTION, the probe) are
+	 * flushed whole, within a bound: a cancel must not leave half of a
+	 * COMMIT written, to be sent by the next read.
+	 */
+	if (!dtx_flush(c, user ? 0 : DtxDeadlineAfterMs(dtx_connect_timeout > 0 ? dtx_connect_timeout : 10000),
+				   user))
 		dtx_raise_lost(c, sql);
 }
 
@@ -1481,11 +1488,10 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 			bool		final_step = want_final && step->final && final == NULL;
 			bool		stale = step->parse != NULL &&
 			step->cache_generation != DtxStmtCacheGeneration(&c->stmts);
-			volatile bool parsed = false;
 			volatile int i;
 
 			c->reading_user_step = step->user;
-			for (i = 0; i < ncmds; i++)
+			for (i = step->next_cmd; i < ncmds; i++)
 			{
 				const char *what = (i < nprelude) ?
 				(const char *) list_nth(step->prelude, i) : step->sql;
@@ -1553,6 +1559,8 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 						}
 						if (step->probe && rst == PGRES_TUPLES_OK && PQntuples(res) == 1)
 							c->probe_wrote = (strcmp(PQgetvalue(res, 0, 0), "t") == 0) ? 1 : 0;
+						if (!step->user && !step->probe)
+							strlcpy(fail->tag, PQcmdStatus(res), sizeof(fail->tag));
 						if (step->expect_rows >= 0 && fail->sql == NULL)
 						{
 							const char *tuples = PQcmdTuples(res);
@@ -1569,18 +1577,20 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 							record_failure(fail, step, what, NULL, -2, cxt);
 					}
 					else if (step->parse != NULL && i == nprelude && rst == PGRES_COMMAND_OK)
-						parsed = true;	/* the cache's Parse */
+						step->parsed = true;	/* the cache's Parse */
 					PQclear(res);
 					res = NULL;
 				}
 				if (st != DTX_RESULT_OK)
 					break;
+				step->next_cmd = i + 1;
 			}
 			if (st != DTX_RESULT_OK)
 				break;
 			/* the name of the cache exists from now on, or never will */
 			if (step->parse != NULL && !stale)
-				DtxStmtCachePrepared(&c->stmts, step->parse, parsed);
+				DtxStmtCachePrepared(&c->stmts, step->parse, step->parsed);
+			step->parse = NULL;
 
 			/* then the sync */
 			if (quiet)
@@ -1649,6 +1659,14 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 	PG_CATCH();
 	{
 		c->reading_user_step = false;
+
+		/*
+		 * A failure already read (its step is gone) that rolling back the
+		 * current subtransaction would not undo: the remote transaction
+		 * cannot go on.
+		 */
+		if (fail->sql != NULL && fail->user && fail->subid < GetCurrentSubTransactionId())
+			c->xact.abort_required = true;
 		if (res)
 			PQclear(res);
 		if (final)
@@ -1765,12 +1783,33 @@ DtxPipelineDrainNoError(DtxConnection *c, TimestampTz deadline, DtxPipelineFailu
 	DtxResultStatus st;
 
 	memset(fail, 0, sizeof(DtxPipelineFailure));
-	if (c->pipeline == NIL)
+	if (c->pipeline == NIL && !c->lead_pending)
 		return !c->busy;
 	if (c->conn == NULL)
 		return false;
 	(void) read_pipeline(c, deadline, true, false, NULL, NULL, fail, &st);
 	return st == DTX_RESULT_OK;
+}
+
+/*
+ * DtxPipelineHasStepsBefore
+ *		Whether an unread step of c is a user's statement sent in a
+ *		subtransaction older than subid (whose failure a rollback of subid
+ *		would not undo).
+ */
+bool
+DtxPipelineHasStepsBefore(DtxConnection *c, SubTransactionId subid)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->pipeline)
+	{
+		DtxPipelineStep *step = lfirst(lc);
+
+		if (step->user && step->subid < subid)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -1942,6 +1981,15 @@ dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const cha
 	bool		pipeline = PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF;
 	int			syncs = Max(list_length(c->pipeline), 1);	/* to read in a
 															 * pipeline */
+
+	/*
+	 * The pipeline's memory goes below.  A failed COPY FROM aborted the
+	 * remote transaction, which a statement sent in an earlier
+	 * subtransaction cannot survive.
+	 */
+	sql = sql ? pstrdup(sql) : NULL;
+	if (DtxPipelineHasStepsBefore(c, GetCurrentSubTransactionId()))
+		c->xact.abort_required = true;
 
 	for (;;)
 	{

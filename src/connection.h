@@ -90,13 +90,18 @@ typedef struct DtxPipelineStep
 								 * (dtx.exec, dtx.query), not a sent one */
 	bool		probe;			/* pg_dtx's read-only probe (see
 								 * DtxPipelineSendProbe) */
+	int			next_cmd;		/* the command whose results are read next
+								 * (past the last: its sync), so that a read
+								 * cut short by an error resumes there */
+	bool		parsed;			/* the statement cache's Parse succeeded */
 	int			nest_level;		/* local nesting level when sent */
 	SubTransactionId subid;		/* local subtransaction when sent */
 } DtxPipelineStep;
 
 /*
- * The first failure among the steps of a pipeline: a remote error, or a row
- * count other than the one a step required.
+ * What reading a pipeline found: its first failure (a remote error, or a row
+ * count other than the one a step required), and the command tag of pg_dtx's
+ * own command at its end.
  */
 typedef struct DtxPipelineFailure
 {
@@ -108,6 +113,11 @@ typedef struct DtxPipelineFailure
 	bool		user;			/* a user's statement */
 	int			nest_level;		/* as in its step */
 	SubTransactionId subid;
+	char		tag[32];		/* command tag of the last command of the
+								 * last step that is pg_dtx's own (COMMIT,
+								 * PREPARE TRANSACTION; ROLLBACK when the
+								 * remote transaction had failed); "" if
+								 * none */
 } DtxPipelineFailure;
 
 /* One cached connection: a (server, user mapping) pair of this backend. */
@@ -258,6 +268,7 @@ extern void DtxPipelineSend(DtxConnection *c, List *prelude, const char *sql,
 							int nparams, const Oid *types, const char *const *values,
 							int64 expect_rows);
 extern void DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql);
+extern bool DtxPipelineHasStepsBefore(DtxConnection *c, SubTransactionId subid);
 extern void DtxPipelineSendProbe(DtxConnection *c);
 extern void DtxPipelineCollect(DtxConnection *c);
 extern bool DtxPipelineExpectsRows(DtxConnection *c);

@@ -234,6 +234,34 @@ refuse_pinned_settings(const char *sql, const char *servername)
 }
 
 /*
+ * refuse_empty
+ *		Raises if sql holds no statement (only white space, comments or
+ *		semicolons).  dtx.send checks it before sending: read back at a
+ *		pipelined COMMIT, an empty statement is no error, and that COMMIT
+ *		would commit.
+ */
+static void
+refuse_empty(const char *sql, const char *servername)
+{
+	const char *p = sql;
+	char		word[16];
+
+	for (;;)
+	{
+		next_word(&p, word, sizeof(word));
+		if (word[0] != '\0')
+			return;
+		if (*p != ';')
+			break;
+		p++;
+	}
+	if (*p == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("the statement for server \"%s\" is empty", servername)));
+}
+
+/*
  * may_deallocate
  *		Whether sql may drop prepared statements of its session (DEALLOCATE,
  *		DISCARD): the statement cache then forgets its own.
@@ -460,11 +488,19 @@ check_session(DtxConnection *c, PGresult *res, const char *sql)
 {
 	const char *changed = DtxPinnedSettingChanged(c);
 
-	/* the error rolls the remote (sub)transaction back, undoing the change */
+	/*
+	 * The error rolls the remote (sub)transaction back, undoing the change;
+	 * a change by a statement sent in an earlier subtransaction would
+	 * survive a rollback of this one: the connection cannot go on, and is
+	 * closed at transaction end.
+	 */
 	if (changed != NULL)
 	{
 		if (res)
 			PQclear(res);
+		c->invalidated = true;
+		if (res == NULL)
+			c->xact.abort_required = true;
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("the statement for server \"%s\" changed the setting \"%s\" that pg_dtx pins",
@@ -627,6 +663,7 @@ send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_
 				 errhint("Run distributed transactions that write on the primary; dtx.query works here.")));
 	refuse_transaction_control(sql, servername);
 	refuse_pinned_settings(sql, servername);
+	refuse_empty(sql, servername);
 	server = DtxResolveServer(servername, userid);
 	c = DtxGetConnection(server->serverid, userid);
 	/*

@@ -121,6 +121,11 @@ static void dtx_forget_participants(void);
 static void leave_commits_in_flight(void);
 static void leave_to_resolver_unreplicated(void);
 static void before_close(DtxConnection *c);
+#if PG_VERSION_NUM >= 180000
+pg_noreturn static void raise_already_failed(DtxConnection *c);
+#else
+static void raise_already_failed(DtxConnection *c) pg_attribute_noreturn();
+#endif
 static void answer_before_steps(DtxConnection *c, bool quiet);
 static bool drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid);
 static void poll_in_flight(DtxConnection *c, void *arg);
@@ -333,6 +338,73 @@ check_pinned_after_pipeline(DtxConnection *c)
 }
 
 /*
+ * pipeline_command_no_error
+ *		Appends pg_dtx's command sql (COMMIT) to c's pipeline behind the
+ *		statements sent with dtx.send, with the queued commands first;
+ *		false, without raising, when it could not be sent.
+ */
+static bool
+pipeline_command_no_error(DtxConnection *c, const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *pending = take_pending_list(c);
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		DtxPipelineSendCommand(c, pending, sql);
+	}
+	PG_CATCH();
+	{
+		/* a lost connection (the flush serves no interrupt) */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * warn_pinned_after_commit
+ *		c's COMMIT, behind statements sent with dtx.send, committed; one of
+ *		them changed a setting pinned on the session: the transaction stands
+ *		(a WARNING, never an ERROR), the connection is closed at its end.
+ */
+static void
+warn_pinned_after_commit(DtxConnection *c)
+{
+	const char *changed;
+
+	if (c->conn == NULL || (changed = DtxPinnedSettingChanged(c)) == NULL)
+		return;
+	c->invalidated = true;
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg("committed, but a statement sent to server \"%s\" changed the setting \"%s\" that pg_dtx pins",
+					c->servername, changed),
+			 errdetail("The connection is closed at the end of the transaction.")));
+}
+
+/*
+ * raise_already_failed
+ *		PREPARE TRANSACTION or a one-phase COMMIT on c answered ROLLBACK:
+ *		its remote transaction had failed before (an error of a statement
+ *		sent with dtx.send, caught where rolling back could not undo it).
+ */
+static void
+raise_already_failed(DtxConnection *c)
+{
+	c->xact.state = DTX_REMOTE_IDLE;
+	c->xact.depth = 0;
+	ereport(ERROR,
+			(errcode(ERRCODE_TRANSACTION_ROLLBACK),
+			 errmsg("the remote transaction on server \"%s\" had already failed", c->servername),
+			 errdetail("An error there was caught where a rollback could not undo it; the commit rolled it back."),
+			 errhint("The whole transaction is rolled back; run it again.")));
+}
+
+/*
  * collect_result
  *		Reads all results of the command in flight on c; returns the first
  *		error result (the caller owns it) or NULL on success.  Raises on
@@ -425,16 +497,19 @@ commit_directly(List *list, bool one_phase)
 	{
 		DtxConnection *c = lfirst(lc);
 		char	   *sql;
+		bool		sent;
 
 		c->xact.state = DTX_REMOTE_COMMITTING;
 		if (c->pipeline != NIL)
+			sent = pipeline_command_no_error(c, "COMMIT");	/* behind the
+															 * sends: one
+															 * round trip */
+		else
 		{
-			/* behind the statements sent with dtx.send: one round trip */
-			DtxPipelineSendCommand(c, take_pending_list(c), "COMMIT");
-			continue;
+			sql = psprintf("%sCOMMIT", take_pending(c));
+			sent = DtxSendQueryNoError(c, sql);
 		}
-		sql = psprintf("%sCOMMIT", take_pending(c));
-		if (!DtxSendQueryNoError(c, sql))
+		if (!sent)
 		{
 			c->broken = true;
 			if (c != writer && writer != NULL)
@@ -484,14 +559,17 @@ commit_directly(List *list, bool one_phase)
 				/*
 				 * A sent statement failed: COMMIT then rolled the remote
 				 * transaction back.  (A wrong row count cannot come this
-				 * late: such steps were read before COMMIT was sent.)
+				 * late: such steps were read before COMMIT was sent, and
+				 * empty statements are refused when sent.)
 				 */
 				c->xact.state = DTX_REMOTE_IDLE;
 				c->xact.depth = 0;
 				DtxPipelineRaise(c, &fail);
 			}
+			if (st == DTX_RESULT_OK && strcmp(fail.tag, "COMMIT") != 0)
+				raise_already_failed(c);
 			if (st == DTX_RESULT_OK)
-				check_pinned_after_pipeline(c);
+				warn_pinned_after_commit(c);
 		}
 		else
 		{
@@ -612,6 +690,8 @@ classify_participants(List **writers, List **readers)
 					 errhint("The whole transaction is rolled back; run it again.")));
 		if (c->busy && c->pipeline == NIL)
 			elog(ERROR, "a command is still in flight on server \"%s\"", c->servername);
+		if (!c->busy && PQtransactionStatus(c->conn) == PQTRANS_INERROR)
+			raise_already_failed(c);
 		if (c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare &&
 			!c->xact.probed)
 			to_check = lappend(to_check, c);
@@ -786,6 +866,7 @@ collect_prepare(List *writers, List *readers)
 	DtxConnection *failed_send = NULL;
 	DtxPipelineFailure send_failure = {0};
 	List	   *pipelined = NIL;
+	DtxConnection *already_failed = NULL;
 
 	foreach(lc, writers)
 	{
@@ -802,10 +883,12 @@ collect_prepare(List *writers, List *readers)
 			{
 				/*
 				 * A sent statement failed (PREPARE then rolled the remote
-				 * transaction back) or reported another row count (PREPARE
-				 * then prepared it: rolled back by the abort).
+				 * transaction back: ROLLBACK) or reported another row count
+				 * (PREPARE then prepared it, for the abort to roll back);
+				 * without an answer, the abort finds out.
 				 */
-				c->xact.state = (fail.err == NULL) ? DTX_REMOTE_PREPARED : DTX_REMOTE_IDLE;
+				c->xact.state = strcmp(fail.tag, "PREPARE TRANSACTION") == 0 ? DTX_REMOTE_PREPARED :
+					strcmp(fail.tag, "ROLLBACK") == 0 ? DTX_REMOTE_IDLE : DTX_REMOTE_PREPARING;
 				if (PQtransactionStatus(c->conn) == PQTRANS_IDLE)
 					c->xact.depth = 0;
 				if (failed_send == NULL)
@@ -818,10 +901,18 @@ collect_prepare(List *writers, List *readers)
 				continue;
 			}
 			err = fail.err;		/* PREPARE's own error, or NULL */
+			if (err == NULL && strcmp(fail.tag, "ROLLBACK") == 0)
+				already_failed = c;
 			pipelined = lappend(pipelined, c);
 		}
 		else
 			err = collect_result(c, deadline, "PREPARE TRANSACTION");
+		if (err == NULL && c == already_failed)
+		{
+			c->xact.state = DTX_REMOTE_IDLE;
+			c->xact.depth = 0;
+			continue;
+		}
 		if (err == NULL)
 		{
 			c->xact.state = DTX_REMOTE_PREPARED;
@@ -864,6 +955,8 @@ collect_prepare(List *writers, List *readers)
 			PQclear(err);
 	}
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
+	if (already_failed != NULL && failed_send == NULL && failed == NULL)
+		raise_already_failed(already_failed);
 	if (failed_send == NULL && failed == NULL)
 	{
 		foreach(lc, pipelined)
@@ -1400,15 +1493,18 @@ dtx_abort(void)
 static bool
 drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid)
 {
-	if (c->pipeline != NIL)
+	if (c->pipeline != NIL || c->lead_pending)
 	{
 		DtxPipelineFailure fail;
 		TimestampTz limit = DtxDeadlineAfterMs(DTX_PIPELINE_DRAIN_MS);
+		bool		earlier;
+		bool		drained;
 
 		if (deadline != 0 && deadline < limit)
 			limit = deadline;
-		if (DtxPipelineDrainNoError(c, limit, &fail) && fail.sql != NULL &&
-			subid != 0 && fail.user && fail.subid < subid)
+		earlier = subid != 0 && DtxPipelineHasStepsBefore(c, subid);
+		drained = DtxPipelineDrainNoError(c, limit, &fail);
+		if (subid != 0 && fail.sql != NULL && fail.user && fail.subid < subid)
 		{
 			const char *primary = fail.err ?
 			PQresultErrorField(fail.err, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -1421,6 +1517,16 @@ drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid)
 					 errdetail("It reported another row count than dtx.send_expect required."),
 					 errhint("Roll back the whole transaction."),
 					 errcontext("remote SQL on server \"%s\": %s", c->servername, fail.sql)));
+		}
+		else if (!drained && earlier)
+		{
+			/* their outcome is lost with the connection or the cancel */
+			c->xact.abort_required = true;
+			ereport(WARNING,
+					(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+					 errmsg("statements sent to server \"%s\" before this savepoint had not ended", c->servername),
+					 errdetail("Rolling back the savepoint cancelled them."),
+					 errhint("Roll back the whole transaction.")));
 		}
 		if (fail.err)
 			PQclear(fail.err);
