@@ -234,6 +234,20 @@ refuse_pinned_settings(const char *sql, const char *servername)
 }
 
 /*
+ * is_copy
+ *		Whether sql is a COPY.
+ */
+static bool
+is_copy(const char *sql)
+{
+	char		kw[16];
+	char		kw2[16];
+
+	first_keywords(sql, kw, kw2, sizeof(kw));
+	return strcmp(kw, "COPY") == 0;
+}
+
+/*
  * refuse_empty
  *		Raises if sql holds no statement (only white space, comments or
  *		semicolons).  dtx.send checks it before sending: read back at a
@@ -565,7 +579,9 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	 * probe in its pipeline: the commit then knows whether it wrote (a
 	 * function may write in a SELECT) without a round trip of its own.
 	 */
-	probe = !cacheable && c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare;
+	probe = !cacheable && c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare &&
+		!is_copy(sql);			/* a COPY with the client would stop the
+								 * probe behind it */
 	if (probe)
 		c->xact.probed = false;
 	DtxSetPhase(DTX_PHASE_STATEMENT, c->servername);
@@ -664,6 +680,13 @@ send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_
 	refuse_transaction_control(sql, servername);
 	refuse_pinned_settings(sql, servername);
 	refuse_empty(sql, servername);
+	if (is_copy(sql))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("COPY is not supported through dtx.send"),
+				 errdetail("A COPY with the client would stop the statements sent behind it to server \"%s\".",
+						   servername),
+				 errhint("Run COPY with a file on the participant through dtx.exec.")));
 	server = DtxResolveServer(servername, userid);
 	c = DtxGetConnection(server->serverid, userid);
 	/*
