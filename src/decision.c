@@ -168,24 +168,76 @@ DtxDecisionDelete(Relation rel, FullTransactionId fxid)
 }
 
 /*
+ * delete_batch
+ *		Deletes the decisions of the n transactions fxids from rel
+ *		(dtx.decisions opened with RowExclusiveLock) with one scan of the
+ *		primary key for all of them (an array key); returns how many this
+ *		call deleted.  A concurrent deletion is not an error.
+ */
+static int
+delete_batch(Relation rel, const uint64 *fxids, int n)
+{
+#if PG_VERSION_NUM >= 180000
+	Oid			indexoid = RelationGetPrimaryKeyIndex(rel, false);
+#else
+	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
+#endif
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	ArrayType  *arr;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	int			deleted = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = FullTransactionIdGetDatum(FullTransactionIdFromU64(fxids[i]));
+	arr = construct_array(elems, n, XID8OID, sizeof(uint64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	ScanKeyEntryInitialize(&key, SK_SEARCHARRAY, Anum_dtx_decisions_xid,
+						   BTEqualStrategyNumber, InvalidOid, InvalidOid,
+						   F_XID8EQ, PointerGetDatum(arr));
+	scan = systable_beginscan(rel, indexoid, true, snap, 1, &key);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		result = heap_delete(rel, &tup->t_self, GetCurrentCommandId(true),
+							 InvalidSnapshot, true, &tmfd, false);
+		if (result == TM_Ok)
+			deleted++;
+		else if (result != TM_Deleted && result != TM_Updated && result != TM_SelfModified)
+			elog(ERROR, "unexpected result %d deleting a pg_dtx decision", (int) result);
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	pfree(arr);
+	pfree(elems);
+	return deleted;
+}
+
+/*
  * DtxDecisionDeleteConfirmed
- *		Deletes the decisions of the transactions remembered as confirmed;
+ *		Deletes the decisions of the transactions remembered as confirmed,
+ *		once there are DTX_RETIRE_BATCH of them (every one with all);
  *		returns how many were deleted.  Called inside a transaction that
- *		writes a decision anyway.
+ *		writes a decision anyway.  Rows not deleted yet are harmless: a
+ *		confirmed decision is finished everywhere, and a resolver pass
+ *		deletes what a backend leaves when it exits.
  */
 int
-DtxDecisionDeleteConfirmed(void)
+DtxDecisionDeleteConfirmed(bool all)
 {
 	Relation	rel;
-	int			i;
-	int			n = 0;
+	int			n;
 
-	if (nconfirmed == 0)
+	if (nconfirmed == 0 || (!all && nconfirmed < DTX_RETIRE_BATCH))
 		return 0;
 	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
-	for (i = 0; i < nconfirmed; i++)
-		if (DtxDecisionDelete(rel, FullTransactionIdFromU64(confirmed[i])))
-			n++;
+	n = delete_batch(rel, confirmed, nconfirmed);
 	table_close(rel, NoLock);
 	ndeleting = nconfirmed;
 	return n;
@@ -203,16 +255,13 @@ DtxDecisionRetireConfirmed(void)
 {
 	uint64	   *fxids = palloc(sizeof(uint64) * DTX_CONFIRMED_SLOTS);
 	int			n = DtxConfirmedTake(fxids, DTX_CONFIRMED_SLOTS);
-	int			deleted = DtxDecisionDeleteConfirmed();
-	int			i;
+	int			deleted = DtxDecisionDeleteConfirmed(true);
 
 	if (n > 0)
 	{
 		Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
 
-		for (i = 0; i < n; i++)
-			if (DtxDecisionDelete(rel, FullTransactionIdFromU64(fxids[i])))
-				deleted++;
+		deleted += delete_batch(rel, fxids, n);
 		table_close(rel, NoLock);
 	}
 	pfree(fxids);

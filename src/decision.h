@@ -24,11 +24,17 @@
 /* Confirmed decisions are deleted in batches of at most this many. */
 #define DTX_CONFIRMED_BATCH 256
 
+/*
+ * A backend that remembers confirmed decisions itself (no room in shared
+ * memory) deletes them once it has this many, with one index scan.
+ */
+#define DTX_RETIRE_BATCH 32
+
 extern bool DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
 							  const Oid *servers, const Oid *userids, int nservers,
 							  uint64 nonce);
 extern void DtxDecisionConfirmed(FullTransactionId fxid);
-extern int	DtxDecisionDeleteConfirmed(void);
+extern int	DtxDecisionDeleteConfirmed(bool all);
 extern int	DtxDecisionRetireConfirmed(void);
 extern void DtxDecisionEndXact(bool committed);
 extern bool DtxDecisionDelete(Relation rel, FullTransactionId fxid);

@@ -777,7 +777,7 @@ record_decision(FullTransactionId fxid, uint64 coordid, List *writers)
 	nonce = DtxNewNonce();
 	if (!DtxDecisionInsert(fxid, coordid, servers, userids, n, nonce))
 		nonce = 0;
-	DtxDecisionDeleteConfirmed();
+	DtxDecisionDeleteConfirmed(false);
 	ForceSyncCommit();
 	DtxDecisionRequireSyncRep();
 	if (nonce == 0)
