@@ -53,6 +53,8 @@
 #include "shared_state.h"
 
 
+static int	delete_batch(Relation rel, const uint64 *fxids, int n);
+
 /* transactions whose participants all confirmed COMMIT PREPARED */
 static uint64 confirmed[DTX_CONFIRMED_BATCH];
 static int	nconfirmed = 0;
@@ -135,36 +137,9 @@ DtxDecisionConfirmed(FullTransactionId fxid)
 bool
 DtxDecisionDelete(Relation rel, FullTransactionId fxid)
 {
-#if PG_VERSION_NUM >= 180000
-	Oid			indexoid = RelationGetPrimaryKeyIndex(rel, false);
-#else
-	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
-#endif
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Snapshot	snap;
-	bool		deleted = false;
+	uint64		one = U64FromFullTransactionId(fxid);
 
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	ScanKeyInit(&key, Anum_dtx_decisions_xid, BTEqualStrategyNumber,
-				F_XID8EQ, FullTransactionIdGetDatum(fxid));
-	scan = systable_beginscan(rel, indexoid, true, snap, 1, &key);
-	while ((tup = systable_getnext(scan)) != NULL)
-	{
-		TM_FailureData tmfd;
-		TM_Result	result;
-
-		result = heap_delete(rel, &tup->t_self, GetCurrentCommandId(true),
-							 InvalidSnapshot, true, &tmfd, false);
-		if (result == TM_Ok)
-			deleted = true;
-		else if (result != TM_Deleted && result != TM_Updated && result != TM_SelfModified)
-			elog(ERROR, "unexpected result %d deleting a pg_dtx decision", (int) result);
-	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snap);
-	return deleted;
+	return delete_batch(rel, &one, 1) > 0;
 }
 
 /*

@@ -316,24 +316,31 @@ take_pending_list(DtxConnection *c)
 
 /*
  * check_pinned_after_pipeline
- *		After c's pipeline was read at commit: a sent statement that changed
- *		a setting pinned on the session fails the commit, and the connection
- *		is closed at transaction end, once rolled back (a prepared
- *		transaction leaves the session with the new value).
+ *		After c's pipeline was read at commit: a sent statement changed a
+ *		setting pinned on the session.  Before the commit it fails the
+ *		commit; once c's COMMIT committed (committed), the transaction stands
+ *		and a WARNING says so.  Either way the connection is closed at
+ *		transaction end (a prepared or committed transaction leaves the
+ *		session with the new value).
  */
 static void
-check_pinned_after_pipeline(DtxConnection *c)
+check_pinned_after_pipeline(DtxConnection *c, bool committed)
 {
 	const char *changed;
 
 	if (c->conn == NULL || (changed = DtxPinnedSettingChanged(c)) == NULL)
 		return;
-	c->invalidated = true;		/* closed once the rollback is done */
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+	c->invalidated = true;		/* closed once the transaction is over */
+	ereport(committed ? WARNING : ERROR,
+			(errcode(committed ? ERRCODE_WARNING : ERRCODE_FEATURE_NOT_SUPPORTED),
+			 committed ?
+			 errmsg("committed, but a statement sent to server \"%s\" changed the setting \"%s\" that pg_dtx pins",
+					c->servername, changed) :
 			 errmsg("a statement sent to server \"%s\" changed the setting \"%s\" that pg_dtx pins",
 					c->servername, changed),
+			 committed ? errdetail("The connection is closed at the end of the transaction.") :
 			 errdetail("The transaction is rolled back."),
+			 committed ? 0 :
 			 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix; change such a setting in the local session only.")));
 }
 
@@ -363,27 +370,6 @@ pipeline_command_no_error(DtxConnection *c, const char *sql)
 	}
 	PG_END_TRY();
 	return ok;
-}
-
-/*
- * warn_pinned_after_commit
- *		c's COMMIT, behind statements sent with dtx.send, committed; one of
- *		them changed a setting pinned on the session: the transaction stands
- *		(a WARNING, never an ERROR), the connection is closed at its end.
- */
-static void
-warn_pinned_after_commit(DtxConnection *c)
-{
-	const char *changed;
-
-	if (c->conn == NULL || (changed = DtxPinnedSettingChanged(c)) == NULL)
-		return;
-	c->invalidated = true;
-	ereport(WARNING,
-			(errcode(ERRCODE_WARNING),
-			 errmsg("committed, but a statement sent to server \"%s\" changed the setting \"%s\" that pg_dtx pins",
-					c->servername, changed),
-			 errdetail("The connection is closed at the end of the transaction.")));
 }
 
 /*
@@ -489,7 +475,7 @@ commit_directly(List *list, bool one_phase)
 		if (DtxPipelineExpectsRows(c))
 		{
 			DtxPipelineCollect(c);
-			check_pinned_after_pipeline(c);
+			check_pinned_after_pipeline(c, false);
 		}
 	}
 
@@ -569,7 +555,7 @@ commit_directly(List *list, bool one_phase)
 			if (st == DTX_RESULT_OK && strcmp(fail.tag, "COMMIT") != 0)
 				raise_already_failed(c);
 			if (st == DTX_RESULT_OK)
-				warn_pinned_after_commit(c);
+				check_pinned_after_pipeline(c, true);
 		}
 		else
 		{
@@ -960,7 +946,7 @@ collect_prepare(List *writers, List *readers)
 	if (failed_send == NULL && failed == NULL)
 	{
 		foreach(lc, pipelined)
-			check_pinned_after_pipeline(lfirst(lc));
+			check_pinned_after_pipeline(lfirst(lc), false);
 	}
 	if (failed_send != NULL)
 	{
