@@ -628,15 +628,21 @@ sub make_in_doubt
 {
 	my ($coord, $dbname, $server, $participant, $tag, %opts) = @_;
 	my $pdb = $opts{participant_dbname} // 'postgres';
-	my $xid = $coord->safe_psql($dbname, 'SELECT pg_current_xact_id()');
-	my $gid = $coord->safe_psql(
-		$dbname, sprintf(
+
+	# As pg_dtx itself does: the decision is inserted by a transaction that
+	# is still running while the participant prepares, so that no resolver
+	# pass in between takes the decision for a finished one (no prepared
+	# transaction yet) or the prepared transaction for an undecided one.
+	my $s = $coord->background_psql($dbname);
+	$s->query_safe('BEGIN');
+	my $gid = $s->query_safe(
+		sprintf(
 			q{INSERT INTO dtx.decisions (xid, coordinator_id, servers, userids, created_at)
-			  SELECT %1$s, dtx.coordinator_id(), ARRAY[s.oid], ARRAY[u.oid], now()
+			  SELECT pg_current_xact_id(), dtx.coordinator_id(), ARRAY[s.oid], ARRAY[u.oid], now()
 			    FROM pg_foreign_server s, pg_roles u
-			   WHERE s.srvname = %2$s AND u.rolname = current_user
+			   WHERE s.srvname = %1$s AND u.rolname = current_user
 			  RETURNING dtx.global_id(coordinator_id, xid, servers[1], userids[1], 1)},
-			quote_literal($xid), quote_literal($server)));
+			quote_literal($server)));
 	die "no server $server in $dbname" unless $gid;
 	$participant->safe_psql($pdb,
 		    'CREATE TABLE IF NOT EXISTS in_doubt_probe (tag text);'
@@ -644,6 +650,8 @@ sub make_in_doubt
 		  . quote_literal($tag)
 		  . '); PREPARE TRANSACTION '
 		  . quote_literal($gid));
+	$s->query_safe('COMMIT');
+	$s->quit;
 	return $gid;
 }
 
