@@ -1293,7 +1293,6 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 	step->expect_rows = expect_rows;
 	step->user = user;
 	step->final = final;
-	step->nest_level = GetCurrentTransactionNestLevel();
 	step->subid = GetCurrentSubTransactionId();
 	c->pipeline = lappend(c->pipeline, step);
 	MemoryContextSwitchTo(old);
@@ -1430,7 +1429,6 @@ record_failure(DtxPipelineFailure *fail, DtxPipelineStep *step, const char *what
 	fail->expected = step->expect_rows;
 	fail->got = got;
 	fail->user = step->user;
-	fail->nest_level = step->nest_level;
 	fail->subid = step->subid;
 }
 

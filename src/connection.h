@@ -94,7 +94,6 @@ typedef struct DtxPipelineStep
 								 * (past the last: its sync), so that a read
 								 * cut short by an error resumes there */
 	bool		parsed;			/* the statement cache's Parse succeeded */
-	int			nest_level;		/* local nesting level when sent */
 	SubTransactionId subid;		/* local subtransaction when sent */
 } DtxPipelineStep;
 
@@ -111,7 +110,6 @@ typedef struct DtxPipelineFailure
 	int64		expected;		/* the row count required */
 	int64		got;			/* the row count reported (-1: none) */
 	bool		user;			/* a user's statement */
-	int			nest_level;		/* as in its step */
 	SubTransactionId subid;
 	char		tag[32];		/* command tag of the last command of the
 								 * last step that is pg_dtx's own (COMMIT,

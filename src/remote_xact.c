@@ -211,6 +211,24 @@ begin_command(void)
 }
 
 /*
+ * take_pending_list
+ *		The queued commands of c as a list (one command each, for a
+ *		pipeline), emptying the queue.
+ */
+static List *
+take_pending_list(DtxConnection *c)
+{
+	List	   *cmds = NIL;
+	ListCell   *lc;
+
+	foreach(lc, c->xact.pending_cmds)
+		cmds = lappend(cmds, pstrdup((char *) lfirst(lc)));
+	list_free_deep(c->xact.pending_cmds);
+	c->xact.pending_cmds = NIL;
+	return cmds;
+}
+
+/*
  * DtxRemoteXactPrelude
  *		Makes c a participant of the current transaction, if it is not yet,
  *		and returns the commands to send before the next statement on it:
@@ -223,7 +241,6 @@ DtxRemoteXactPrelude(DtxConnection *c)
 {
 	List	   *cmds = NIL;
 	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
 
 	if (c->xact.abort_required)
 		ereport(ERROR,
@@ -264,10 +281,7 @@ DtxRemoteXactPrelude(DtxConnection *c)
 		participants = lappend(participants, c);
 		MemoryContextSwitchTo(old);
 	}
-	foreach(lc, c->xact.pending_cmds)
-		cmds = lappend(cmds, pstrdup((char *) lfirst(lc)));
-	list_free_deep(c->xact.pending_cmds);
-	c->xact.pending_cmds = NIL;
+	cmds = list_concat(cmds, take_pending_list(c));
 
 	while (c->xact.depth < level)
 	{
@@ -289,29 +303,9 @@ take_pending(DtxConnection *c)
 	ListCell   *lc;
 
 	initStringInfo(&buf);
-	foreach(lc, c->xact.pending_cmds)
+	foreach(lc, take_pending_list(c))
 		appendStringInfo(&buf, "%s; ", (char *) lfirst(lc));
-	list_free_deep(c->xact.pending_cmds);
-	c->xact.pending_cmds = NIL;
 	return buf.data;
-}
-
-/*
- * take_pending_list
- *		The queued commands of c as a list (one command each, for a
- *		pipeline), emptying the queue.
- */
-static List *
-take_pending_list(DtxConnection *c)
-{
-	List	   *cmds = NIL;
-	ListCell   *lc;
-
-	foreach(lc, c->xact.pending_cmds)
-		cmds = lappend(cmds, pstrdup((char *) lfirst(lc)));
-	list_free_deep(c->xact.pending_cmds);
-	c->xact.pending_cmds = NIL;
-	return cmds;
 }
 
 /*
