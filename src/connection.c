@@ -88,7 +88,7 @@ static const int *statement_wait_interval = NULL;
 static void (*close_hook) (DtxConnection *c) = NULL;
 
 /* reads the answer to a lead command before the steps (DtxSetLeadHook) */
-static void (*lead_hook) (DtxConnection *c, bool quiet) = NULL;
+static void (*lead_hook) (DtxConnection *c, bool quiet, TimestampTz deadline) = NULL;
 
 static void dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue);
 static bool dtx_connection_alive(DtxConnection *c);
@@ -206,11 +206,12 @@ DtxSetCloseHook(void (*hook) (DtxConnection *c))
  * DtxSetLeadHook
  *		Registers the function that reads the answer to a lead command (see
  *		DtxSendLeadNoError) when steps sent behind it are read: quiet when
- *		it must neither raise nor serve interrupts (a rollback).  It must
- *		read it with DtxLeadResultNoError, or leave the connection broken.
+ *		it must neither raise nor serve interrupts (a commit or a rollback),
+ *		and then within the reader's deadline (0: none).  It must read it
+ *		with DtxLeadResultNoError, or leave the connection broken.
  */
 void
-DtxSetLeadHook(void (*hook) (DtxConnection *c, bool quiet))
+DtxSetLeadHook(void (*hook) (DtxConnection *c, bool quiet, TimestampTz deadline))
 {
 	lead_hook = hook;
 }
@@ -1168,7 +1169,7 @@ DtxSendQuery(DtxConnection *c, const char *sql)
 {
 	/* the statements sent before, first (the simple protocol needs it) */
 	if (c->lead_pending && c->pipeline == NIL && lead_hook != NULL)
-		lead_hook(c, false);
+		lead_hook(c, false, 0);
 	DtxPipelineCollect(c);
 	statement_event(c, DTX_STATEMENT_STARTS, sql);
 	if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
@@ -1466,7 +1467,7 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 
 	/* the answer to the command the steps were sent behind, first */
 	if (c->lead_pending && lead_hook != NULL)
-		lead_hook(c, quiet);
+		lead_hook(c, quiet, quiet ? deadline : 0);
 	if (c->lead_pending)
 	{
 		if (!quiet)

@@ -217,7 +217,8 @@ extern int	dtx_connect_timeout;
 extern void DtxConnectionInit(void);
 extern void DtxSetStatementHook(DtxStatementHook hook, const int *wait_interval_ms);
 extern void DtxSetCloseHook(void (*hook) (DtxConnection *c));
-extern void DtxSetLeadHook(void (*hook) (DtxConnection *c, bool quiet));
+extern void DtxSetLeadHook(void (*hook) (DtxConnection *c, bool quiet,
+										   TimestampTz deadline));
 
 /* cache */
 extern DtxConnection *DtxGetConnection(Oid serverid, Oid userid);

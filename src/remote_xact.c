@@ -126,7 +126,8 @@ pg_noreturn static void raise_already_failed(DtxConnection *c);
 #else
 static void raise_already_failed(DtxConnection *c) pg_attribute_noreturn();
 #endif
-static void answer_before_steps(DtxConnection *c, bool quiet);
+static void answer_before_steps(DtxConnection *c, bool quiet, TimestampTz deadline);
+static void finish_in_flight(DtxConnection *c, DtxInFlightMode mode, TimestampTz limit);
 static bool drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid);
 static void poll_in_flight(DtxConnection *c, void *arg);
 static void in_flight_at_exit(int code, Datum arg);
@@ -1158,6 +1159,20 @@ in_flight_at_exit(int code, Datum arg)
 void
 DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 {
+	finish_in_flight(c, mode, 0);
+}
+
+/*
+ * finish_in_flight
+ *		DtxFinishCommitInFlight, where DTX_IN_FLIGHT_READ waits until limit
+ *		at the latest (0: dtx.commit_timeout only): the reader behind it is
+ *		a rollback, which does not wait long for what it drops.
+ */
+static void
+finish_in_flight(DtxConnection *c, DtxInFlightMode mode, TimestampTz limit)
+{
+	TimestampTz deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
+	bool		cut = false;
 	DtxResultStatus st;
 	char	   *msg = NULL;
 	char		sqlstate[6];
@@ -1187,17 +1202,24 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 		PG_END_TRY();
 	}
 	else if (mode == DTX_IN_FLIGHT_READ)
-		arrived = true;			/* read below, within dtx.commit_timeout */
+	{
+		arrived = true;			/* read below, by the deadline */
+		if (limit != 0 && (deadline == 0 || limit < deadline))
+		{
+			deadline = limit;
+			cut = true;
+		}
+	}
 	else
 		arrived = c->conn == NULL || !PQconsumeInput(c->conn) || !PQisBusy(c->conn);
 	if (mode == DTX_IN_FLIGHT_POLL && !arrived)
 		return;
+	if (mode != DTX_IN_FLIGHT_READ)
+		deadline = DtxDeadlineAfterMs(dtx_commit_timeout);
 	if (arrived && c->lead_pending)
-		st = DtxLeadResultNoError(c, DtxDeadlineAfterMs(dtx_commit_timeout),
-								  &msg, sqlstate);
+		st = DtxLeadResultNoError(c, deadline, &msg, sqlstate);
 	else if (arrived)
-		st = DtxGetResultNoError(c, DtxDeadlineAfterMs(dtx_commit_timeout),
-								 &msg, sqlstate, NULL);
+		st = DtxGetResultNoError(c, deadline, &msg, sqlstate, NULL);
 	else if (c->conn != NULL && PQstatus(c->conn) != CONNECTION_OK)
 	{
 		st = DTX_RESULT_LOST;
@@ -1217,7 +1239,9 @@ DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode)
 				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
 				 errmsg("pg_dtx: server \"%s\" has not confirmed COMMIT PREPARED of %s; left to the resolver",
 						c->servername, c->xact.commit_gid),
-				 errdetail("%s", st == DTX_RESULT_TIMEOUT ? "No answer within dtx.commit_timeout." :
+				 errdetail("%s", st == DTX_RESULT_TIMEOUT ?
+						   (cut ? "No answer before the rollback of the next transaction on that connection gave it up." :
+							"No answer within dtx.commit_timeout.") :
 						   msg ? msg : "The connection was closed before the answer.")));
 		DtxResolverWake();
 	}
@@ -1533,13 +1557,18 @@ before_close(DtxConnection *c)
  * answer_before_steps
  *		Statements were sent behind a COMMIT PREPARED left in flight on c
  *		(dtx.synchronous_commit_prepared off) and are about to be read: its
- *		answer is read first (DtxSetLeadHook), waiting for it (when quiet,
- *		without serving interrupts: a commit or a rollback).
+ *		answer is read first (DtxSetLeadHook).  A statement's read waits
+ *		for it, serving interrupts; a quiet one (a commit or a rollback)
+ *		serves none and gives it up at the reader's deadline, which for a
+ *		rollback is short (the resolver makes sure of that transaction).
  */
 static void
-answer_before_steps(DtxConnection *c, bool quiet)
+answer_before_steps(DtxConnection *c, bool quiet, TimestampTz deadline)
 {
-	DtxFinishCommitInFlight(c, quiet ? DTX_IN_FLIGHT_READ : DTX_IN_FLIGHT_WAIT);
+	if (quiet)
+		finish_in_flight(c, DTX_IN_FLIGHT_READ, deadline);
+	else
+		finish_in_flight(c, DTX_IN_FLIGHT_WAIT, 0);
 }
 
 /*

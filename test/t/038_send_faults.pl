@@ -6,7 +6,8 @@
 # whose blocked statements were only sent, broken by the deadlock detector
 # while both wait at COMMIT; with dtx.synchronous_commit_prepared off, the
 # next transaction's statement sent behind a COMMIT PREPARED whose answer a
-# proxy holds.  Nothing is half applied, nothing is left prepared.
+# proxy holds, and the next transaction rolled back while it is held.
+# Nothing is half applied, nothing is left prepared.
 # Participants pa and pb.
 #
 # One scenario of the core commit protocol; what the core scenarios share
@@ -199,6 +200,47 @@ for my $where ('dtx.wait', 'COMMIT')
 	$s->quit;
 	stop_proto_proxy($proxy);
 	all_clean('7 async');
+}
+
+# 8. the same, but the next transaction rolls back while the answer to the
+# earlier COMMIT PREPARED is still held: the rollback does not wait for it
+# (dtx.commit_timeout is a minute here), the connection is given up and the
+# resolver makes sure of the earlier transaction
+{
+	my $proxy = start_proto_proxy($pb);
+	my $s = session();
+	my $pid = $s->query_safe('SELECT pg_backend_pid()');
+	$s->query_safe('SET dtx.synchronous_commit_prepared = off');
+	$s->query_safe("SET dtx.commit_timeout = '60s'");
+	$coord->safe_psql('postgres',
+		"ALTER SERVER pbx OPTIONS (SET port '$proxy->{port}')");
+	proxy_ctl($proxy, 'rule commit_prepared hold_answer');
+	my ($out, $err) = sq($s,
+		"BEGIN;\nSELECT dtx.send('pa', 'INSERT INTO ledger (tag, amount) VALUES (''s8'', -1)');\n"
+		  . "SELECT dtx.send('pbx', 'INSERT INTO ledger (tag, amount) VALUES (''s8'', 1)');\nCOMMIT;");
+	is($err, '', '8 rollback behind a held answer: COMMIT returns');
+	my $end = time + 10;
+	usleep(20_000) while proxy_status($proxy)->{held} < 1 && time < $end;
+	is(proxy_status($proxy)->{held}, 1, '8 rollback behind a held answer: the proxy holds it');
+
+	sq_send($s, "BEGIN;\nSELECT dtx.send('pbx', 'INSERT INTO ledger (tag, amount) VALUES (''s8b'', 1)');\nROLLBACK;");
+	ok( wait_for(
+			$coord,
+			"SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND state = 'idle' AND query LIKE 'ROLLBACK%'",
+			1, 15),
+		'8 rollback behind a held answer: ROLLBACK returns while the answer is still held');
+	is(proxy_status($proxy)->{held}, 1, '8 rollback behind a held answer: the answer was never released');
+	($out, $err) = sq_wait($s);
+	unlike($err, qr/ERROR/, '8 rollback behind a held answer: no error');
+	proxy_ctl($proxy, 'release');
+	resolve();
+	is(ledger_count($pa, 's8') . '/' . ledger_count($pb, 's8') . '/' . ledger_count($pb, 's8b'),
+		'1/1/0', '8 rollback behind a held answer: the earlier transaction applied on both, the rolled back one nowhere');
+	ok(wait_for($coord, 'SELECT count(*) FROM dtx.in_doubt', 0, 30),
+		'8 rollback behind a held answer: nothing left in doubt');
+	$s->quit;
+	stop_proto_proxy($proxy);
+	all_clean('8 rollback behind a held answer');
 }
 
 done_testing();
