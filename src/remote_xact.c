@@ -842,99 +842,117 @@ collect_prepare(List *writers, List *readers)
 	ListCell   *lc;
 	TimestampTz deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
 	DtxConnection *failed = NULL;
-	PGresult   *failed_res = NULL;
+	PGresult   *volatile failed_res = NULL;
 	const char *failed_sql = NULL;
 	DtxConnection *failed_send = NULL;
 	DtxPipelineFailure send_failure = {0};
+	PGresult   *volatile send_err = NULL;	/* send_failure.err, held */
 	List	   *pipelined = NIL;
 	DtxConnection *already_failed = NULL;
 
-	foreach(lc, writers)
+	/*
+	 * The failures held while the others are read are freed if a read
+	 * raises (an interrupt, a lost connection, the deadline).
+	 */
+	PG_TRY();
 	{
-		DtxConnection *c = lfirst(lc);
-		PGresult   *err;
-
-		DtxSetPhase(DTX_PHASE_PREPARE, c->servername);
-		if (c->pipeline != NIL)
+		foreach(lc, writers)
 		{
-			DtxPipelineFailure fail;
+			DtxConnection *c = lfirst(lc);
+			PGresult   *err;
 
-			DtxPipelineFinish(c, deadline, &fail);
-			if (fail.sql != NULL && fail.user)
+			DtxSetPhase(DTX_PHASE_PREPARE, c->servername);
+			if (c->pipeline != NIL)
 			{
-				/*
-				 * A sent statement failed (PREPARE then rolled the remote
-				 * transaction back: ROLLBACK) or reported another row count
-				 * (PREPARE then prepared it, for the abort to roll back);
-				 * without an answer, the abort finds out.
-				 */
-				c->xact.state = strcmp(fail.tag, "PREPARE TRANSACTION") == 0 ? DTX_REMOTE_PREPARED :
-					strcmp(fail.tag, "ROLLBACK") == 0 ? DTX_REMOTE_IDLE : DTX_REMOTE_PREPARING;
-				if (PQtransactionStatus(c->conn) == PQTRANS_IDLE)
-					c->xact.depth = 0;
-				if (failed_send == NULL)
+				DtxPipelineFailure fail;
+
+				DtxPipelineFinish(c, deadline, &fail);
+				if (fail.sql != NULL && fail.user)
 				{
-					failed_send = c;
-					send_failure = fail;
+					/*
+					 * A sent statement failed (PREPARE then rolled the remote
+					 * transaction back: ROLLBACK) or reported another row count
+					 * (PREPARE then prepared it, for the abort to roll back);
+					 * without an answer, the abort finds out.
+					 */
+					c->xact.state = strcmp(fail.tag, "PREPARE TRANSACTION") == 0 ? DTX_REMOTE_PREPARED :
+						strcmp(fail.tag, "ROLLBACK") == 0 ? DTX_REMOTE_IDLE : DTX_REMOTE_PREPARING;
+					if (PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+						c->xact.depth = 0;
+					if (failed_send == NULL)
+					{
+						failed_send = c;
+						send_failure = fail;
+						send_err = fail.err;
+					}
+					else if (fail.err)
+						PQclear(fail.err);
+					continue;
 				}
-				else if (fail.err)
-					PQclear(fail.err);
+				err = fail.err;		/* PREPARE's own error, or NULL */
+				if (err == NULL && strcmp(fail.tag, "ROLLBACK") == 0)
+					already_failed = c;
+				pipelined = lappend(pipelined, c);
+			}
+			else
+				err = collect_result(c, deadline, "PREPARE TRANSACTION");
+			if (err == NULL && c == already_failed)
+			{
+				c->xact.state = DTX_REMOTE_IDLE;
+				c->xact.depth = 0;
 				continue;
 			}
-			err = fail.err;		/* PREPARE's own error, or NULL */
-			if (err == NULL && strcmp(fail.tag, "ROLLBACK") == 0)
-				already_failed = c;
-			pipelined = lappend(pipelined, c);
+			if (err == NULL)
+			{
+				c->xact.state = DTX_REMOTE_PREPARED;
+				c->xact.depth = 0;
+				continue;
+			}
+			DtxStatsPrepareFailure(c->serverid);
+			if (failed == NULL)
+			{
+				failed = c;
+				failed_res = err;
+				failed_sql = "PREPARE TRANSACTION";
+			}
+			else
+				PQclear(err);
+			if (PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+			{
+				/* a failed PREPARE rolls the remote transaction back */
+				c->xact.state = DTX_REMOTE_IDLE;
+				c->xact.depth = 0;
+			}
 		}
-		else
-			err = collect_result(c, deadline, "PREPARE TRANSACTION");
-		if (err == NULL && c == already_failed)
+		foreach(lc, readers)
 		{
-			c->xact.state = DTX_REMOTE_IDLE;
-			c->xact.depth = 0;
-			continue;
-		}
-		if (err == NULL)
-		{
-			c->xact.state = DTX_REMOTE_PREPARED;
-			c->xact.depth = 0;
-			continue;
-		}
-		DtxStatsPrepareFailure(c->serverid);
-		if (failed == NULL)
-		{
-			failed = c;
-			failed_res = err;
-			failed_sql = "PREPARE TRANSACTION";
-		}
-		else
-			PQclear(err);
-		if (PQtransactionStatus(c->conn) == PQTRANS_IDLE)
-		{
-			/* a failed PREPARE rolls the remote transaction back */
-			c->xact.state = DTX_REMOTE_IDLE;
-			c->xact.depth = 0;
-		}
-	}
-	foreach(lc, readers)
-	{
-		DtxConnection *c = lfirst(lc);
-		PGresult   *err = collect_result(c, deadline, "COMMIT");
+			DtxConnection *c = lfirst(lc);
+			PGresult   *err = collect_result(c, deadline, "COMMIT");
 
-		if (err == NULL)
-		{
-			c->xact.state = DTX_REMOTE_IDLE;
-			c->xact.depth = 0;
+			if (err == NULL)
+			{
+				c->xact.state = DTX_REMOTE_IDLE;
+				c->xact.depth = 0;
+			}
+			else if (failed == NULL)
+			{
+				failed = c;
+				failed_res = err;
+				failed_sql = "COMMIT";
+			}
+			else
+				PQclear(err);
 		}
-		else if (failed == NULL)
-		{
-			failed = c;
-			failed_res = err;
-			failed_sql = "COMMIT";
-		}
-		else
-			PQclear(err);
 	}
+	PG_CATCH();
+	{
+		if (failed_res)
+			PQclear(failed_res);
+		if (send_err)
+			PQclear(send_err);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
 	if (already_failed != NULL && failed_send == NULL && failed == NULL)
 		raise_already_failed(already_failed);
