@@ -187,4 +187,38 @@ SELECT dtx.exec('p1', 'SELECT pg_sleep(10)');
 RESET statement_timeout;
 SELECT * FROM dtx.query('p1', 'SELECT 1') AS t(a int);
 
+
+-- what a call found out about a server is looked up again after a change:
+-- a server renamed (and another one given its name), a user mapping
+-- dropped; USAGE is checked on every call (a role membership changes no
+-- server)
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+ALTER SERVER p2 RENAME TO p2_renamed;
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+SELECT dtx.exec('p2_renamed', 'UPDATE accounts SET balance = balance WHERE id = 1');
+ALTER SERVER other RENAME TO p2;
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+ALTER SERVER p2 RENAME TO other;
+ALTER SERVER p2_renamed RENAME TO p2;
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+SELECT dtx.exec('p3', 'UPDATE accounts SET balance = balance WHERE id = 1');
+DROP USER MAPPING FOR CURRENT_USER SERVER p3;
+SELECT dtx.exec('p3', 'UPDATE accounts SET balance = balance WHERE id = 1');
+CREATE USER MAPPING FOR CURRENT_USER SERVER p3;
+SELECT dtx.exec('p3', 'UPDATE accounts SET balance = balance WHERE id = 1');
+CREATE ROLE dtx_users;
+GRANT USAGE ON FOREIGN SERVER p2 TO dtx_users;
+GRANT dtx_users TO dtx_alice;
+CREATE USER MAPPING FOR dtx_alice SERVER p2 OPTIONS (user 'postgres', password_required 'false');
+SET ROLE dtx_alice;
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+RESET ROLE;
+REVOKE dtx_users FROM dtx_alice;
+SET ROLE dtx_alice;
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+RESET ROLE;
+DROP USER MAPPING FOR dtx_alice SERVER p2;
+REVOKE USAGE ON FOREIGN SERVER p2 FROM dtx_users;
+DROP ROLE dtx_users;
+
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;

@@ -77,6 +77,27 @@ static int	dtx_keepalives_count = 3;	/* dtx.keepalives_count */
 
 static HTAB *ConnectionHash = NULL;
 
+/*
+ * The user mapping that a user's connections to a server use, and the
+ * server's name, as DtxGetConnection found them; emptied by any change of a
+ * server or user mapping (dtx_inval_callback).
+ */
+typedef struct MappingKey
+{
+	Oid			serverid;
+	Oid			userid;
+} MappingKey;
+
+typedef struct MappingEntry
+{
+	MappingKey	key;
+	Oid			umid;
+	NameData	servername;
+} MappingEntry;
+
+static HTAB *MappingHash = NULL;
+static bool mappings_stale = false;
+
 /* set by DtxGetResultNoErrorYielding: a pending cancel or die ends waits */
 static bool dtx_yield_to_interrupts = false;
 
@@ -257,8 +278,10 @@ dtx_ms_until(TimestampTz deadline)
 DtxConnection *
 DtxGetConnection(Oid serverid, Oid userid)
 {
-	UserMapping *um;
-	ForeignServer *server;
+	MappingKey	key;
+	MappingEntry *m;
+	Oid			umid;
+	const char *servername;
 	DtxConnection *c;
 	bool		found;
 
@@ -275,14 +298,49 @@ DtxGetConnection(Oid serverid, Oid userid)
 		CacheRegisterSyscacheCallback(USERMAPPINGOID, dtx_inval_callback, (Datum) 0);
 	}
 
-	server = GetForeignServer(serverid);
-	um = GetUserMapping(userid, serverid);
+	if (mappings_stale && MappingHash != NULL)
+	{
+		hash_destroy(MappingHash);
+		MappingHash = NULL;
+	}
+	mappings_stale = false;
+	if (MappingHash == NULL)
+	{
+		HASHCTL		ctl;
 
-	c = hash_search(ConnectionHash, &um->umid, HASH_ENTER, &found);
+		ctl.keysize = sizeof(MappingKey);
+		ctl.entrysize = sizeof(MappingEntry);
+		ctl.hcxt = TopMemoryContext;
+		MappingHash = hash_create("pg_dtx user mappings", 16, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	key.serverid = serverid;
+	key.userid = userid;
+	m = hash_search(MappingHash, &key, HASH_FIND, NULL);
+	if (m != NULL)
+	{
+		umid = m->umid;
+		servername = NameStr(m->servername);
+	}
+	else
+	{
+		ForeignServer *server = GetForeignServer(serverid);
+		UserMapping *um = GetUserMapping(userid, serverid);
+
+		umid = um->umid;
+		servername = server->servername;
+		/* kept unless something changed while it was looked up */
+		if (!mappings_stale && MappingHash != NULL)
+		{
+			m = hash_search(MappingHash, &key, HASH_ENTER, NULL);
+			m->umid = umid;
+			namestrcpy(&m->servername, servername);
+		}
+	}
+
+	c = hash_search(ConnectionHash, &umid, HASH_ENTER, &found);
 	if (!found)
 	{
-		Oid			umid = um->umid;
-
 		memset(c, 0, sizeof(DtxConnection));
 		c->umid = umid;
 	}
@@ -290,7 +348,7 @@ DtxGetConnection(Oid serverid, Oid userid)
 	{
 		c->serverid = serverid;
 		c->userid = userid;
-		strlcpy(c->servername, server->servername, NAMEDATALEN);
+		strlcpy(c->servername, servername, NAMEDATALEN);
 	}
 	return c;
 }

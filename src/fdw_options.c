@@ -27,6 +27,9 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "fdw_options.h"
@@ -36,6 +39,29 @@
 #define POSTGRES_FDW_NAME "postgres_fdw"
 
 static PQconninfoOption *libpq_options = NULL;
+
+/*
+ * The servers that DtxResolveServer found and checked, by name and user:
+ * their oid.  Any change of a server, a user mapping or a wrapper empties
+ * it (a syscache callback), so that a server or mapping dropped, renamed or
+ * changed is looked up and checked again; the privilege to use the server
+ * is checked on every call (role memberships change no server).
+ */
+typedef struct ResolvedKey
+{
+	NameData	servername;
+	Oid			userid;
+} ResolvedKey;
+
+typedef struct ResolvedServer
+{
+	ResolvedKey key;
+	Oid			serverid;
+} ResolvedServer;
+
+static HTAB *resolved_servers = NULL;
+static bool resolved_stale = false;
+static bool resolved_callbacks = false;
 
 /*
  * libpq_option_allowed
@@ -226,17 +252,94 @@ DtxMappingExists(Oid userid, Oid serverid)
 }
 
 /*
- * DtxResolveServer
- *		Looks up the participant server called servername for userid:
- *		it must exist, belong to a wrapper that pg_dtx serves, be usable by
- *		userid, and have a user mapping for it.  Raises clear errors.
+ * resolved_inval
+ *		A server, user mapping or wrapper changed: the checked servers are
+ *		forgotten before the next lookup.
  */
-ForeignServer *
-DtxResolveServer(const char *servername, Oid userid)
+static void
+resolved_inval(Datum arg, int cacheid, uint32 hashvalue)
 {
-	ForeignServer *server = GetForeignServerByName(servername, true);
+	(void) arg;
+	(void) cacheid;
+	(void) hashvalue;
+	resolved_stale = true;
+}
+
+/*
+ * check_server_usage
+ *		Raises unless userid may use the server serverid called servername.
+ */
+static void
+check_server_usage(Oid serverid, const char *servername, Oid userid)
+{
 	AclResult	aclresult;
 
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ForeignServerRelationId, serverid, userid, ACL_USAGE);
+#else
+	aclresult = pg_foreign_server_aclcheck(serverid, userid, ACL_USAGE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for foreign server %s", servername),
+				 errhint("A superuser or the server's owner can run GRANT USAGE ON FOREIGN SERVER %s TO %s.",
+						 quote_identifier(servername),
+						 quote_identifier(GetUserNameFromId(userid, false)))));
+}
+
+/*
+ * DtxResolveServer
+ *		The oid of the participant server called servername, for userid: it
+ *		must exist, belong to a wrapper that pg_dtx serves, be usable by
+ *		userid, and have a user mapping for it.  Raises clear errors.  What
+ *		was found is kept for the next call (see resolved_servers).
+ */
+Oid
+DtxResolveServer(const char *servername, Oid userid)
+{
+	ForeignServer *server;
+	ResolvedKey key;
+	ResolvedServer *e;
+	bool		cacheable = strlen(servername) < NAMEDATALEN;
+
+	if (!resolved_callbacks)
+	{
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, resolved_inval, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, resolved_inval, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNDATAWRAPPEROID, resolved_inval, (Datum) 0);
+		resolved_callbacks = true;
+	}
+	if (resolved_stale && resolved_servers != NULL)
+	{
+		hash_destroy(resolved_servers);
+		resolved_servers = NULL;
+	}
+	resolved_stale = false;
+	if (resolved_servers == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(ResolvedKey);
+		ctl.entrysize = sizeof(ResolvedServer);
+		ctl.hcxt = TopMemoryContext;
+		resolved_servers = hash_create("pg_dtx servers", 16, &ctl,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	if (cacheable)
+	{
+		strlcpy(NameStr(key.servername), servername, NAMEDATALEN);
+		key.userid = userid;
+		e = hash_search(resolved_servers, &key, HASH_FIND, NULL);
+		if (e != NULL)
+		{
+			check_server_usage(e->serverid, servername, userid);
+			return e->serverid;
+		}
+	}
+
+	server = GetForeignServerByName(servername, true);
 	if (server == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -253,18 +356,7 @@ DtxResolveServer(const char *servername, Oid userid)
 						   GetForeignDataWrapper(server->fdwid)->fdwname),
 				 errhint("pg_dtx works with servers of the wrappers dtx and postgres_fdw.")));
 
-#if PG_VERSION_NUM >= 160000
-	aclresult = object_aclcheck(ForeignServerRelationId, server->serverid, userid, ACL_USAGE);
-#else
-	aclresult = pg_foreign_server_aclcheck(server->serverid, userid, ACL_USAGE);
-#endif
-	if (aclresult != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for foreign server %s", servername),
-				 errhint("A superuser or the server's owner can run GRANT USAGE ON FOREIGN SERVER %s TO %s.",
-						 quote_identifier(servername),
-						 quote_identifier(GetUserNameFromId(userid, false)))));
+	check_server_usage(server->serverid, servername, userid);
 
 	if (!DtxMappingExists(userid, server->serverid))
 		ereport(ERROR,
@@ -274,7 +366,14 @@ DtxResolveServer(const char *servername, Oid userid)
 				 errhint("Create one with CREATE USER MAPPING FOR %s SERVER %s OPTIONS (user '…', password '…').",
 						 quote_identifier(GetUserNameFromId(userid, false)),
 						 quote_identifier(servername))));
-	return server;
+
+	/* kept unless something changed while it was looked up */
+	if (cacheable && !resolved_stale && resolved_servers != NULL)
+	{
+		e = hash_search(resolved_servers, &key, HASH_ENTER, NULL);
+		e->serverid = server->serverid;
+	}
+	return server->serverid;
 }
 
 /*

@@ -12,7 +12,7 @@
 #include "foreign/foreign.h"
 #include "libpq-fe.h"
 
-extern ForeignServer *DtxResolveServer(const char *servername, Oid userid);
+extern Oid	DtxResolveServer(const char *servername, Oid userid);
 extern int	DtxCollectConnParams(ForeignServer *server, UserMapping *um,
 								 const char **keywords, const char **values,
 								 int max);

@@ -555,7 +555,6 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 		   DtxConnection **conn_out)
 {
 	Oid			userid = GetUserId();
-	ForeignServer *server;
 	DtxConnection *c;
 	List	   *prelude;
 	PGresult   *res;
@@ -563,8 +562,7 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 
 	refuse_transaction_control(sql, servername);
 	refuse_pinned_settings(sql, servername);
-	server = DtxResolveServer(servername, userid);
-	c = DtxGetConnection(server->serverid, userid);
+	c = DtxGetConnection(DtxResolveServer(servername, userid), userid);
 	/*
 	 * An earlier transaction's COMMIT PREPARED is answered first: taken if
 	 * it has arrived, else this statement goes behind it in its pipeline.
@@ -667,7 +665,6 @@ static void
 send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_rows)
 {
 	Oid			userid = GetUserId();
-	ForeignServer *server;
 	DtxConnection *c;
 	List	   *prelude;
 
@@ -687,8 +684,7 @@ send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_
 				 errdetail("A COPY with the client would stop the statements sent behind it to server \"%s\".",
 						   servername),
 				 errhint("Run COPY with a file on the participant through dtx.exec.")));
-	server = DtxResolveServer(servername, userid);
-	c = DtxGetConnection(server->serverid, userid);
+	c = DtxGetConnection(DtxResolveServer(servername, userid), userid);
 	/*
 	 * An earlier transaction's COMMIT PREPARED is answered first: taken if
 	 * it has arrived, else this statement goes behind it in its pipeline.
@@ -773,7 +769,7 @@ dtx_wait(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 
 	if (PG_NARGS() > 0 && !PG_ARGISNULL(0))
-		serverid = DtxResolveServer(text_to_cstring(PG_GETARG_TEXT_PP(0)), userid)->serverid;
+		serverid = DtxResolveServer(text_to_cstring(PG_GETARG_TEXT_PP(0)), userid);
 
 	/* the participants, in the order of first use (whoever sent there) */
 	foreach(lc, DtxCurrentParticipants())
