@@ -98,5 +98,28 @@ SELECT * FROM dtx.query('p1', 'SELECT application_name ~ ''^pg_dtx:[0-9]+:[0-9]+
 SELECT * FROM dtx.query('p1', 'SELECT pg_backend_pid()') AS t(pid int) \gset first_
 SELECT pid = :first_pid AS same_backend FROM dtx.query('p1', 'SELECT pg_backend_pid()') AS t(pid int);
 
+-- An index added to dtx.decisions, and dropped again, is seen by a session
+-- that wrote decisions before: every decision row is in every index.
+CREATE EXTENSION amcheck;
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = 1');
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+COMMIT;
+CREATE INDEX decisions_created ON dtx.decisions (created_at);
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = 1');
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+COMMIT;
+SELECT bt_index_check('dtx.decisions_created', true);
+SELECT bt_index_check('dtx.decisions_pkey', true);
+SELECT count(*) > 0 AS has_decisions FROM dtx.decisions;
+DROP INDEX dtx.decisions_created;
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance WHERE id = 1');
+SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance WHERE id = 1');
+COMMIT;
+SELECT bt_index_check('dtx.decisions_pkey', true);
+DROP EXTENSION amcheck;
+
 -- Nothing left prepared on the participants.
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;

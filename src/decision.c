@@ -33,6 +33,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_type.h"
 #include "replication/syncrep.h"
@@ -42,9 +43,11 @@
 #include "utils/array.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -54,12 +57,126 @@
 
 
 static int	delete_batch(Relation rel, const uint64 *fxids, int n);
+static Relation open_decisions(LOCKMODE lockmode);
+
+/*
+ * What writing a decision needs to know of dtx.decisions, kept for the
+ * backend's life instead of being looked up for every transaction: the
+ * table's oid and, when its only index is the primary key on xid alone (as
+ * created), that index's oid and IndexInfo, so that a decision is inserted
+ * into the heap and that index directly.  Forgotten at any invalidation of
+ * the table or its index, or any change of a schema.
+ */
+static Oid	decisions_relid = InvalidOid;
+static Oid	decisions_pkey = InvalidOid;
+static IndexInfo *decisions_pkey_info = NULL;
+static MemoryContext decisions_cxt = NULL;
+static bool decisions_stale = false;
+static bool decisions_callbacks = false;
 
 /* transactions whose participants all confirmed COMMIT PREPARED */
 static uint64 confirmed[DTX_CONFIRMED_BATCH];
 static int	nconfirmed = 0;
 static int	ndeleting = 0;		/* the first ones, deleted by the current
 								 * transaction if it commits */
+
+/*
+ * decisions_inval_rel, decisions_inval_nsp
+ *		Relcache and syscache callbacks: what open_decisions knew is looked
+ *		up again when dtx.decisions, its index or a schema may have changed.
+ */
+static void
+decisions_inval_rel(Datum arg, Oid relid)
+{
+	(void) arg;
+	if (!OidIsValid(relid) || relid == decisions_relid || relid == decisions_pkey)
+		decisions_stale = true;
+}
+
+static void
+decisions_inval_nsp(Datum arg, int cacheid, uint32 hashvalue)
+{
+	(void) arg;
+	(void) cacheid;
+	(void) hashvalue;
+	decisions_stale = true;
+}
+
+/*
+ * open_decisions
+ *		Opens dtx.decisions with lockmode; finds its oid and its primary key
+ *		(see decisions_relid) when they are not known yet.  Raises when the
+ *		table does not exist.
+ */
+static Relation
+open_decisions(LOCKMODE lockmode)
+{
+	Relation	rel;
+	List	   *indexes;
+
+	if (!decisions_callbacks)
+	{
+		CacheRegisterRelcacheCallback(decisions_inval_rel, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, decisions_inval_nsp, (Datum) 0);
+		decisions_callbacks = true;
+	}
+	if (!decisions_stale && OidIsValid(decisions_relid))
+	{
+		/* an invalidation taken with the lock, or a drop: look again */
+		rel = try_relation_open(decisions_relid, lockmode);
+		if (rel != NULL && !decisions_stale)
+			return rel;
+		if (rel != NULL)
+			relation_close(rel, lockmode);
+	}
+	decisions_stale = false;
+	decisions_relid = InvalidOid;
+	decisions_pkey = InvalidOid;
+	decisions_pkey_info = NULL;
+	if (decisions_cxt != NULL)
+		MemoryContextReset(decisions_cxt);
+
+	rel = table_open(DtxTableRelid("decisions", false), lockmode);
+	indexes = RelationGetIndexList(rel);
+	if (list_length(indexes) == 1 &&
+#if PG_VERSION_NUM >= 180000
+		linitial_oid(indexes) == RelationGetPrimaryKeyIndex(rel, false)
+#else
+		linitial_oid(indexes) == RelationGetPrimaryKeyIndex(rel)
+#endif
+		)
+	{
+		Relation	pkey = index_open(linitial_oid(indexes), AccessShareLock);
+		MemoryContext old;
+		IndexInfo  *info;
+
+		if (decisions_cxt == NULL)
+			decisions_cxt = AllocSetContextCreate(TopMemoryContext, "pg_dtx decisions",
+												  ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(decisions_cxt);
+		info = BuildIndexInfo(pkey);
+		MemoryContextSwitchTo(old);
+		if (info->ii_NumIndexAttrs == 1 && info->ii_NumIndexKeyAttrs == 1 &&
+			info->ii_IndexAttrNumbers[0] == Anum_dtx_decisions_xid &&
+			info->ii_Expressions == NIL && info->ii_Predicate == NIL &&
+			info->ii_Unique)
+		{
+			decisions_pkey = RelationGetRelid(pkey);
+			decisions_pkey_info = info;
+		}
+		index_close(pkey, AccessShareLock);
+	}
+	list_free(indexes);
+	/* kept unless something changed meanwhile */
+	if (!decisions_stale)
+		decisions_relid = RelationGetRelid(rel);
+	else
+	{
+		decisions_pkey = InvalidOid;
+		decisions_pkey_info = NULL;
+	}
+	return rel;
+}
 
 /*
  * DtxDecisionInsert
@@ -81,7 +198,7 @@ DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
 	HeapTuple	tuple;
 	int			i;
 
-	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+	rel = open_decisions(RowExclusiveLock);
 
 	elems = palloc(sizeof(Datum) * nservers);
 	uelems = palloc(sizeof(Datum) * nservers);
@@ -104,7 +221,19 @@ DtxDecisionInsert(FullTransactionId fxid, uint64 coordinator_id,
 
 	/* heap_form_tuple takes as many values as the descriptor has columns */
 	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
-	CatalogTupleInsert(rel, tuple);
+	if (OidIsValid(decisions_pkey))
+	{
+		Relation	pkey = index_open(decisions_pkey, RowExclusiveLock);
+		Datum		key = values[Anum_dtx_decisions_xid - 1];
+		bool		key_null = false;
+
+		simple_heap_insert(rel, tuple);
+		index_insert(pkey, &key, &key_null, &tuple->t_self, rel,
+					 UNIQUE_CHECK_YES, false, decisions_pkey_info);
+		index_close(pkey, NoLock);
+	}
+	else
+		CatalogTupleInsert(rel, tuple);
 	heap_freetuple(tuple);
 	table_close(rel, NoLock);
 	return with_nonce;
@@ -211,7 +340,7 @@ DtxDecisionDeleteConfirmed(bool all)
 
 	if (nconfirmed == 0 || (!all && nconfirmed < DTX_RETIRE_BATCH))
 		return 0;
-	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+	rel = open_decisions(RowExclusiveLock);
 	n = delete_batch(rel, confirmed, nconfirmed);
 	table_close(rel, NoLock);
 	ndeleting = nconfirmed;
@@ -234,7 +363,7 @@ DtxDecisionRetireConfirmed(void)
 
 	if (n > 0)
 	{
-		Relation	rel = table_open(DtxTableRelid("decisions", false), RowExclusiveLock);
+		Relation	rel = open_decisions(RowExclusiveLock);
 
 		deleted += delete_batch(rel, fxids, n);
 		table_close(rel, NoLock);
