@@ -91,6 +91,12 @@ DELETE FROM dtx.decisions WHERE coordinator_id = 4242;
 SELECT dtx.global_id(7, '42', 3, 10, 2, 99) = 'dtx_7_' || :db || '_42_3_10_2_99' AS with_nonce,
        dtx.global_id(7, '42', 3, 10, 2) = 'dtx_7_' || :db || '_42_3_10_2' AS without_nonce,
        dtx.global_id(7, '42', 3, 10, 2, NULL) IS NULL AS null_nonce;
+-- the longest numbers: every digit written
+SELECT dtx.global_id(9223372036854775807, '18446744073709551615', 4294967295, 4294967295,
+                     2147483647, 9223372036854775807)
+       = 'dtx_9223372036854775807_' || :db || '_18446744073709551615_4294967295_4294967295_2147483647_9223372036854775807'
+       AS longest,
+       dtx.global_id(0, '0', 0, 0, 0, 1) = 'dtx_0_' || :db || '_0_0_0_0_1' AS zeros;
 -- a global id with a malformed nonce is not one of pg_dtx's
 SELECT dtx.resolve_manually('dtx_7_1_42_3_10_2_x', true);
 -- the resolver's listing on a participant cannot be fooled by the remote

