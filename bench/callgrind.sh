@@ -121,7 +121,11 @@ cleanup() {
 	set +e
 	trap - EXIT INT TERM
 	if [[ -n $W && -d $W ]]; then
-		[[ $rc -ne 0 ]] && bench_show_logs
+		if [[ $rc -ne 0 ]]; then
+			bench_show_logs
+			# valgrind's own logs say why a backend ended without its counts
+			[[ -n $R && -d $W/cg ]] && cp "$W"/cg/valgrind.*.log "$R"/ 2>/dev/null
+		fi
 		bench_stop_nodes
 		[[ -n $COORD_PID ]] && wait "$COORD_PID" 2>/dev/null
 		bench_keep_logs
