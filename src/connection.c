@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include "access/xact.h"
 #include "catalog/pg_user_mapping.h"
@@ -98,6 +99,16 @@ typedef struct MappingEntry
 static HTAB *MappingHash = NULL;
 static bool mappings_stale = false;
 
+/*
+ * The wait sets kept from one wait to the next (wait_on_set): at most
+ * DTX_WAIT_SETS, each of one connection, those the latest waits were on.
+ * Each holds a descriptor (an epoll instance), so they are few, and they
+ * are given up first when the backend runs short of descriptors.
+ */
+#define DTX_WAIT_SETS 8
+static DtxConnection *wait_set_owners[DTX_WAIT_SETS];
+static int	wait_set_next = 0;
+
 /* set by DtxGetResultNoErrorYielding: a pending cancel or die ends waits */
 static bool dtx_yield_to_interrupts = false;
 
@@ -121,6 +132,11 @@ static void dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMa
 								 TimestampTz deadline, int timeout_ms);
 static void dtx_configure_session(DtxConnection *c);
 static void dtx_close(PGconn *conn);
+static int	wait_on_set(DtxConnection *c, int events, long timeout);
+static void forget_wait_set(DtxConnection *c);
+static void forget_wait_sets(void);
+static bool room_for_fd(void);
+static void close_conn(DtxConnection *c);
 #if PG_VERSION_NUM >= 180000
 pg_noreturn static void report_statement_failure(DtxConnection *c, PGresult *err, const char *sql);
 #else
@@ -145,7 +161,7 @@ static bool pipeline_parse_in_flight(DtxConnection *c);
 #endif
 static bool dtx_is_copy(ExecStatusType st);
 static bool dtx_poll_socket(PGconn *conn, int events, TimestampTz deadline);
-static bool dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline,
+static bool dtx_wait_socket(DtxConnection *c, PGconn *conn, int events, TimestampTz deadline,
 							bool interruptible);
 static bool dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible);
 #ifdef LIBPQ_HAS_ASYNC_CANCEL
@@ -365,7 +381,22 @@ static bool
 dtx_connection_alive(DtxConnection *c)
 {
 	int			i;
+	pgsocket	sock = PQsocket(c->conn);
 
+	/*
+	 * The usual case, nothing arrived: one look at the socket says so (two
+	 * reads would each fail with EAGAIN).  With TLS, what arrived may sit
+	 * in the library's buffer instead: read.
+	 */
+	if (sock != PGINVALID_SOCKET && !PQsslInUse(c->conn) &&
+		PQstatus(c->conn) == CONNECTION_OK)
+	{
+		char		b;
+		ssize_t		n = recv(sock, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+	}
 	for (i = 0; i < 2 && PQstatus(c->conn) == CONNECTION_OK; i++)
 	{
 		if (!PQconsumeInput(c->conn))
@@ -502,6 +533,22 @@ DtxConnectStandaloneStart(Oid serverid, Oid userid, TimestampTz connect_deadline
 }
 
 /*
+ * attempts_wait_set
+ *		A new wait set for nevents events, for dtx_wait_attempts; the wait
+ *		sets kept for connections make room for its descriptor.
+ */
+static WaitEventSet *
+attempts_wait_set(int nevents)
+{
+	(void) room_for_fd();
+#if PG_VERSION_NUM >= 170000
+	return CreateWaitEventSet(CurrentResourceOwner, nevents);
+#else
+	return CreateWaitEventSet(CurrentMemoryContext, nevents);
+#endif
+}
+
+/*
  * dtx_wait_attempts
  *		Waits up to timeout ms for the latch or a socket event of the
  *		npending unfinished attempts of conns; returns the events in
@@ -511,11 +558,7 @@ static int
 dtx_wait_attempts(List *conns, int npending, long timeout, WaitEvent *occurred)
 {
 	/* the set holds a kernel descriptor: freed on every path */
-#if PG_VERSION_NUM >= 170000
-	WaitEventSet *volatile set = CreateWaitEventSet(CurrentResourceOwner, npending + 2);
-#else
-	WaitEventSet *volatile set = CreateWaitEventSet(CurrentMemoryContext, npending + 2);
-#endif
+	WaitEventSet *volatile set = attempts_wait_set(npending + 2);
 	int			nevents = 0;
 
 	PG_TRY();
@@ -669,10 +712,7 @@ DtxDisconnect(DtxConnection *c)
 	if (close_hook != NULL)
 		close_hook(c);
 	if (c->conn != NULL)
-	{
-		dtx_close(c->conn);
-		c->conn = NULL;
-	}
+		close_conn(c);
 	if (c->attempt.conn != NULL)
 	{
 		dtx_close(c->attempt.conn);
@@ -776,10 +816,13 @@ dtx_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
  *		local commit, in the abort path), through dtx_poll_socket, which
  *		needs no resource that could run out; a pending cancel or
  *		termination ends that wait (false) inside
- *		DtxGetResultNoErrorYielding.
+ *		DtxGetResultNoErrorYielding.  c (or NULL) is the entry whose
+ *		connection conn is: its wait set is kept from one wait to the next
+ *		(wait_on_set).
  */
 static bool
-dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptible)
+dtx_wait_socket(DtxConnection *c, PGconn *conn, int events, TimestampTz deadline,
+				bool interruptible)
 {
 	if (!interruptible)
 		return dtx_poll_socket(conn, events, deadline);
@@ -790,10 +833,17 @@ dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptib
 
 		if (timeout == 0)
 			return false;
-		rc = WaitLatchOrSocket(MyLatch,
-							   WL_LATCH_SET | events | WL_EXIT_ON_PM_DEATH |
-							   (timeout > 0 ? WL_TIMEOUT : 0),
-							   PQsocket(conn), timeout, DtxWaitEventInfo());
+		if (c != NULL && c->conn == conn && PQsocket(conn) != PGINVALID_SOCKET)
+			rc = wait_on_set(c, events, timeout);
+		else
+		{
+			/* its wait set needs a descriptor: the kept ones make room */
+			(void) room_for_fd();
+			rc = WaitLatchOrSocket(MyLatch,
+								   WL_LATCH_SET | events | WL_EXIT_ON_PM_DEATH |
+								   (timeout > 0 ? WL_TIMEOUT : 0),
+								   PQsocket(conn), timeout, DtxWaitEventInfo());
+		}
 		if (rc & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
@@ -802,6 +852,127 @@ dtx_wait_socket(PGconn *conn, int events, TimestampTz deadline, bool interruptib
 		if (rc & events)
 			return true;
 	}
+}
+
+/*
+ * wait_on_set
+ *		One wait of dtx_wait_socket on c's connection (timeout in ms, -1:
+ *		none) through a wait set kept for it (see wait_set_owners):
+ *		WaitLatchOrSocket makes and frees one, an epoll instance, at every
+ *		wait (five system calls).  Without room for one more descriptor it
+ *		is that.  Returns the events that happened, as WaitLatchOrSocket
+ *		does.
+ */
+static int
+wait_on_set(DtxConnection *c, int events, long timeout)
+{
+	WaitEvent	ev;
+	pgsocket	sock = PQsocket(c->conn);
+
+	if (c->wait_set != NULL && c->wait_sock != sock)
+		forget_wait_set(c);
+	if (c->wait_set == NULL)
+	{
+		int			slot;
+
+		for (slot = 0; slot < DTX_WAIT_SETS; slot++)
+			if (wait_set_owners[slot] == NULL)
+				break;
+		if (slot == DTX_WAIT_SETS)
+		{
+			slot = wait_set_next;
+			wait_set_next = (wait_set_next + 1) % DTX_WAIT_SETS;
+			forget_wait_set(wait_set_owners[slot]);
+		}
+		if (!room_for_fd())
+			return WaitLatchOrSocket(MyLatch,
+									 WL_LATCH_SET | events | WL_EXIT_ON_PM_DEATH |
+									 (timeout > 0 ? WL_TIMEOUT : 0),
+									 sock, timeout, DtxWaitEventInfo());
+#if PG_VERSION_NUM >= 170000
+		c->wait_set = CreateWaitEventSet(NULL, 3);
+#else
+		c->wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+#endif
+		wait_set_owners[slot] = c;
+		AddWaitEventToSet(c->wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(c->wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		c->wait_pos = AddWaitEventToSet(c->wait_set, events, sock, NULL, NULL);
+		c->wait_sock = sock;
+		c->wait_events = events;
+	}
+	else if (c->wait_events != (uint32) events)
+	{
+		ModifyWaitEvent(c->wait_set, c->wait_pos, events, NULL);
+		c->wait_events = events;
+	}
+	if (WaitEventSetWait(c->wait_set, timeout, &ev, 1, DtxWaitEventInfo()) == 0)
+		return WL_TIMEOUT;
+	return ev.events;
+}
+
+/*
+ * forget_wait_set
+ *		Frees c's wait set, if any: before its connection closes, or to make
+ *		room.
+ */
+static void
+forget_wait_set(DtxConnection *c)
+{
+	int			i;
+
+	if (c == NULL || c->wait_set == NULL)
+		return;
+	FreeWaitEventSet(c->wait_set);
+	c->wait_set = NULL;
+	for (i = 0; i < DTX_WAIT_SETS; i++)
+		if (wait_set_owners[i] == c)
+			wait_set_owners[i] = NULL;
+}
+
+/*
+ * forget_wait_sets
+ *		Frees every kept wait set.
+ */
+static void
+forget_wait_sets(void)
+{
+	int			i;
+
+	for (i = 0; i < DTX_WAIT_SETS; i++)
+		forget_wait_set(wait_set_owners[i]);
+}
+
+/*
+ * room_for_fd
+ *		Whether the backend may open one more descriptor outside the file
+ *		manager (AcquireExternalFD), the kept wait sets given up first if
+ *		they are in the way.  Reserves nothing.
+ */
+static bool
+room_for_fd(void)
+{
+	if (!AcquireExternalFD())
+	{
+		forget_wait_sets();
+		if (!AcquireExternalFD())
+			return false;
+	}
+	ReleaseExternalFD();
+	return true;
+}
+
+/*
+ * close_conn
+ *		Closes c's connection (the caller forgets what rode on it).
+ */
+static void
+close_conn(DtxConnection *c)
+{
+	forget_wait_set(c);
+	if (c->conn != NULL)
+		dtx_close(c->conn);
+	c->conn = NULL;
 }
 
 /*
@@ -913,16 +1084,16 @@ dtx_connect_start(DtxConnection *c, ForeignServer *server, UserMapping *um)
 	 * manager closes cached files to make room rather than let a later
 	 * descriptor fail with "Too many open files".  Room for one more is
 	 * checked too: a wait on the new socket needs a descriptor of its own
-	 * (a wait event set), and it should fail here, clearly, not there.
+	 * (a wait event set), and it should fail here, clearly, not there.  The
+	 * wait sets kept for other connections make room if needed.
 	 */
-	if (!AcquireExternalFD())
+	if (!room_for_fd() || !AcquireExternalFD())
 		raise_too_many_files(c);
-	if (!AcquireExternalFD())
+	if (!room_for_fd())
 	{
 		ReleaseExternalFD();
 		raise_too_many_files(c);
 	}
-	ReleaseExternalFD();		/* the room for a wait set stays free */
 	conn = PQconnectStartParams(keywords, values, false);
 	if (conn == NULL)
 	{
@@ -995,7 +1166,7 @@ dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMapping *um,
 			int			events = (status == PGRES_POLLING_READING) ?
 				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
 
-			if (!dtx_wait_socket(conn, events, deadline, true))
+			if (!dtx_wait_socket(NULL, conn, events, deadline, true))
 				ereport(ERROR,
 						(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 						 errmsg("could not connect to server \"%s\": timeout after %d ms",
@@ -1024,6 +1195,7 @@ dtx_connect_complete(DtxConnection *c, ForeignServer *server, UserMapping *um,
 	}
 	PG_CATCH();
 	{
+		forget_wait_set(c);
 		c->conn = NULL;
 		dtx_close(conn);
 		PG_RE_THROW();
@@ -1154,7 +1326,7 @@ dtx_flush(DtxConnection *c, TimestampTz deadline, bool interruptible)
 			return true;
 		if (r < 0)
 			return false;
-		if (!dtx_wait_socket(c->conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE,
+		if (!dtx_wait_socket(c, c->conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE,
 							 deadline, interruptible))
 			return false;
 		/* the server may be sending us something (a notice) meanwhile */
@@ -1451,7 +1623,7 @@ quiet_next_result(DtxConnection *c, TimestampTz deadline, DtxResultStatus *statu
 	*status = DTX_RESULT_OK;
 	while (PQisBusy(c->conn))
 	{
-		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, false))
+		if (!dtx_wait_socket(c, c->conn, WL_SOCKET_READABLE, deadline, false))
 		{
 			*status = DTX_RESULT_TIMEOUT;
 			return NULL;
@@ -1966,7 +2138,7 @@ dtx_next_result(DtxConnection *c, TimestampTz deadline, const char *sql)
 	{
 		bool		checking = next_check != 0 && (deadline == 0 || next_check < deadline);
 
-		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, checking ? next_check : deadline, true))
+		if (!dtx_wait_socket(c, c->conn, WL_SOCKET_READABLE, checking ? next_check : deadline, true))
 		{
 			if (checking)
 			{
@@ -2015,7 +2187,7 @@ dtx_discard_copy_out(DtxConnection *c, TimestampTz deadline, const char *sql)
 			return;				/* the command's own result follows */
 		if (n < -1)
 			dtx_raise_lost(c, sql);
-		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, true))
+		if (!dtx_wait_socket(c, c->conn, WL_SOCKET_READABLE, deadline, true))
 			dtx_raise_timeout(c, sql);
 		if (!PQconsumeInput(c->conn))
 			dtx_raise_lost(c, sql);
@@ -2080,8 +2252,7 @@ dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const cha
 			dtx_discard_copy_out(c, deadline, sql);
 		else if (st == PGRES_COPY_BOTH)
 		{
-			dtx_close(c->conn);
-			c->conn = NULL;
+			close_conn(c);
 			DtxStmtCacheReset(&c->stmts);
 			c->broken = true;
 			break;
@@ -2224,7 +2395,7 @@ DtxWaitForAnswer(DtxConnection *c, TimestampTz deadline)
 			return false;
 		if (!PQisBusy(c->conn))
 			return true;
-		if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, true))
+		if (!dtx_wait_socket(c, c->conn, WL_SOCKET_READABLE, deadline, true))
 			return false;
 	}
 }
@@ -2359,7 +2530,7 @@ DtxGetResultNoError(DtxConnection *c, TimestampTz deadline,
 	{
 		while (PQisBusy(c->conn))
 		{
-			if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, deadline, false))
+			if (!dtx_wait_socket(c, c->conn, WL_SOCKET_READABLE, deadline, false))
 				return DTX_RESULT_TIMEOUT;
 			if (!PQconsumeInput(c->conn))
 			{
@@ -2451,8 +2622,7 @@ DtxAbandonCommand(DtxConnection *c, TimestampTz deadline)
 #else
 	(void) deadline;
 #endif
-	dtx_close(c->conn);
-	c->conn = NULL;
+	close_conn(c);
 	DtxStmtCacheReset(&c->stmts);
 	pipeline_forget(c);
 	c->busy = false;
@@ -2526,7 +2696,7 @@ dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
 
 		while (PQisBusy(c->conn))
 		{
-			if (!dtx_wait_socket(c->conn, WL_SOCKET_READABLE, limit, false) ||
+			if (!dtx_wait_socket(c, c->conn, WL_SOCKET_READABLE, limit, false) ||
 				!PQconsumeInput(c->conn))
 				return false;
 		}

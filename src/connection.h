@@ -126,6 +126,12 @@ typedef struct DtxConnection
 	Oid			userid;			/* local role that opened the participant */
 	char		servername[NAMEDATALEN];	/* for messages */
 	PGconn	   *conn;			/* NULL when not connected */
+	struct WaitEventSet *wait_set;	/* the latch, postmaster death and
+									 * conn's socket (dtx_wait_socket);
+									 * freed when conn closes */
+	int			wait_pos;		/* the socket's event in wait_set */
+	int			wait_sock;		/* the socket it was made for */
+	uint32		wait_events;	/* the socket events it waits for */
 
 	bool		busy;			/* a command is in flight */
 	List	   *pipeline;		/* DtxPipelineStep *, oldest first, in
