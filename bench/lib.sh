@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# bench/lib.sh - helpers shared by bench/run.sh and bench/callgrind.sh.
+# bench/lib.sh - helpers shared by bench/run.sh, bench/callgrind.sh and
+# bench/syscalls.sh.
 #
 # Sourced after test/lib/common.sh.  The caller defines W (the servers'
 # directory), R (results directory), NODES (node names), PORT (node -> TCP
@@ -146,4 +147,91 @@ bench_dblinkfn_sql() {
 		END
 		$fn$;
 	SQL
+}
+
+# gen_script VARIANT K TAG: a pgbench script updating one random row on each
+# of K participants named TAG1..TAGk (TAG "p": direct; "lp": through the
+# delaying proxy).  The first account pays k-1, the others get 1 each, so that
+# every committed transfer keeps the total at 0.
+
+# amount K I: the change to the balance on participant I of K
+amount() { if [[ $2 -eq 1 ]]; then echo "- $(($1 - 1))"; else echo "+ 1"; fi; }
+
+gen_script() {
+	local variant=$1 k=$2 tag=$3 i
+	for ((i = 1; i <= k; i++)); do
+		echo "\\set id$i random(1, ${ACCOUNTS:-100000})"
+	done
+	case $variant in
+	local)
+		echo "BEGIN;"
+		for ((i = 1; i <= k; i++)); do
+			echo "UPDATE accounts_$i SET balance = balance $(amount "$k" "$i") WHERE id = :id$i;"
+		done
+		echo "COMMIT;"
+		;;
+	fdw | fdwpc)
+		echo "BEGIN;"
+		for ((i = 1; i <= k; i++)); do
+			echo "UPDATE $variant.accounts_$tag$i SET balance = balance $(amount "$k" "$i") WHERE id = :id$i;"
+		done
+		echo "COMMIT;"
+		;;
+	dtx | dtxasync)
+		# dtxasync: the same script; bench_run gives its sessions
+		# dtx.synchronous_commit_prepared = off (PGOPTIONS, no extra round trip)
+		echo "BEGIN;"
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dtx.exec('$tag$i', 'UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = \$1', :id$i::int);"
+		done
+		echo "COMMIT;"
+		;;
+	dtxsend | dtxsendasync)
+		# the pipelined API: each statement is sent and not waited for; its
+		# result (exactly one row updated) is collected at COMMIT, where
+		# PREPARE TRANSACTION joins the same pipeline; dtxsendasync: as dtxasync
+		echo "BEGIN;"
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dtx.send_expect('$tag$i', 1, 'UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = \$1', :id$i::int);"
+		done
+		echo "COMMIT;"
+		;;
+	dtxsend1)
+		# the same statements as dtxsend in one SELECT, its own transaction:
+		# one client round trip per transfer, as dblinkfn
+		printf 'SELECT '
+		for ((i = 1; i <= k; i++)); do
+			((i > 1)) && printf ', '
+			printf "dtx.send_expect('%s', 1, 'UPDATE accounts SET balance = balance %s WHERE id = \$1', :id%d::int)" \
+				"$tag$i" "$(amount "$k" "$i")" "$i"
+		done
+		echo ";"
+		;;
+	dblinkfn)
+		# hand-written two-phase commit in one call of a PL/pgSQL function
+		# (bench_dblink_transfer, see dblinkfn_sql): one client round trip
+		[[ $k -eq 2 ]] || die "dblinkfn covers 2 participants only"
+		echo "\\set n :n + 1"
+		echo "SELECT bench_dblink_transfer(:id1, :id2, 'bfn_' || :run::text || '_' || :client_id::text || '_' || :n::text, '$tag');"
+		;;
+	dblink)
+		# hand-written two-phase commit: BEGIN + UPDATE in one dblink_exec per
+		# participant, PREPARE TRANSACTION on each, then COMMIT PREPARED on
+		# each; gids from the client id, the run and a per-client counter
+		echo "\\set n :n + 1"
+		local conns=""
+		for ((i = 1; i <= k; i++)); do conns+="${conns:+,}'$tag$i'"; done
+		echo "SELECT dblink_connect(c, 'fdw_' || c) FROM unnest(ARRAY[$conns]) c WHERE c <> ALL (coalesce(dblink_get_connections(), '{}'));"
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dblink_exec('$tag$i', 'BEGIN; UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = ' || :id$i::int);"
+		done
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dblink_exec('$tag$i', 'PREPARE TRANSACTION ' || quote_literal('bench_' || :run::text || '_' || :client_id::text || '_' || :n::text || '_$i'));"
+		done
+		for ((i = 1; i <= k; i++)); do
+			echo "SELECT dblink_exec('$tag$i', 'COMMIT PREPARED ' || quote_literal('bench_' || :run::text || '_' || :client_id::text || '_' || :n::text || '_$i'));"
+		done
+		;;
+	*) die "unknown variant $variant" ;;
+	esac
 }

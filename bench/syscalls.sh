@@ -4,7 +4,8 @@
 # transfer, counted by strace: one pgbench client, two participants, the
 # transfer of bench/run.sh written with dtx.exec (dtx), dtx.send_expect in a
 # transaction block (dtxsend), dtx.send_expect in one statement (dtxsend1),
-# and the hand-written 2PC over dblink in one PL/pgSQL call (dblinkfn).
+# and the hand-written 2PC over dblink in one PL/pgSQL call (dblinkfn), with
+# the scripts of bench/run.sh.
 #
 #   bash bench/run.sh --serve --participants 2 --port 27000 &   (in another shell)
 #   bash bench/syscalls.sh --port 27000 [--xacts N] [--variants LIST]
@@ -31,6 +32,8 @@ set -euo pipefail
 BENCH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=test/lib/common.sh
 source "$BENCH_SRC/../test/lib/common.sh"
+# shellcheck source=bench/lib.sh
+source "$BENCH_SRC/lib.sh"
 
 PORT=""
 XACTS=2000
@@ -59,39 +62,11 @@ trap 'rm -rf -- "$W"' EXIT
 
 q() { runuser -u postgres -- "$BINDIR/psql" -X -At -h 127.0.0.1 -p "$PORT" -d bench "$@"; }
 
-# the script of a variant: the transfer of bench/run.sh, after a one-second
+# the script of a variant: bench/run.sh's (gen_script), after a one-second
 # sleep in the session's first transaction
 script() {
-	local v=$1
-	cat <<'EOF'
-\if :n = 0
-SELECT pg_sleep(1);
-\endif
-\set n :n + 1
-\set id1 random(1, 100000)
-\set id2 random(1, 100000)
-EOF
-	case $v in
-	dtx)
-		echo "BEGIN;"
-		echo "SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int);"
-		echo "SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
-		echo "COMMIT;"
-		;;
-	dtxsend)
-		echo "BEGIN;"
-		echo "SELECT dtx.send_expect('p1', 1, 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int);"
-		echo "SELECT dtx.send_expect('p2', 1, 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
-		echo "COMMIT;"
-		;;
-	dtxsend1)
-		echo "SELECT dtx.send_expect('p1', 1, 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int), dtx.send_expect('p2', 1, 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
-		;;
-	dblinkfn)
-		echo "SELECT bench_dblink_transfer(:id1, :id2, 'sys_' || :client_id::text || '_' || :n::text || '_' || extract(epoch FROM clock_timestamp())::bigint::text, 'p');"
-		;;
-	*) die "unknown variant $v" ;;
-	esac
+	printf '%s\n' '\if :n = 0' 'SELECT pg_sleep(1);' '\endif' '\set n :n + 1'
+	gen_script "$1" 2 p
 }
 
 declare -A COUNTS=()
@@ -101,7 +76,7 @@ for v in "${VLIST[@]}"; do
 	script "$v" >"$W/$v.pgb"
 	chmod 644 "$W/$v.pgb"
 	runuser -u postgres -- "$BINDIR/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -M prepared \
-		-c 1 -t $((XACTS + 1)) -D n=0 -f "$W/$v.pgb" bench >"$W/$v.pgbench" 2>&1 &
+		-c 1 -t $((XACTS + 1)) -D n=0 -D run="$(date +%s)" -f "$W/$v.pgb" bench >"$W/$v.pgbench" 2>&1 &
 	bench=$!
 	pid=""
 	for _ in $(seq 1 50); do

@@ -78,26 +78,6 @@ static int	dtx_keepalives_count = 3;	/* dtx.keepalives_count */
 
 static HTAB *ConnectionHash = NULL;
 
-/*
- * The user mapping that a user's connections to a server use, and the
- * server's name, as DtxGetConnection found them; emptied by any change of a
- * server or user mapping (dtx_inval_callback).
- */
-typedef struct MappingKey
-{
-	Oid			serverid;
-	Oid			userid;
-} MappingKey;
-
-typedef struct MappingEntry
-{
-	MappingKey	key;
-	Oid			umid;
-	NameData	servername;
-} MappingEntry;
-
-static HTAB *MappingHash = NULL;
-static bool mappings_stale = false;
 
 /*
  * The wait sets kept from one wait to the next (wait_on_set): at most
@@ -294,8 +274,6 @@ dtx_ms_until(TimestampTz deadline)
 DtxConnection *
 DtxGetConnection(Oid serverid, Oid userid)
 {
-	MappingKey	key;
-	MappingEntry *m;
 	Oid			umid;
 	const char *servername;
 	DtxConnection *c;
@@ -314,45 +292,7 @@ DtxGetConnection(Oid serverid, Oid userid)
 		CacheRegisterSyscacheCallback(USERMAPPINGOID, dtx_inval_callback, (Datum) 0);
 	}
 
-	if (mappings_stale && MappingHash != NULL)
-	{
-		hash_destroy(MappingHash);
-		MappingHash = NULL;
-	}
-	mappings_stale = false;
-	if (MappingHash == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(MappingKey);
-		ctl.entrysize = sizeof(MappingEntry);
-		ctl.hcxt = TopMemoryContext;
-		MappingHash = hash_create("pg_dtx user mappings", 16, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	key.serverid = serverid;
-	key.userid = userid;
-	m = hash_search(MappingHash, &key, HASH_FIND, NULL);
-	if (m != NULL)
-	{
-		umid = m->umid;
-		servername = NameStr(m->servername);
-	}
-	else
-	{
-		ForeignServer *server = GetForeignServer(serverid);
-		UserMapping *um = GetUserMapping(userid, serverid);
-
-		umid = um->umid;
-		servername = server->servername;
-		/* kept unless something changed while it was looked up */
-		if (!mappings_stale && MappingHash != NULL)
-		{
-			m = hash_search(MappingHash, &key, HASH_ENTER, NULL);
-			m->umid = umid;
-			namestrcpy(&m->servername, servername);
-		}
-	}
+	umid = DtxMappingFor(serverid, userid, &servername);
 
 	c = hash_search(ConnectionHash, &umid, HASH_ENTER, &found);
 	if (!found)

@@ -41,11 +41,15 @@
 static PQconninfoOption *libpq_options = NULL;
 
 /*
- * The servers that DtxResolveServer found and checked, by name and user:
- * their oid.  Any change of a server, a user mapping or a wrapper empties
- * it (a syscache callback), so that a server or mapping dropped, renamed or
- * changed is looked up and checked again; the privilege to use the server
- * is checked on every call (role memberships change no server).
+ * Lookups kept for the backend's life instead of being made for every
+ * statement, both emptied at any change of a server, a user mapping or a
+ * wrapper (syscache callbacks, lookups_inval), so that a server or mapping
+ * dropped, renamed or changed is looked up and checked again:
+ *	- resolved_servers: the servers that DtxResolveServer found and checked,
+ *	  by name and user: their oid (the privilege to use the server is checked
+ *	  on every call: role memberships change no server);
+ *	- mappings: the user mapping that a user's connections to a server use,
+ *	  and the server's name (DtxMappingFor).
  */
 typedef struct ResolvedKey
 {
@@ -59,9 +63,23 @@ typedef struct ResolvedServer
 	Oid			serverid;
 } ResolvedServer;
 
+typedef struct MappingKey
+{
+	Oid			serverid;
+	Oid			userid;
+} MappingKey;
+
+typedef struct MappingEntry
+{
+	MappingKey	key;
+	Oid			umid;
+	NameData	servername;
+} MappingEntry;
+
 static HTAB *resolved_servers = NULL;
-static bool resolved_stale = false;
-static bool resolved_callbacks = false;
+static HTAB *mappings = NULL;
+static bool lookups_stale = false;
+static bool lookups_callbacks = false;
 
 /*
  * libpq_option_allowed
@@ -252,17 +270,56 @@ DtxMappingExists(Oid userid, Oid serverid)
 }
 
 /*
- * resolved_inval
- *		A server, user mapping or wrapper changed: the checked servers are
- *		forgotten before the next lookup.
+ * lookups_inval
+ *		A server, user mapping or wrapper changed: the kept lookups are
+ *		forgotten before the next one.
  */
 static void
-resolved_inval(Datum arg, int cacheid, uint32 hashvalue)
+lookups_inval(Datum arg, int cacheid, uint32 hashvalue)
 {
 	(void) arg;
 	(void) cacheid;
 	(void) hashvalue;
-	resolved_stale = true;
+	lookups_stale = true;
+}
+
+/*
+ * lookups_table
+ *		The table of kept lookups *table (made when missing), after both
+ *		tables were emptied if a change made them stale.  A lookup made after
+ *		this call is kept only if lookups_stale is still false then (nothing
+ *		changed meanwhile).
+ */
+static HTAB *
+lookups_table(HTAB **table, const char *name, Size keysize, Size entrysize)
+{
+	if (!lookups_callbacks)
+	{
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, lookups_inval, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, lookups_inval, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNDATAWRAPPEROID, lookups_inval, (Datum) 0);
+		lookups_callbacks = true;
+	}
+	if (lookups_stale)
+	{
+		if (resolved_servers != NULL)
+			hash_destroy(resolved_servers);
+		if (mappings != NULL)
+			hash_destroy(mappings);
+		resolved_servers = NULL;
+		mappings = NULL;
+		lookups_stale = false;
+	}
+	if (*table == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = keysize;
+		ctl.entrysize = entrysize;
+		ctl.hcxt = TopMemoryContext;
+		*table = hash_create(name, 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	return *table;
 }
 
 /*
@@ -302,36 +359,15 @@ DtxResolveServer(const char *servername, Oid userid)
 	ResolvedKey key;
 	ResolvedServer *e;
 	bool		cacheable = strlen(servername) < NAMEDATALEN;
+	HTAB	   *table = lookups_table(&resolved_servers, "pg_dtx servers",
+									  sizeof(ResolvedKey), sizeof(ResolvedServer));
 
-	if (!resolved_callbacks)
-	{
-		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, resolved_inval, (Datum) 0);
-		CacheRegisterSyscacheCallback(USERMAPPINGOID, resolved_inval, (Datum) 0);
-		CacheRegisterSyscacheCallback(FOREIGNDATAWRAPPEROID, resolved_inval, (Datum) 0);
-		resolved_callbacks = true;
-	}
-	if (resolved_stale && resolved_servers != NULL)
-	{
-		hash_destroy(resolved_servers);
-		resolved_servers = NULL;
-	}
-	resolved_stale = false;
-	if (resolved_servers == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(ResolvedKey);
-		ctl.entrysize = sizeof(ResolvedServer);
-		ctl.hcxt = TopMemoryContext;
-		resolved_servers = hash_create("pg_dtx servers", 16, &ctl,
-									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
 	memset(&key, 0, sizeof(key));
 	if (cacheable)
 	{
 		strlcpy(NameStr(key.servername), servername, NAMEDATALEN);
 		key.userid = userid;
-		e = hash_search(resolved_servers, &key, HASH_FIND, NULL);
+		e = hash_search(table, &key, HASH_FIND, NULL);
 		if (e != NULL)
 		{
 			check_server_usage(e->serverid, servername, userid);
@@ -368,12 +404,50 @@ DtxResolveServer(const char *servername, Oid userid)
 						 quote_identifier(servername))));
 
 	/* kept unless something changed while it was looked up */
-	if (cacheable && !resolved_stale && resolved_servers != NULL)
+	if (cacheable && !lookups_stale)
 	{
-		e = hash_search(resolved_servers, &key, HASH_ENTER, NULL);
+		e = hash_search(table, &key, HASH_ENTER, NULL);
 		e->serverid = server->serverid;
 	}
 	return server->serverid;
+}
+
+/*
+ * DtxMappingFor
+ *		The oid of the user mapping that userid's connections to serverid
+ *		use (its own or PUBLIC's), and the server's name in *servername
+ *		(valid until the next lookup).  The caller has checked that both
+ *		exist (DtxResolveServer).  What was found is kept for the next call.
+ */
+Oid
+DtxMappingFor(Oid serverid, Oid userid, const char **servername)
+{
+	HTAB	   *table = lookups_table(&mappings, "pg_dtx user mappings",
+									  sizeof(MappingKey), sizeof(MappingEntry));
+	MappingKey	key;
+	MappingEntry *m;
+	ForeignServer *server;
+	UserMapping *um;
+
+	key.serverid = serverid;
+	key.userid = userid;
+	m = hash_search(table, &key, HASH_FIND, NULL);
+	if (m != NULL)
+	{
+		*servername = NameStr(m->servername);
+		return m->umid;
+	}
+	server = GetForeignServer(serverid);
+	um = GetUserMapping(userid, serverid);
+	*servername = server->servername;
+	/* kept unless something changed while it was looked up */
+	if (!lookups_stale)
+	{
+		m = hash_search(table, &key, HASH_ENTER, NULL);
+		m->umid = um->umid;
+		namestrcpy(&m->servername, server->servername);
+	}
+	return um->umid;
 }
 
 /*

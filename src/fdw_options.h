@@ -13,6 +13,7 @@
 #include "libpq-fe.h"
 
 extern Oid	DtxResolveServer(const char *servername, Oid userid);
+extern Oid	DtxMappingFor(Oid serverid, Oid userid, const char **servername);
 extern int	DtxCollectConnParams(ForeignServer *server, UserMapping *um,
 								 const char **keywords, const char **values,
 								 int max);
