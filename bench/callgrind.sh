@@ -272,12 +272,12 @@ setup() {
 
 # --- scripts -------------------------------------------------------------------------
 #
-# gen_script VARIANT: the pgbench script of a variant: bench/run.sh's transfer
+# cg_script VARIANT: the pgbench script of a variant: bench/run.sh's transfer
 # over p1 and p2 (the first account pays 1, the second gets 1), preceded and
 # followed by the switches of the backend's instrumentation.  :n counts the
 # session's transactions; the first one records the backend's pid.
 
-gen_script() {
+cg_script() {
 	local variant=$1 ctl i
 	ctl="env -u LOGNAME -u USER -u HOST -u HOSTNAME callgrind_control --vgdb-prefix=$W/cg/vgdb"
 	echo "\\set n :n + 1"
@@ -335,7 +335,7 @@ gen_script() {
 # $R/callgrind.VARIANT.out and prints the backend's pid
 measure() {
 	local v=$1 seq=$2 script=$W/$1.pgb pid n=0 f
-	gen_script "$v" | as_pg tee "$script" >/dev/null
+	cg_script "$v" | as_pg tee "$script" >/dev/null
 	: | as_pg tee "$W/cg/control.log" >/dev/null
 	as_pg env PGOPTIONS="${VOPTS[$v]:-}" pgbench -n -M "$PROTOCOL" -h 127.0.0.1 -p "${PORT[coord]}" -U postgres \
 		-c 1 -j 1 -t $((WARMUP + XACTS)) -f "$script" -D n=0 -D run="$seq" bench \
