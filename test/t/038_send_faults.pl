@@ -162,25 +162,44 @@ for my $where ('dtx.wait', 'COMMIT')
 	$_->quit for @s;
 }
 
-# 7. dtx.synchronous_commit_prepared off: the next transaction's first
-# statement goes into the pipeline behind the COMMIT PREPARED left in flight,
-# without waiting for its answer (held here by a proxy in front of pb), and
-# still reads the earlier transaction's writes
+# A session with dtx.synchronous_commit_prepared off and a minute of
+# dtx.commit_timeout whose transfer $tag (pa and pbx, the server pbx behind
+# a new protocol proxy in front of pb) has committed, the answer to its
+# COMMIT PREPARED on pb held by the proxy.  Returns the proxy and the session.
+sub commit_with_held_answer
 {
+	my ($tag, $label) = @_;
 	my $proxy = start_proto_proxy($pb);
-	add_server($coord, 'pbx', $pb,
-		server_options => { host => '127.0.0.1', port => $proxy->{port} });
+	if ($coord->safe_psql('postgres', "SELECT count(*) FROM pg_foreign_server WHERE srvname = 'pbx'") eq '0')
+	{
+		add_server($coord, 'pbx', $pb,
+			server_options => { host => '127.0.0.1', port => $proxy->{port} });
+	}
+	else
+	{
+		$coord->safe_psql('postgres', "ALTER SERVER pbx OPTIONS (SET port '$proxy->{port}')");
+	}
 	my $s = session();
 	$s->query_safe('SET dtx.synchronous_commit_prepared = off');
 	$s->query_safe("SET dtx.commit_timeout = '60s'");
 	proxy_ctl($proxy, 'rule commit_prepared hold_answer');
 	my ($out, $err) = sq($s,
-		"BEGIN;\nSELECT dtx.send('pa', 'INSERT INTO ledger (tag, amount) VALUES (''s7'', -1)');\n"
-		  . "SELECT dtx.send('pbx', 'INSERT INTO ledger (tag, amount) VALUES (''s7'', 1)');\nCOMMIT;");
-	is($err, '', '7 async: COMMIT returns, COMMIT PREPARED left in flight');
+		"BEGIN;\nSELECT dtx.send('pa', 'INSERT INTO ledger (tag, amount) VALUES (''$tag'', -1)');\n"
+		  . "SELECT dtx.send('pbx', 'INSERT INTO ledger (tag, amount) VALUES (''$tag'', 1)');\nCOMMIT;");
+	is($err, '', "$label: COMMIT returns, COMMIT PREPARED left in flight");
 	my $end = time + 10;
 	usleep(20_000) while proxy_status($proxy)->{held} < 1 && time < $end;
-	is(proxy_status($proxy)->{held}, 1, '7 async: the proxy holds the answer to COMMIT PREPARED');
+	is(proxy_status($proxy)->{held}, 1, "$label: the proxy holds the answer to COMMIT PREPARED");
+	return ($proxy, $s);
+}
+
+# 7. dtx.synchronous_commit_prepared off: the next transaction's first
+# statement goes into the pipeline behind the COMMIT PREPARED left in flight,
+# without waiting for its answer (held here by a proxy in front of pb), and
+# still reads the earlier transaction's writes
+{
+	my ($proxy, $s) = commit_with_held_answer('s7', '7 async');
+	my ($out, $err);
 
 	sq_send($s, "BEGIN;\nSELECT dtx.send('pbx', 'INSERT INTO ledger (tag, amount) VALUES (''s7b'', 1)');");
 	ok( wait_for(
@@ -207,21 +226,9 @@ for my $where ('dtx.wait', 'COMMIT')
 # (dtx.commit_timeout is a minute here), the connection is given up and the
 # resolver makes sure of the earlier transaction
 {
-	my $proxy = start_proto_proxy($pb);
-	my $s = session();
+	my ($proxy, $s) = commit_with_held_answer('s8', '8 rollback behind a held answer');
 	my $pid = $s->query_safe('SELECT pg_backend_pid()');
-	$s->query_safe('SET dtx.synchronous_commit_prepared = off');
-	$s->query_safe("SET dtx.commit_timeout = '60s'");
-	$coord->safe_psql('postgres',
-		"ALTER SERVER pbx OPTIONS (SET port '$proxy->{port}')");
-	proxy_ctl($proxy, 'rule commit_prepared hold_answer');
-	my ($out, $err) = sq($s,
-		"BEGIN;\nSELECT dtx.send('pa', 'INSERT INTO ledger (tag, amount) VALUES (''s8'', -1)');\n"
-		  . "SELECT dtx.send('pbx', 'INSERT INTO ledger (tag, amount) VALUES (''s8'', 1)');\nCOMMIT;");
-	is($err, '', '8 rollback behind a held answer: COMMIT returns');
-	my $end = time + 10;
-	usleep(20_000) while proxy_status($proxy)->{held} < 1 && time < $end;
-	is(proxy_status($proxy)->{held}, 1, '8 rollback behind a held answer: the proxy holds it');
+	my ($out, $err);
 
 	sq_send($s, "BEGIN;\nSELECT dtx.send('pbx', 'INSERT INTO ledger (tag, amount) VALUES (''s8b'', 1)');\nROLLBACK;");
 	ok( wait_for(
