@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #
-# bench/callgrind.sh - instructions the coordinator's backend executes per
-# transfer, counted by valgrind's callgrind: postgres_fdw, dblink hand-written
+# bench/callgrind.sh - instructions the coordinator's backend (or, with --side
+# participant, the first participant's backend) executes per transfer,
+# counted by valgrind's callgrind: postgres_fdw, dblink hand-written
 # two-phase commit and pg_dtx, on throw-away PostgreSQL 15 servers.
 #
 #   bash bench/callgrind.sh                  2000 measured transactions per variant
@@ -15,8 +16,14 @@
 #                    dblinkfn (hand-written 2PC in one PL/pgSQL call, see
 #                    bench/lib.sh), dtx (pg_dtx, dtx.exec), dtxasync (pg_dtx,
 #                    synchronous_commit_prepared off), dtxsend (pg_dtx,
-#                    dtx.send_expect; skipped, with a line in the summary, when
-#                    the installed pg_dtx has no dtx.send) (fdw,dblink,dtx)
+#                    dtx.send_expect in a transaction block), dtxsend1 (both
+#                    dtx.send_expect calls in one SELECT, its own transaction;
+#                    the dtx.send variants are skipped, with a line in the
+#                    summary, when the installed pg_dtx has no dtx.send)
+#                    (fdw,dblink,dtx)
+#   --side S         whose backend is measured: coordinator, or participant
+#                    (the backend serving the session on participant p1: the
+#                    participant's side of the same transfers) (coordinator)
 #   --protocol P     pgbench's query protocol: prepared (as bench/run.sh) or
 #                    simple (as psql: every statement parsed and planned) (prepared)
 #   --top K          pg_dtx functions listed, by inclusive instructions (10)
@@ -33,8 +40,10 @@
 # Method: the coordinator's postmaster runs under
 #   valgrind --tool=callgrind --instr-atstart=no
 # so that every process it forks (backends included) runs under callgrind with
-# the instrumentation off.  Each variant is one pgbench session (-c 1, so one
-# coordinator backend) running W + N transfers: one row updated on each
+# the instrumentation off.  Each variant starts with VACUUM on both
+# participants' tables (the same state for every variant: dead rows from the
+# variants before would cost the participants' backends pruning) and is one
+# pgbench session (-c 1, so one coordinator backend) running W + N transfers: one row updated on each
 # participant per transaction, with the SQL of bench/run.sh.  The session
 # itself, through pgbench's \shell, switches its backend's instrumentation on
 # (callgrind_control -i on PID) before transaction W + 1 and off after
@@ -44,7 +53,11 @@
 # loop between statements - not the connection start, the warm-up or the
 # exit.  Instructions in user space only: the kernel's work (send, recv,
 # fsync) and the time spent waiting for the participants are not counted.
-# The participants run natively and are not measured.
+# The participants run natively and are not measured.  With --side
+# participant it is the other way round: p1's postmaster runs under callgrind,
+# the coordinator natively, and the counted backend is the one on p1 that
+# serves the session's connection (postgres_fdw's, dblink's or pg_dtx's; the
+# only client backend there, as the session is the only client).
 #
 # Prints a Markdown table: instructions (Ir) per transaction in the
 # coordinator's backend and how they split among pg_dtx.so, postgres_fdw.so,
@@ -77,6 +90,7 @@ TOP=10
 OUT=""
 BASE_PORT=${BENCH_PORT:-26500}
 ACCOUNTS=100000
+SIDE=coordinator
 
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -87,6 +101,7 @@ while [[ $# -gt 0 ]]; do
 	--top) TOP=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--port) BASE_PORT=$2; shift ;;
+	--side) SIDE=$2; shift ;;
 	-h | --help) sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (see --help)" ;;
 	esac
@@ -96,10 +111,15 @@ done
 [[ $WARMUP =~ ^[0-9]+$ && $WARMUP -ge 1 ]] || die "--warmup must be a positive number"
 [[ $TOP =~ ^[0-9]+$ ]] || die "--top must be a number"
 [[ $PROTOCOL == prepared || $PROTOCOL == simple ]] || die "--protocol must be prepared or simple"
+[[ $SIDE == coordinator || $SIDE == participant ]] || die "--side must be coordinator or participant"
+# the node whose postmaster runs under callgrind
+CG_NODE=coord
+[[ $SIDE == participant ]] && CG_NODE=p1
 IFS=, read -r -a VARIANTS <<<"$VARIANTS_OPT"
 declare -A VNAME=([fdw]="postgres_fdw" [fdwpc]="postgres_fdw parallel_commit"
 	[dblink]="dblink 2PC (hand-written)" [dblinkfn]="dblink 2PC in one PL/pgSQL call"
-	[dtx]="pg_dtx" [dtxasync]="pg_dtx, synchronous_commit_prepared off" [dtxsend]="pg_dtx dtx.send")
+	[dtx]="pg_dtx" [dtxasync]="pg_dtx, synchronous_commit_prepared off" [dtxsend]="pg_dtx dtx.send"
+	[dtxsend1]="pg_dtx dtx.send, one statement")
 # settings a variant's session starts with (PGOPTIONS of its pgbench run only)
 declare -A VOPTS=([dtxasync]="-c dtx.synchronous_commit_prepared=off")
 for v in "${VARIANTS[@]}"; do
@@ -113,7 +133,7 @@ W=""                      # the servers' directory (owned by postgres)
 R=""                      # results directory
 NODES=()
 declare -A PORT=()
-COORD_PID=""              # the valgrind'ed coordinator postmaster (its runuser)
+CG_PID=""                 # the valgrind'ed postmaster (its runuser)
 SUMMARY=""
 
 cleanup() {
@@ -127,7 +147,7 @@ cleanup() {
 			[[ -n $R && -d $W/cg ]] && cp "$W"/cg/valgrind.*.log "$R"/ 2>/dev/null
 		fi
 		bench_stop_nodes
-		[[ -n $COORD_PID ]] && wait "$COORD_PID" 2>/dev/null
+		[[ -n $CG_PID ]] && wait "$CG_PID" 2>/dev/null
 		bench_keep_logs
 		cd /
 		rm -rf -- "$W"
@@ -174,9 +194,9 @@ node_conf() {
 	echo "max_prepared_transactions = 50"
 	echo "max_wal_size = 4GB"
 	echo "checkpoint_timeout = 30min"
-	# on the coordinator its workers would run under valgrind too, slowly,
+	# on the measured node its workers would run under valgrind too, slowly,
 	# next to the measured backend; a few thousand transactions do not need them
-	[[ $node == coord ]] && echo "autovacuum = off"
+	[[ $node == "$CG_NODE" ]] && echo "autovacuum = off"
 	return 0
 }
 
@@ -196,9 +216,9 @@ server_sql() {
 	echo "CREATE FOREIGN TABLE fdwpc.accounts_$name (id int, balance bigint) SERVER fdwpc_$name OPTIONS (schema_name 'public', table_name 'accounts');"
 }
 
-# start_coord_under_callgrind: the coordinator's postmaster under callgrind,
+# start_under_callgrind: the measured node's postmaster under callgrind,
 # instrumentation off in it and in every process it forks
-start_coord_under_callgrind() {
+start_under_callgrind() {
 	local n=0
 	as_pg mkdir -p "$W/cg"
 	# vgdb's FIFOs (through which callgrind_control talks to a process) are
@@ -209,13 +229,13 @@ start_coord_under_callgrind() {
 	as_pg env -u LOGNAME -u USER -u HOST -u HOSTNAME valgrind --tool=callgrind --trace-children=yes --instr-atstart=no \
 		--vgdb=yes --vgdb-prefix="$W/cg/vgdb" \
 		--callgrind-out-file="$W/cg/callgrind.%p.out" --log-file="$W/cg/valgrind.%p.log" \
-		"$PG_BINDIR/postgres" -D "$W/coord" >>"$W/coord.log" 2>&1 &
-	COORD_PID=$!
-	until as_pg pg_isready -q -h 127.0.0.1 -p "${PORT[coord]}" -d bench; do
-		kill -0 "$COORD_PID" 2>/dev/null || die "the coordinator did not start under valgrind (see $W/coord.log)"
+		"$PG_BINDIR/postgres" -D "$W/$CG_NODE" >>"$W/$CG_NODE.log" 2>&1 &
+	CG_PID=$!
+	until as_pg pg_isready -q -h 127.0.0.1 -p "${PORT[$CG_NODE]}" -d bench; do
+		kill -0 "$CG_PID" 2>/dev/null || die "$CG_NODE did not start under valgrind (see $W/$CG_NODE.log)"
 		sleep 1
 		n=$((n + 1))
-		[[ $n -lt 300 ]] || die "the coordinator did not start under valgrind within 300 s"
+		[[ $n -lt 300 ]] || die "$CG_NODE did not start under valgrind within 300 s"
 	done
 }
 
@@ -264,10 +284,31 @@ setup() {
 	} | q coord
 	for i in "${pd[@]}"; do wait "$i" || die "loading a participant failed"; done
 
-	# the coordinator again, now under callgrind
-	as_pg pg_ctl -D "$W/coord" -m fast -w -t 60 stop >/dev/null
-	heading "Restart the coordinator under callgrind"
-	start_coord_under_callgrind
+	# the measured node again, now under callgrind
+	as_pg pg_ctl -D "$W/$CG_NODE" -m fast -w -t 60 stop >/dev/null
+	heading "Restart $CG_NODE under callgrind"
+	start_under_callgrind
+	switch_script | as_pg tee "$W/cg/switch.sh" >/dev/null
+}
+
+# switch_script: the shell script the session runs (through pgbench's \shell)
+# to switch the instrumentation: "switch.sh on|off COORDINATOR_BACKEND_PID".
+# It switches the coordinator's backend, or, with --side participant, the one
+# client backend on p1 (the session's connection there, found when switching
+# on and kept for switching off).
+switch_script() {
+	local ctl="env -u LOGNAME -u USER -u HOST -u HOSTNAME callgrind_control --vgdb-prefix=$W/cg/vgdb"
+	echo "#!/bin/sh"
+	echo "pid=\$2"
+	if [[ $SIDE == participant ]]; then
+		echo "if [ \"\$1\" = on ]; then"
+		echo "  pid=\$($PG_BINDIR/psql -X -At -h 127.0.0.1 -p ${PORT[p1]} -U postgres -d bench -c \"SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()\")"
+		echo "  echo \"\$pid\" > $W/cg/participant.pid"
+		echo "else"
+		echo "  pid=\$(cat $W/cg/participant.pid)"
+		echo "fi"
+	fi
+	echo "exec $ctl -i \"\$1\" \$pid"
 }
 
 # --- scripts -------------------------------------------------------------------------
@@ -278,14 +319,13 @@ setup() {
 # session's transactions; the first one records the backend's pid.
 
 cg_script() {
-	local variant=$1 ctl i
-	ctl="env -u LOGNAME -u USER -u HOST -u HOSTNAME callgrind_control --vgdb-prefix=$W/cg/vgdb"
+	local variant=$1 i
 	echo "\\set n :n + 1"
 	echo "\\if :n = 1"
 	echo "SELECT pg_backend_pid() AS pid \\gset"
 	printf '%s\n' '\endif'
 	echo "\\if :n = $((WARMUP + 1))"
-	echo "\\shell $ctl -i on :pid >> $W/cg/control.log 2>&1"
+	echo "\\shell sh $W/cg/switch.sh on :pid >> $W/cg/control.log 2>&1"
 	printf '%s\n' '\endif'
 	echo "\\set id1 random(1, $ACCOUNTS)"
 	echo "\\set id2 random(1, $ACCOUNTS)"
@@ -308,6 +348,9 @@ cg_script() {
 		echo "SELECT dtx.send_expect('p2', 1, 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
 		echo "COMMIT;"
 		;;
+	dtxsend1)
+		echo "SELECT dtx.send_expect('p1', 1, 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int), dtx.send_expect('p2', 1, 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
+		;;
 	dblinkfn)
 		echo "SELECT bench_dblink_transfer(:id1, :id2, 'cgfn_' || :run::text || '_' || :n::text, 'p');"
 		;;
@@ -325,7 +368,7 @@ cg_script() {
 	*) die "unknown variant $variant" ;;
 	esac
 	echo "\\if :n = $((WARMUP + XACTS))"
-	echo "\\shell $ctl -i off :pid >> $W/cg/control.log 2>&1"
+	echo "\\shell sh $W/cg/switch.sh off :pid >> $W/cg/control.log 2>&1"
 	printf '%s\n' '\endif'
 }
 
@@ -336,6 +379,9 @@ cg_script() {
 measure() {
 	local v=$1 seq=$2 script=$W/$1.pgb pid n=0 f
 	cg_script "$v" | as_pg tee "$script" >/dev/null
+	# every variant starts from tables without dead rows: pruning them costs
+	# the participants' backends, the more the later a variant runs
+	q p1 -c "VACUUM accounts" && q p2 -c "VACUUM accounts" || die "VACUUM before $v failed"
 	: | as_pg tee "$W/cg/control.log" >/dev/null
 	as_pg env PGOPTIONS="${VOPTS[$v]:-}" pgbench -n -M "$PROTOCOL" -h 127.0.0.1 -p "${PORT[coord]}" -U postgres \
 		-c 1 -j 1 -t $((WARMUP + XACTS)) -f "$script" -D n=0 -D run="$seq" bench \
@@ -410,7 +456,7 @@ pct() { awk -v x="$1" -v t="$2" 'BEGIN { if (t > 0) printf "%.1f%%", 100 * x / t
 START=$(now)
 setup
 
-out "# pg_dtx: coordinator instructions per transaction (callgrind)"
+out "# pg_dtx: $SIDE instructions per transaction (callgrind)"
 out ""
 out "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 out "- command: \`$COMMAND_LINE\`"
@@ -420,13 +466,13 @@ out "- pg_dtx.so installed: $(md5sum "$("$PG_CONFIG" --pkglibdir)/pg_dtx.so" | c
 out "- per variant: one pgbench session (-M $PROTOCOL, -c 1), $WARMUP warm-up transactions, then $XACTS counted; a transaction updates one random row on each of two participants"
 out ""
 
-# the dtx.send variant needs the pipelined API in the installed pg_dtx
-if [[ ",$VARIANTS_OPT," == *",dtxsend,"* ]] &&
+# the dtx.send variants need the pipelined API in the installed pg_dtx
+if [[ ",$VARIANTS_OPT," =~ ,dtxsend1?, ]] &&
 	[[ $(val coord "SELECT count(*) FROM pg_proc WHERE pronamespace = 'dtx'::regnamespace AND proname IN ('send', 'send_expect', 'wait')") -lt 3 ]]; then
-	out "**dtxsend skipped**: the installed pg_dtx has no dtx.send / dtx.send_expect / dtx.wait."
+	out "**dtxsend and dtxsend1 skipped**: the installed pg_dtx has no dtx.send / dtx.send_expect / dtx.wait."
 	out ""
 	keep=()
-	for v in "${VARIANTS[@]}"; do [[ $v == dtxsend ]] || keep+=("$v"); done
+	for v in "${VARIANTS[@]}"; do [[ $v == dtxsend || $v == dtxsend1 ]] || keep+=("$v"); done
 	VARIANTS=("${keep[@]}")
 fi
 
@@ -457,10 +503,10 @@ for v in "${VARIANTS[@]}"; do
 	out "| ${VNAME[$v]} | $(fmt "$t") | $(cell "$dtx" "$t") | $(cell "$pfdw" "$t") | $(cell "$dbl" "$t") | $(cell "$lpq" "$t") | $(cell "$pg" "$t") | $(cell "$lc" "$t") | $(cell "$other" "$t") |"
 done
 out ""
-out "(Instructions executed in user space by the coordinator's backend, divided by the $XACTS counted transactions; each object's own instructions, not those of what it calls. \"other\": the dynamic loader, libm, ... Kernel work and waiting for the participants are not counted.)"
+out "(Instructions executed in user space by the $SIDE's backend ($CG_NODE), divided by the $XACTS counted transactions; each object's own instructions, not those of what it calls. \"other\": the dynamic loader, libm, ... Kernel work and waiting for the other servers are not counted.)"
 
-for v in dtx dtxasync dtxsend; do
-	[[ -n ${TOT[$v]:-} ]] || continue
+for v in dtx dtxasync dtxsend dtxsend1; do
+	[[ -n ${TOT[$v]:-} && $SIDE == coordinator ]] || continue
 	out ""
 	out "Top $TOP pg_dtx.so functions by inclusive instructions, ${VNAME[$v]} (per transaction; inclusive: with all it calls, in postgres and libpq too):"
 	out ""
