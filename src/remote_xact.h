@@ -28,8 +28,9 @@ typedef enum DtxInFlightMode
 	DTX_IN_FLIGHT_WAIT,			/* wait for the answer */
 	DTX_IN_FLIGHT_POLL,			/* take it if it has arrived */
 	DTX_IN_FLIGHT_DROP,			/* take it if arrived, else give up */
-	DTX_IN_FLIGHT_READ			/* wait for it within dtx.commit_timeout,
-								 * serving no interrupt */
+	DTX_IN_FLIGHT_READ			/* wait for it within dtx.commit_timeout
+								 * (and, behind a quiet reader, within that
+								 * reader's deadline), serving no interrupt */
 } DtxInFlightMode;
 extern void DtxFinishCommitInFlight(DtxConnection *c, DtxInFlightMode mode);
 
