@@ -105,6 +105,18 @@ is(scalar(keys %{ gid_set($pa) }), scalar(keys %$pa_before),
 	'SELECT dtx.set_coordinator_id(dtx.coordinator_id())');
 like($err, qr/is the id of the coordinator this server was copied from/,
 	'the origin\'s id is not a new id');
+my $held_id = out_of($copy, 'SELECT dtx.coordinator_id()');
+foreach my $bad (0, -5)
+{
+	($rc, $out, $err) =
+	  $copy->psql('postgres', "SELECT dtx.set_coordinator_id($bad)");
+	like($err, qr/a coordinator id must be a positive number/,
+		"$bad is refused as a coordinator id");
+}
+is( out_of($copy,
+		"SELECT dtx.coordinator_hold() IS NOT NULL AND dtx.coordinator_id() = $held_id"),
+	't',
+	'the refused ids left the server held, with its id');
 out_of($copy, 'SELECT dtx.set_coordinator_id(4242)');
 is( out_of($copy,
 		'SELECT dtx.coordinator_id() = 4242 AND dtx.coordinator_hold() IS NULL'),
