@@ -133,12 +133,14 @@ NODES=()
 declare -A PORT=()
 PROXY_PIDS=()
 SUMMARY=""                # the summary file
+SERVE_SLEEP=""            # --serve: the sleep it waits on
 
 cleanup() {
 	local rc=$? node pid
 	set +e
 	trap - EXIT INT TERM
 	[[ $SERVE == 1 && ($rc -eq 130 || $rc -eq 143) ]] && rc=0
+	[[ -n $SERVE_SLEEP ]] && kill "$SERVE_SLEEP" 2>/dev/null
 	if [[ -n $W && -d $W ]]; then
 		for pid in "$W"/proxy-*.pid; do
 			[[ -s $pid ]] && kill "$(cat "$pid")" 2>/dev/null
@@ -995,7 +997,13 @@ setup
 if [[ $SERVE == 1 ]]; then
 	for node in "${NODES[@]}"; do echo "$node: psql -h 127.0.0.1 -p ${PORT[$node]} -U postgres bench"; done
 	echo "proxy ports (not started): lp1 ${PORT[lp1]}, lp2 ${PORT[lp2]}; results dir $R; Ctrl-C to stop"
-	while :; do sleep 3600; done
+	# wait (not sleep in the foreground): a signal to this script alone then
+	# runs the trap at once, not after the sleep
+	while :; do
+		sleep 3600 &
+		SERVE_SLEEP=$!
+		wait "$SERVE_SLEEP" || true
+	done
 fi
 print_header
 want main && main_section
