@@ -259,15 +259,14 @@ SELECT dtx.send('p1', 'COPY sent FROM STDIN');
 -- Empty statements are refused when sent.
 SELECT dtx.send('p1', ' ; /* nothing */ ;');
 
--- A transaction of one statement: the last statement sent to a server goes
--- without its sync, and PREPARE TRANSACTION joins it (the participant
--- answers both at once).  The outcomes are the same: applied everywhere,
--- or nowhere and nothing left prepared.
+-- A transaction of one statement (a transfer in one client round trip):
+-- the same outcomes as in a block, applied everywhere, or nowhere and
+-- nothing left prepared.
 SELECT dtx.send_expect('p1', 1, 'UPDATE sacc SET balance = balance - 7 WHERE id = $1', 2),
        dtx.send_expect('p2', 1, 'UPDATE sacc SET balance = balance + 7 WHERE id = $1', 2);
 SELECT p_rows('p1', 'SELECT balance FROM sacc WHERE id = 2') AS p1,
        p_rows('p2', 'SELECT balance FROM sacc WHERE id = 2') AS p2;
--- a sent statement that fails: the participant skips the PREPARE behind it
+-- a sent statement that fails: the PREPARE behind it rolls back
 SELECT dtx.send_expect('p1', 1, 'UPDATE sacc SET balance = balance - 7 WHERE id = $1', 2),
        dtx.send('p2', 'UPDATE sacc SET balance = balance + 7 / 0 WHERE id = 2');
 SELECT p_rows('p1', 'SELECT balance FROM sacc WHERE id = 2') AS p1,
@@ -292,7 +291,7 @@ SELECT dtx.send('p1', 'INSERT INTO sent VALUES (52, 1)'),
        1 / 0;
 SELECT p_rows('p1', 'SELECT count(*) FROM sent WHERE transfer_id = 52') AS p1_52,
        p_rows('p2', 'SELECT count(*) FROM sent WHERE transfer_id = 52') AS p2_52;
--- one participant: the one-phase COMMIT goes behind the sync
+-- one participant (one-phase COMMIT)
 SELECT dtx.send_expect('p1', 1, 'UPDATE sacc SET balance = balance + 1 WHERE id = $1', 3);
 SELECT dtx.send_expect('p1', 1, 'UPDATE sacc SET balance = balance + 1 WHERE id = $1', 999);
 SELECT dtx.send('p1', 'UPDATE sacc SET balance = balance + 1 / 0 WHERE id = 3');

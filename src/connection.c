@@ -132,21 +132,9 @@ static DtxConnection *standalone_entry(ForeignServer *server, UserMapping *um,
 									   Oid userid, TimestampTz op_deadline);
 static int	dtx_wait_attempts(List *conns, int npending, long timeout,
 							  WaitEvent *occurred);
-/* How a pipeline step ends (dtx_send_pipeline) */
-typedef enum DtxStepSync
-{
-	DTX_SYNC_NOW,				/* with its sync (a deferred one before it) */
-	DTX_SYNC_DEFER,				/* its sync waits (c->sync_deferred) */
-	DTX_SYNC_JOIN				/* with its sync, which ends a deferred
-								 * step's results too */
-} DtxStepSync;
-
-static bool send_deferred_sync(DtxConnection *c);
-static int	pipeline_syncs(DtxConnection *c);
 static void dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 							  int nparams, const Oid *types, const char *const *values,
-							  bool cached, int64 expect_rows, bool user, bool final,
-							  DtxStepSync sync);
+							  bool cached, int64 expect_rows, bool user, bool final);
 static void pipeline_forget(DtxConnection *c);
 #ifdef LIBPQ_HAS_ASYNC_CANCEL
 static bool pipeline_parse_in_flight(DtxConnection *c);
@@ -1376,8 +1364,7 @@ void
 DtxSendPipeline(DtxConnection *c, List *prelude, const char *sql,
 				int nparams, const Oid *types, const char *const *values)
 {
-	dtx_send_pipeline(c, prelude, sql, nparams, types, values, false, -1, true, true,
-					  DTX_SYNC_NOW);
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, false, -1, true, true);
 }
 
 /*
@@ -1390,8 +1377,7 @@ void
 DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
 				 int nparams, const Oid *types, const char *const *values)
 {
-	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, -1, true, true,
-					  DTX_SYNC_NOW);
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, -1, true, true);
 }
 
 /*
@@ -1399,38 +1385,25 @@ DtxSendStatement(DtxConnection *c, List *prelude, const char *sql,
  *		dtx.send: DtxSendStatement whose results are not read now but with
  *		the next statement on c, at DtxPipelineCollect, or at commit.  With
  *		expect_rows >= 0, the statement must report exactly that many rows.
- *
- * With defer_sync, the statement is sent at once but its sync is not: the
- * participant runs it and keeps its answer until the sync, which goes
- * before whatever is sent or read next on c, or behind the command that
- * joins it (DtxPipelineSendCommand), so that the statement and that
- * command cost the participant one answer.  Meanwhile the participant does
- * not report itself idle (no idle_in_transaction_session_timeout, and
- * pg_stat_activity shows it active): for the caller to ask only where
- * nobody waits between the two (a transaction of one statement).
  */
 void
 DtxPipelineSend(DtxConnection *c, List *prelude, const char *sql,
 				int nparams, const Oid *types, const char *const *values,
-				int64 expect_rows, bool defer_sync)
+				int64 expect_rows)
 {
-	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, expect_rows, true, false,
-					  defer_sync ? DTX_SYNC_DEFER : DTX_SYNC_NOW);
+	dtx_send_pipeline(c, prelude, sql, nparams, types, values, true, expect_rows, true, false);
 }
 
 /*
  * DtxPipelineSendCommand
  *		Appends the commands of prelude and pg_dtx's own command sql (COMMIT,
  *		PREPARE TRANSACTION) to c's pipeline, behind the unread steps; read
- *		with DtxPipelineFinish or DtxPipelineFinishNoError.  With join, a
- *		step sent before without its sync ends with this one's sync: if it
- *		fails, the participant skips sql (its results say so).
+ *		with DtxPipelineFinish or DtxPipelineFinishNoError.
  */
 void
-DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql, bool join)
+DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql)
 {
-	dtx_send_pipeline(c, prelude, sql, 0, NULL, NULL, false, -1, false, false,
-					  join ? DTX_SYNC_JOIN : DTX_SYNC_NOW);
+	dtx_send_pipeline(c, prelude, sql, 0, NULL, NULL, false, -1, false, false);
 }
 
 /* The read-only probe: whether the remote transaction has a transaction id. */
@@ -1449,8 +1422,7 @@ DtxPipelineSendProbe(DtxConnection *c)
 	DtxPipelineStep *step;
 
 	c->probe_wrote = -1;
-	dtx_send_pipeline(c, NIL, DTX_PROBE_SQL, 0, NULL, NULL, false, -1, false, false,
-					  DTX_SYNC_NOW);
+	dtx_send_pipeline(c, NIL, DTX_PROBE_SQL, 0, NULL, NULL, false, -1, false, false);
 	step = llast(c->pipeline);
 	step->probe = true;
 }
@@ -1459,14 +1431,13 @@ DtxPipelineSendProbe(DtxConnection *c)
  * dtx_send_pipeline
  *		Appends one step to c's pipeline (entering pipeline mode if needed):
  *		the commands of prelude, sql (through the statement cache when
- *		cached), a sync (see DtxStepSync); flushes it and reads nothing.
- *		The step is remembered, so that its results are read in order later.
+ *		cached), a sync; flushes it and reads nothing.  The step is
+ *		remembered, so that its results are read in order later.
  */
 static void
 dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 				  int nparams, const Oid *types, const char *const *values,
-				  bool cached, int64 expect_rows, bool user, bool final,
-				  DtxStepSync sync)
+				  bool cached, int64 expect_rows, bool user, bool final)
 {
 	ListCell   *lc;
 	struct DtxCachedStmt *stmt = NULL;
@@ -1481,17 +1452,6 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 	if (!PQenterPipelineMode(c->conn))
 		dtx_raise_lost(c, sql);
 	c->busy = true;
-
-	/* the step sent before without its sync: ended now, or by this one */
-	if (c->sync_deferred)
-	{
-		Assert(c->pipeline != NIL);
-		if (sync == DTX_SYNC_JOIN)
-			((DtxPipelineStep *) llast(c->pipeline))->joined = true;
-		else if (!PQpipelineSync(c->conn))
-			dtx_raise_lost(c, sql);
-		c->sync_deferred = false;
-	}
 
 	if (c->pipeline_cxt == NULL)
 		c->pipeline_cxt = AllocSetContextCreate(TopMemoryContext, "pg_dtx pipeline",
@@ -1533,9 +1493,7 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 								 NULL, NULL, 0))
 			dtx_raise_lost(c, sql);
 	}
-	if (sync == DTX_SYNC_DEFER)
-		c->sync_deferred = true;
-	else if (!PQpipelineSync(c->conn))
+	if (!PQpipelineSync(c->conn))
 		dtx_raise_lost(c, sql);
 
 	/*
@@ -1546,42 +1504,6 @@ dtx_send_pipeline(DtxConnection *c, List *prelude, const char *sql,
 	if (!dtx_flush(c, user ? 0 : DtxDeadlineAfterMs(dtx_connect_timeout > 0 ? dtx_connect_timeout : 10000),
 				   user))
 		dtx_raise_lost(c, sql);
-}
-
-/*
- * send_deferred_sync
- *		Sends the sync that the last step of c's pipeline was sent without
- *		(DtxPipelineSend with defer_sync), before its results are read or
- *		the command is cancelled: the participant answers nothing before it.
- *		Never raises; false when the connection failed.
- */
-static bool
-send_deferred_sync(DtxConnection *c)
-{
-	if (!c->sync_deferred)
-		return true;
-	c->sync_deferred = false;
-	if (c->conn == NULL || !PQpipelineSync(c->conn))
-		return false;
-	return dtx_flush(c, DtxDeadlineAfterMs(dtx_connect_timeout > 0 ? dtx_connect_timeout : 10000),
-					 false);
-}
-
-/*
- * pipeline_syncs
- *		How many syncs end c's unread steps (a joined step shares the next
- *		one's), with that of the lead command.
- */
-static int
-pipeline_syncs(DtxConnection *c)
-{
-	ListCell   *lc;
-	int			n = c->lead_pending ? 1 : 0;
-
-	foreach(lc, c->pipeline)
-		if (!((DtxPipelineStep *) lfirst(lc))->joined)
-			n++;
-	return n;
 }
 
 /*
@@ -1605,7 +1527,6 @@ pipeline_forget(DtxConnection *c)
 	c->pipeline = NIL;
 	c->reading_user_step = false;
 	c->lead_pending = false;
-	c->sync_deferred = false;
 	if (c->pipeline_cxt != NULL)
 		MemoryContextReset(c->pipeline_cxt);
 }
@@ -1718,15 +1639,6 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 	if (c->lead_pending && lead_hook != NULL)
 		lead_hook(c, quiet, quiet ? deadline : 0);
 	if (c->lead_pending)
-	{
-		if (!quiet)
-			dtx_raise_lost(c, NULL);
-		if (status)
-			*status = DTX_RESULT_LOST;
-		return NULL;
-	}
-	/* a step whose sync was deferred answers only once it is sent */
-	if (!send_deferred_sync(c))
 	{
 		if (!quiet)
 			dtx_raise_lost(c, NULL);
@@ -1848,13 +1760,6 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 			if (step->parse != NULL && !stale)
 				DtxStmtCachePrepared(&c->stmts, step->parse, step->parsed);
 			step->parse = NULL;
-
-			/* a joined step has no sync: the next step's commands follow */
-			if (step->joined)
-			{
-				c->pipeline = list_delete_first(c->pipeline);
-				continue;
-			}
 
 			/* then the sync */
 			if (quiet)
@@ -2243,8 +2148,8 @@ static void
 dtx_refuse_copy(DtxConnection *c, PGresult *res, TimestampTz deadline, const char *sql)
 {
 	bool		pipeline = PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF;
-	int			syncs = Max(pipeline_syncs(c) - (c->lead_pending ? 1 : 0), 1);	/* to read in
-																			 * a pipeline */
+	int			syncs = Max(list_length(c->pipeline), 1);	/* to read in a
+															 * pipeline */
 
 	/*
 	 * The pipeline's memory goes below.  A failed COPY FROM aborted the
@@ -2723,9 +2628,7 @@ dtx_cancel_command(DtxConnection *c, TimestampTz deadline)
 
 	/* the rest of the command's results, up to the last sync of a pipeline */
 	in_pipeline = (PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF);
-	if (!send_deferred_sync(c))
-		return false;
-	syncs = Max(pipeline_syncs(c), 1);
+	syncs = Max(list_length(c->pipeline) + (c->lead_pending ? 1 : 0), 1);
 	for (;;)
 	{
 		PGresult   *res;

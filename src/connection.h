@@ -94,10 +94,6 @@ typedef struct DtxPipelineStep
 								 * (past the last: its sync), so that a read
 								 * cut short by an error resumes there */
 	bool		parsed;			/* the statement cache's Parse succeeded */
-	bool		joined;			/* sent without a sync of its own: its
-								 * results run on into the next step's, up
-								 * to that step's sync (DtxPipelineSend
-								 * with defer_sync) */
 	SubTransactionId subid;		/* local subtransaction when sent */
 } DtxPipelineStep;
 
@@ -146,9 +142,6 @@ typedef struct DtxConnection
 	int8		probe_wrote;	/* the last probe's answer: 1 the remote
 								 * transaction has a transaction id, 0 not,
 								 * -1 no answer */
-	bool		sync_deferred;	/* the last step's sync is not sent yet: it
-								 * goes before anything else is sent or read
-								 * on c, unless the next step joins it */
 	bool		lead_pending;	/* a command of the layer above (COMMIT
 								 * PREPARED left in flight) was sent in
 								 * pipeline mode before the steps: its
@@ -278,9 +271,8 @@ extern bool DtxWaitForAnswer(DtxConnection *c, TimestampTz deadline);
 /* pipelined statements (dtx.send) */
 extern void DtxPipelineSend(DtxConnection *c, List *prelude, const char *sql,
 							int nparams, const Oid *types, const char *const *values,
-							int64 expect_rows, bool defer_sync);
-extern void DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql,
-								   bool join);
+							int64 expect_rows);
+extern void DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *sql);
 extern bool DtxPipelineHasStepsBefore(DtxConnection *c, SubTransactionId subid);
 extern void DtxPipelineSendProbe(DtxConnection *c);
 extern void DtxPipelineCollect(DtxConnection *c);

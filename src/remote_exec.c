@@ -26,7 +26,6 @@
 
 #include "access/htup_details.h"
 #include "access/transam.h"
-#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -705,13 +704,7 @@ send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_
 		DtxStmtCacheReset(&c->stmts);
 		return;
 	}
-	/*
-	 * In a transaction of one statement nobody waits between this and the
-	 * COMMIT: the statement's sync can wait for the PREPARE (or whatever
-	 * comes next on c), so that the participant answers both at once.
-	 */
-	DtxPipelineSend(c, prelude, sql, p->n, p->types, p->values, expect_rows,
-					!IsTransactionBlock());
+	DtxPipelineSend(c, prelude, sql, p->n, p->types, p->values, expect_rows);
 }
 
 /*

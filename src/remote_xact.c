@@ -354,7 +354,7 @@ pipeline_command_no_error(DtxConnection *c, const char *sql)
 
 	PG_TRY();
 	{
-		DtxPipelineSendCommand(c, pending, sql, false);
+		DtxPipelineSendCommand(c, pending, sql);
 	}
 	PG_CATCH();
 	{
@@ -814,15 +814,9 @@ send_prepare(List *writers, List *readers)
 		c->xact.state = DTX_REMOTE_PREPARING;
 		if (c->pipeline != NIL)
 		{
-			/*
-			 * Behind the statements sent with dtx.send: one round trip.  The
-			 * last of them may still lack its sync (a transaction of one
-			 * statement): PREPARE joins it, and the participant answers
-			 * both at once; if that statement failed, the participant skips
-			 * the PREPARE and the abort rolls the transaction back.
-			 */
+			/* behind the statements sent with dtx.send: one round trip */
 			DtxPipelineSendCommand(c, take_pending_list(c),
-								   psprintf("PREPARE TRANSACTION '%s'", c->xact.gid), true);
+								   psprintf("PREPARE TRANSACTION '%s'", c->xact.gid));
 			continue;
 		}
 		DtxSendQuery(c, psprintf("%sPREPARE TRANSACTION '%s'", take_pending(c), c->xact.gid));

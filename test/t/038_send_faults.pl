@@ -6,8 +6,10 @@
 # whose blocked statements were only sent, broken by the deadlock detector
 # while both wait at COMMIT; with dtx.synchronous_commit_prepared off, the
 # next transaction's statement sent behind a COMMIT PREPARED whose answer a
-# proxy holds, and the next transaction rolled back while it is held.
-# Nothing is half applied, nothing is left prepared.
+# proxy holds, and the next transaction rolled back while it is held; a
+# transfer in one statement, cancelled while it waits on a lock at COMMIT,
+# and with pb lost before it answers.  Nothing is half applied, nothing is
+# left prepared.
 # Participants pa and pb.
 #
 # One scenario of the core commit protocol; what the core scenarios share
@@ -248,6 +250,61 @@ sub commit_with_held_answer
 	$s->quit;
 	stop_proto_proxy($proxy);
 	all_clean('8 rollback behind a held answer');
+}
+
+# 9. a transfer in one statement (one client round trip).  Each sent
+# statement still ends with its own sync: pb's session shows itself idle in
+# transaction right after the send, while the client's statement goes on.
+# That answer is also where a participant notices a coordinator that gave
+# up its connection: cancelled while pb's statement waits on a row lock at
+# COMMIT, the transfer is applied nowhere and, once the lock is released,
+# the PREPARE queued behind that statement does not run.  And pb's session
+# terminated while its sent statement runs: the commit fails naming pb.
+{
+	my $ins = "dtx.send_expect('%s', 1, 'INSERT INTO ledger (tag, amount) VALUES (\$1, %d)', '%s'::text)";
+	my $s = session();
+	sq_send($s, 'SELECT ' . sprintf($ins, 'pa', -1, 's9') . ', ' . sprintf($ins, 'pb', 1, 's9')
+		  . ', pg_sleep(2);');
+	ok( defined session_pid(
+			$pb, appname($s->{pid}),
+			"state = 'idle in transaction' AND query LIKE 'INSERT INTO ledger%'", 10),
+		'9 one statement: pb\'s session is idle in transaction after the send, while the client\'s statement runs');
+	my ($out, $err) = sq_wait($s);
+	unlike($err, qr/ERROR|WARNING/, '9 one statement: no error');
+	is(ledger_count($pa, 's9') . '/' . ledger_count($pb, 's9'), '1/1', '9 one statement: applied on both');
+
+	my $before = balance($pa, 1) . '/' . balance($pb, 1);
+	my $holder = background_session($pb, begin => 1);
+	$holder->query_safe('SELECT * FROM accounts WHERE id = 1 FOR UPDATE');
+	sq_send($s, "SELECT dtx.send('pa', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1'), "
+		  . "dtx.send('pb', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');");
+	my $blocked = session_pid($pb, appname($s->{pid}), "wait_event_type = 'Lock'", 10);
+	ok(defined $blocked, '9 one statement, cancel: the sent UPDATE waits on pb\'s lock at COMMIT');
+	$coord->safe_psql('postgres', "SELECT pg_cancel_backend($s->{pid})");
+	($out, $err) = sq_wait($s);
+	like($err, qr/canceling statement due to user request/, '9 one statement, cancel: cancelled');
+	$holder->query_safe('COMMIT');
+	$holder->quit;
+	ok( wait_for(
+			$pb,
+			'SELECT count(*) FROM pg_stat_activity WHERE application_name = '
+			  . quote_literal(appname($s->{pid})) . " AND state <> 'idle'",
+			0, 10),
+		'9 one statement, cancel: pb\'s session has nothing left to run once the lock is released');
+	is(balance($pa, 1) . '/' . balance($pb, 1), $before, '9 one statement, cancel: nothing applied');
+	all_clean('9 one statement, cancel');
+
+	sq_send($s, 'SELECT ' . sprintf($ins, 'pa', -1, 's9c') . ', ' . sprintf($ins, 'pb', 1, 's9c')
+		  . ", dtx.send('pb', 'SELECT pg_sleep(5)');");
+	my $pid = session_pid($pb, appname($s->{pid}), "wait_event = 'PgSleep'", 10);
+	ok(defined $pid, '9 one statement, pb lost: the last statement sent to pb runs');
+	$pb->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	($out, $err) = sq_wait($s);
+	like($err, qr/ERROR:.*server "pb"/, '9 one statement, pb lost: the commit fails naming pb');
+	is(ledger_count($pa, 's9c') . '/' . ledger_count($pb, 's9c'), '0/0',
+		'9 one statement, pb lost: applied nowhere');
+	$s->quit;
+	all_clean('9 one statement, pb lost');
 }
 
 done_testing();
