@@ -157,54 +157,47 @@ bench_dblinkfn_sql() {
 # amount K I: the change to the balance on participant I of K
 amount() { if [[ $2 -eq 1 ]]; then echo "- $(($1 - 1))"; else echo "+ 1"; fi; }
 
+# fill TEMPLATE I: TEMPLATE for participant I (of gen_script's k and tag):
+# @T@ its name, @A@ the change to its balance, @I@ its number
+fill() {
+	local s=${1//@T@/$tag$2}
+	s=${s//@A@/$(amount "$k" "$2")}
+	echo "${s//@I@/$2}"
+}
+
+# in_block TEMPLATE: BEGIN, TEMPLATE filled for each participant, COMMIT
+in_block() {
+	local i
+	echo "BEGIN;"
+	for ((i = 1; i <= k; i++)); do fill "$1" "$i"; done
+	echo "COMMIT;"
+}
+
 gen_script() {
 	local variant=$1 k=$2 tag=$3 i
+	local expect="dtx.send_expect('@T@', 1, 'UPDATE accounts SET balance = balance @A@ WHERE id = \$1', :id@I@::int)"
 	for ((i = 1; i <= k; i++)); do
 		echo "\\set id$i random(1, ${ACCOUNTS:-100000})"
 	done
 	case $variant in
-	local)
-		echo "BEGIN;"
-		for ((i = 1; i <= k; i++)); do
-			echo "UPDATE accounts_$i SET balance = balance $(amount "$k" "$i") WHERE id = :id$i;"
-		done
-		echo "COMMIT;"
-		;;
-	fdw | fdwpc)
-		echo "BEGIN;"
-		for ((i = 1; i <= k; i++)); do
-			echo "UPDATE $variant.accounts_$tag$i SET balance = balance $(amount "$k" "$i") WHERE id = :id$i;"
-		done
-		echo "COMMIT;"
-		;;
+	local) in_block "UPDATE accounts_@I@ SET balance = balance @A@ WHERE id = :id@I@;" ;;
+	fdw | fdwpc) in_block "UPDATE $variant.accounts_@T@ SET balance = balance @A@ WHERE id = :id@I@;" ;;
 	dtx | dtxasync)
 		# dtxasync: the same script; bench_run gives its sessions
 		# dtx.synchronous_commit_prepared = off (PGOPTIONS, no extra round trip)
-		echo "BEGIN;"
-		for ((i = 1; i <= k; i++)); do
-			echo "SELECT dtx.exec('$tag$i', 'UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = \$1', :id$i::int);"
-		done
-		echo "COMMIT;"
+		in_block "SELECT dtx.exec('@T@', 'UPDATE accounts SET balance = balance @A@ WHERE id = \$1', :id@I@::int);"
 		;;
 	dtxsend | dtxsendasync)
 		# the pipelined API: each statement is sent and not waited for; its
 		# result (exactly one row updated) is collected at COMMIT, where
 		# PREPARE TRANSACTION joins the same pipeline; dtxsendasync: as dtxasync
-		echo "BEGIN;"
-		for ((i = 1; i <= k; i++)); do
-			echo "SELECT dtx.send_expect('$tag$i', 1, 'UPDATE accounts SET balance = balance $(amount "$k" "$i") WHERE id = \$1', :id$i::int);"
-		done
-		echo "COMMIT;"
+		in_block "SELECT $expect;"
 		;;
 	dtxsend1)
 		# the same statements as dtxsend in one SELECT, its own transaction:
 		# one client round trip per transfer, as dblinkfn
-		printf 'SELECT '
-		for ((i = 1; i <= k; i++)); do
-			((i > 1)) && printf ', '
-			printf "dtx.send_expect('%s', 1, 'UPDATE accounts SET balance = balance %s WHERE id = \$1', :id%d::int)" \
-				"$tag$i" "$(amount "$k" "$i")" "$i"
-		done
+		printf 'SELECT %s' "$(fill "$expect" 1)"
+		for ((i = 2; i <= k; i++)); do printf ', %s' "$(fill "$expect" "$i")"; done
 		echo ";"
 		;;
 	dblinkfn)
