@@ -314,60 +314,22 @@ switch_script() {
 # --- scripts -------------------------------------------------------------------------
 #
 # cg_script VARIANT: the pgbench script of a variant: bench/run.sh's transfer
-# over p1 and p2 (the first account pays 1, the second gets 1), preceded and
-# followed by the switches of the backend's instrumentation.  :n counts the
-# session's transactions; the first one records the backend's pid.
+# over p1 and p2 (gen_script, bench/lib.sh: the first account pays 1, the
+# second gets 1), preceded and followed by the switches of the backend's
+# instrumentation.  :cg counts the session's transactions (gen_script's
+# variants may count with :n); the first one records the backend's pid.
 
 cg_script() {
-	local variant=$1 i
-	echo "\\set n :n + 1"
-	echo "\\if :n = 1"
+	local variant=$1
+	echo "\\set cg :cg + 1"
+	echo "\\if :cg = 1"
 	echo "SELECT pg_backend_pid() AS pid \\gset"
 	printf '%s\n' '\endif'
-	echo "\\if :n = $((WARMUP + 1))"
+	echo "\\if :cg = $((WARMUP + 1))"
 	echo "\\shell sh $W/cg/switch.sh on :pid >> $W/cg/control.log 2>&1"
 	printf '%s\n' '\endif'
-	echo "\\set id1 random(1, $ACCOUNTS)"
-	echo "\\set id2 random(1, $ACCOUNTS)"
-	case $variant in
-	fdw | fdwpc)
-		echo "BEGIN;"
-		echo "UPDATE $variant.accounts_p1 SET balance = balance - 1 WHERE id = :id1;"
-		echo "UPDATE $variant.accounts_p2 SET balance = balance + 1 WHERE id = :id2;"
-		echo "COMMIT;"
-		;;
-	dtx | dtxasync)
-		echo "BEGIN;"
-		echo "SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int);"
-		echo "SELECT dtx.exec('p2', 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
-		echo "COMMIT;"
-		;;
-	dtxsend)
-		echo "BEGIN;"
-		echo "SELECT dtx.send_expect('p1', 1, 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int);"
-		echo "SELECT dtx.send_expect('p2', 1, 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
-		echo "COMMIT;"
-		;;
-	dtxsend1)
-		echo "SELECT dtx.send_expect('p1', 1, 'UPDATE accounts SET balance = balance - 1 WHERE id = \$1', :id1::int), dtx.send_expect('p2', 1, 'UPDATE accounts SET balance = balance + 1 WHERE id = \$1', :id2::int);"
-		;;
-	dblinkfn)
-		echo "SELECT bench_dblink_transfer(:id1, :id2, 'cgfn_' || :run::text || '_' || :n::text, 'p');"
-		;;
-	dblink)
-		echo "SELECT dblink_connect(c, 'fdw_' || c) FROM unnest(ARRAY['p1','p2']) c WHERE c <> ALL (coalesce(dblink_get_connections(), '{}'));"
-		echo "SELECT dblink_exec('p1', 'BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = ' || :id1::int);"
-		echo "SELECT dblink_exec('p2', 'BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = ' || :id2::int);"
-		for i in 1 2; do
-			echo "SELECT dblink_exec('p$i', 'PREPARE TRANSACTION ' || quote_literal('cg_' || :run::text || '_' || :n::text || '_$i'));"
-		done
-		for i in 1 2; do
-			echo "SELECT dblink_exec('p$i', 'COMMIT PREPARED ' || quote_literal('cg_' || :run::text || '_' || :n::text || '_$i'));"
-		done
-		;;
-	*) die "unknown variant $variant" ;;
-	esac
-	echo "\\if :n = $((WARMUP + XACTS))"
+	gen_script "$variant" 2 p
+	echo "\\if :cg = $((WARMUP + XACTS))"
 	echo "\\shell sh $W/cg/switch.sh off :pid >> $W/cg/control.log 2>&1"
 	printf '%s\n' '\endif'
 }
@@ -384,7 +346,7 @@ measure() {
 	q p1 -c "VACUUM accounts" && q p2 -c "VACUUM accounts" || die "VACUUM before $v failed"
 	: | as_pg tee "$W/cg/control.log" >/dev/null
 	as_pg env PGOPTIONS="${VOPTS[$v]:-}" pgbench -n -M "$PROTOCOL" -h 127.0.0.1 -p "${PORT[coord]}" -U postgres \
-		-c 1 -j 1 -t $((WARMUP + XACTS)) -f "$script" -D n=0 -D run="$seq" bench \
+		-c 1 -j 1 -t $((WARMUP + XACTS)) -f "$script" -D n=0 -D cg=0 -D run="$seq" bench \
 		>"$R/pgbench.$v.out" 2>&1 || { cat "$R/pgbench.$v.out" >&2; die "pgbench failed for $v"; }
 	grep -q "aborted in command" "$R/pgbench.$v.out" && { cat "$R/pgbench.$v.out" >&2; die "pgbench aborted for $v"; }
 	grep -q "^number of transactions actually processed: $((WARMUP + XACTS))/" "$R/pgbench.$v.out" ||
