@@ -1,15 +1,15 @@
 # dtx.send under faults: statements sent in pipeline mode to pa and pb and
 # read later.  A participant lost before the results are read (crashed, or
 # its session terminated); the coordinator crashed while a pipelined PREPARE
-# stalls; a cancel while a sent statement waits on a lock (at dtx.wait and
-# at COMMIT); a deadlock across the two participants between two sessions
+# stalls; a cancel while a sent statement waits on a lock (at dtx.wait, at
+# COMMIT, and at the COMMIT of a transfer in one statement); a deadlock across the two participants between two sessions
 # whose blocked statements were only sent, broken by the deadlock detector
 # while both wait at COMMIT; with dtx.synchronous_commit_prepared off, the
 # next transaction's statement sent behind a COMMIT PREPARED whose answer a
 # proxy holds, and the next transaction rolled back while it is held; a
-# transfer in one statement, cancelled while it waits on a lock at COMMIT,
-# and with pb lost before it answers.  Nothing is half applied, nothing is
-# left prepared.
+# transfer in one statement, whose participant reports itself idle after the
+# send, and with pb lost before it answers.  Nothing is half applied,
+# nothing is left prepared.
 # Participants pa and pb.
 #
 # One scenario of the core commit protocol; what the core scenarios share
@@ -112,16 +112,32 @@ sub send_transfer
 }
 
 # 5. a cancel while a sent statement waits on a row lock held on pb: at
-# dtx.wait, then at COMMIT; the lock holder's transaction is untouched
-for my $where ('dtx.wait', 'COMMIT')
+# dtx.wait, at COMMIT, and at the COMMIT of a transfer in one statement (one
+# client round trip); the lock holder's transaction is untouched.  Each sent
+# statement ends with its own sync, and the participant's answer to it is
+# where it notices a coordinator that gave up the connection (the rollback
+# closes it when it cannot cancel): once the lock is released, the PREPARE
+# queued behind the statement does not run.
+for my $where ('dtx.wait', 'COMMIT', 'one statement')
 {
 	my $holder = background_session($pb, begin => 1);
 	$holder->query_safe('SELECT * FROM accounts WHERE id = 1 FOR UPDATE');
 	my $s = session();
-	sq($s, "BEGIN;\nSELECT dtx.send('pa', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');\n"
-		  . "SELECT dtx.send('pb', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');");
-	my $t0 = time;
-	sq_send($s, $where eq 'COMMIT' ? 'COMMIT;' : 'SELECT dtx.wait();');
+	my @sends = (
+		"dtx.send('pa', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1')",
+		"dtx.send('pb', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1')");
+	my $t0;
+	if ($where eq 'one statement')
+	{
+		$t0 = time;
+		sq_send($s, 'SELECT ' . join(', ', @sends) . ';');
+	}
+	else
+	{
+		sq($s, "BEGIN;\n" . join('', map { "SELECT $_;\n" } @sends));
+		$t0 = time;
+		sq_send($s, $where eq 'COMMIT' ? 'COMMIT;' : 'SELECT dtx.wait();');
+	}
 	my $blocked = session_pid($pb, appname($s->{pid}), "wait_event_type = 'Lock'", 10);
 	ok(defined $blocked, "5 cancel at $where: the sent UPDATE waits on pb's lock");
 	$coord->safe_psql('postgres', "SELECT pg_cancel_backend($s->{pid})");
@@ -129,10 +145,16 @@ for my $where ('dtx.wait', 'COMMIT')
 	my $took = time - $t0;
 	like($err, qr/canceling statement due to user request/, "5 cancel at $where: cancelled");
 	cmp_ok($took, '<', 5, "5 cancel at $where: within seconds");
-	sq($s, 'ROLLBACK;');
+	sq($s, 'ROLLBACK;') unless $where eq 'one statement';
 	is($holder->query_safe('SELECT balance FROM accounts WHERE id = 1'), 300,
 		"5 cancel at $where: the lock holder still sees its row unchanged");
 	$holder->query_safe('COMMIT');
+	ok( wait_for(
+			$pb,
+			'SELECT count(*) FROM pg_stat_activity WHERE application_name = '
+			  . quote_literal(appname($s->{pid})) . " AND state <> 'idle'",
+			0, 10),
+		"5 cancel at $where: pb's session has nothing left to run once the lock is released");
 	is(balance($pa, 1) . '/' . balance($pb, 1), '1000/300', "5 cancel at $where: nothing applied");
 	all_clean("5 cancel at $where");
 	$s->quit;
@@ -252,14 +274,11 @@ sub commit_with_held_answer
 	all_clean('8 rollback behind a held answer');
 }
 
-# 9. a transfer in one statement (one client round trip).  Each sent
-# statement still ends with its own sync: pb's session shows itself idle in
-# transaction right after the send, while the client's statement goes on.
-# That answer is also where a participant notices a coordinator that gave
-# up its connection: cancelled while pb's statement waits on a row lock at
-# COMMIT, the transfer is applied nowhere and, once the lock is released,
-# the PREPARE queued behind that statement does not run.  And pb's session
-# terminated while its sent statement runs: the commit fails naming pb.
+# 9. a transfer in one statement (one client round trip): each sent
+# statement still ends with its own sync, so pb's session shows itself idle
+# in transaction right after the send, while the client's statement goes on
+# (case 5 covers the cancel this keeps clean).  And pb's session terminated
+# while its sent statement runs: the commit fails naming pb.
 {
 	my $ins = "dtx.send_expect('%s', 1, 'INSERT INTO ledger (tag, amount) VALUES (\$1, %d)', '%s'::text)";
 	my $s = session();
@@ -272,27 +291,6 @@ sub commit_with_held_answer
 	my ($out, $err) = sq_wait($s);
 	unlike($err, qr/ERROR|WARNING/, '9 one statement: no error');
 	is(ledger_count($pa, 's9') . '/' . ledger_count($pb, 's9'), '1/1', '9 one statement: applied on both');
-
-	my $before = balance($pa, 1) . '/' . balance($pb, 1);
-	my $holder = background_session($pb, begin => 1);
-	$holder->query_safe('SELECT * FROM accounts WHERE id = 1 FOR UPDATE');
-	sq_send($s, "SELECT dtx.send('pa', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1'), "
-		  . "dtx.send('pb', 'UPDATE accounts SET balance = balance + 1 WHERE id = 1');");
-	my $blocked = session_pid($pb, appname($s->{pid}), "wait_event_type = 'Lock'", 10);
-	ok(defined $blocked, '9 one statement, cancel: the sent UPDATE waits on pb\'s lock at COMMIT');
-	$coord->safe_psql('postgres', "SELECT pg_cancel_backend($s->{pid})");
-	($out, $err) = sq_wait($s);
-	like($err, qr/canceling statement due to user request/, '9 one statement, cancel: cancelled');
-	$holder->query_safe('COMMIT');
-	$holder->quit;
-	ok( wait_for(
-			$pb,
-			'SELECT count(*) FROM pg_stat_activity WHERE application_name = '
-			  . quote_literal(appname($s->{pid})) . " AND state <> 'idle'",
-			0, 10),
-		'9 one statement, cancel: pb\'s session has nothing left to run once the lock is released');
-	is(balance($pa, 1) . '/' . balance($pb, 1), $before, '9 one statement, cancel: nothing applied');
-	all_clean('9 one statement, cancel');
 
 	sq_send($s, 'SELECT ' . sprintf($ins, 'pa', -1, 's9c') . ', ' . sprintf($ins, 'pb', 1, 's9c')
 		  . ", dtx.send('pb', 'SELECT pg_sleep(5)');");
