@@ -26,6 +26,25 @@ SELECT dtx.exec('p1', 'END');
 SELECT dtx.exec('p1', 'ABORT');
 -- several statements in one string are refused by the remote
 SELECT dtx.exec('p1', 'UPDATE accounts SET balance = 1; COMMIT');
+-- empty statements in front hide nothing: the remote would run "; COMMIT"
+-- as a COMMIT, ending its transaction before the decision
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 7');
+SELECT dtx.exec('p1', '; COMMIT');
+ROLLBACK;
+BEGIN;
+SELECT dtx.send('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 7');
+SELECT dtx.send('p1', ' ;/* x */; commit');
+ROLLBACK;
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 7');
+SELECT dtx.exec('p1', ';PREPARE TRANSACTION ''mine''');
+ROLLBACK;
+SELECT dtx.exec('p1', '; SET DateStyle = German');
+SELECT dtx.exec('p1', ';RESET ALL');
+SELECT * FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 7') AS t(b bigint);
+SELECT count(*) AS prepared_left FROM pg_prepared_xacts;
+SELECT * FROM dtx.query('p1', 'SELECT count(*) FROM pg_prepared_xacts') AS t(n bigint);
 -- PREPARE of a statement (not of a transaction) is fine
 SELECT dtx.exec('p1', 'PREPARE q AS SELECT 1');
 SELECT dtx.exec('p1', 'DEALLOCATE q');

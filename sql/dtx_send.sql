@@ -97,6 +97,8 @@ SELECT dtx.send('p1', 'COMMIT');
 SELECT dtx.send('p1', 'SET DateStyle = German');
 SELECT dtx.wait('nosuch');
 SELECT dtx.send('p1', '');
+SELECT dtx.send('p1', ' ; /* nothing */ ;');
+SELECT dtx.send('p1', ';COPY accounts TO STDOUT');
 
 -- A server that only received sends is a writer: both are prepared.
 SELECT two_phase_commits AS two_phase_before FROM dtx.stats \gset

@@ -124,53 +124,21 @@ next_word(const char **pp, char *buf, int len)
 	*pp = p;
 }
 
-/*
- * first_keywords
- *		The first two words of sql (see next_word), upper-cased into buf and
- *		buf2 (at most len - 1 characters each).
- */
-static void
-first_keywords(const char *sql, char *buf, char *buf2, int len)
+/* What pg_dtx needs to know of a statement before it goes out (sql_head). */
+typedef struct DtxSqlHead
 {
-	const char *p = sql;
+	bool		empty;			/* no statement: white space, comments and
+								 * semicolons only */
+	bool		is_copy;		/* a COPY: would stop a pipeline behind it */
+	bool		may_deallocate; /* DEALLOCATE or DISCARD: may drop the
+								 * statement cache's prepared statements */
+} DtxSqlHead;
 
-	next_word(&p, buf, len);
-	next_word(&p, buf2, len);
-}
-
-/*
- * refuse_transaction_control
- *		Raises if sql would control the remote transaction, which belongs to
- *		pg_dtx.
- */
-static void
-refuse_transaction_control(const char *sql, const char *servername)
-{
-	char		kw[16];
-	char		kw2[16];
-	static const char *const refused[] = {
-		"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
-		"SAVEPOINT", "RELEASE", NULL
-	};
-	int			i;
-	bool		bad = false;
-
-	first_keywords(sql, kw, kw2, sizeof(kw));
-	for (i = 0; refused[i]; i++)
-		if (strcmp(kw, refused[i]) == 0)
-			bad = true;
-	if (strcmp(kw, "PREPARE") == 0 && strcmp(kw2, "TRANSACTION") == 0)
-		bad = true;
-
-	if (bad)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-				 errmsg("transaction control statements are not allowed in pg_dtx remote SQL"),
-				 errdetail("The statement for server \"%s\" starts with %s%s%s.", servername,
-						   kw, kw2[0] && strcmp(kw, "PREPARE") == 0 ? " " : "",
-						   strcmp(kw, "PREPARE") == 0 ? kw2 : ""),
-				 errhint("pg_dtx begins, prepares and commits remote transactions with the local one; use local SAVEPOINT and COMMIT.")));
-}
+/* Statements that control the remote transaction, which belongs to pg_dtx. */
+static const char *const transaction_control[] = {
+	"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
+	"SAVEPOINT", "RELEASE", NULL
+};
 
 /* The settings pg_dtx pins on its connections (connection.c). */
 static const struct
@@ -189,105 +157,90 @@ static const struct
 };
 
 /*
- * refuse_pinned_settings
- *		Raises if sql is a SET or RESET of a setting pg_dtx pins on its
- *		connections (SET [SESSION | LOCAL] name, RESET name, RESET ALL): the
- *		text forms of values, hence dtx.query's results, and the deadlock
- *		detector's view of the session depend on them.
+ * sql_head
+ *		Reads the first words of sql once, fills *head, and raises if sql
+ *		would take what belongs to pg_dtx:
+ *		- transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, PREPARE
+ *		  TRANSACTION, ...): pg_dtx begins, prepares and ends the remote
+ *		  transaction with the local one;
+ *		- a SET or RESET of a setting pg_dtx pins on its connections (SET
+ *		  [SESSION | LOCAL] name, RESET name, RESET ALL): the text forms of
+ *		  values, hence dtx.query's results, and the deadlock detector's view
+ *		  of the session depend on them.
+ *
+ * Empty statements in front are skipped: the remote runs "; COMMIT" as a
+ * COMMIT.  The extended protocol refuses a second statement behind the
+ * first, so the first one is all there is to check.
  */
 static void
-refuse_pinned_settings(const char *sql, const char *servername)
+sql_head(const char *sql, const char *servername, DtxSqlHead *head)
 {
 	const char *p = sql;
 	char		word[NAMEDATALEN];
 	int			i;
 
-	next_word(&p, word, sizeof(word));
-	if (strcmp(word, "RESET") == 0)
+	memset(head, 0, sizeof(*head));
+	for (;;)
 	{
 		next_word(&p, word, sizeof(word));
-		if (strcmp(word, "ALL") == 0)
+		if (word[0] != '\0' || *p != ';')
+			break;
+		p++;					/* an empty statement */
+	}
+	if (word[0] == '\0')
+	{
+		head->empty = (*p == '\0');
+		return;
+	}
+
+	for (i = 0; transaction_control[i]; i++)
+		if (strcmp(word, transaction_control[i]) == 0)
+			break;
+	if (transaction_control[i] == NULL && strcmp(word, "PREPARE") == 0)
+	{
+		char		word2[NAMEDATALEN];
+
+		next_word(&p, word2, sizeof(word2));
+		if (strcmp(word2, "TRANSACTION") == 0)
+		{
+			strlcat(word, " TRANSACTION", sizeof(word));
+			i = -1;
+		}
+	}
+	if (i < 0 || transaction_control[i] != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("transaction control statements are not allowed in pg_dtx remote SQL"),
+				 errdetail("The statement for server \"%s\" starts with %s.", servername, word),
+				 errhint("pg_dtx begins, prepares and commits remote transactions with the local one; use local SAVEPOINT and COMMIT.")));
+
+	if (strcmp(word, "COPY") == 0)
+		head->is_copy = true;
+	else if (strcmp(word, "DEALLOCATE") == 0 || strcmp(word, "DISCARD") == 0)
+		head->may_deallocate = true;
+	else if (strcmp(word, "RESET") == 0 || strcmp(word, "SET") == 0)
+	{
+		bool		reset = (word[0] == 'R');
+
+		next_word(&p, word, sizeof(word));
+		if (reset && strcmp(word, "ALL") == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("RESET ALL is not allowed in pg_dtx remote SQL"),
 					 errdetail("It would reset the settings that pg_dtx pins on its connection to server \"%s\".",
 							   servername),
 					 errhint("Reset the settings you changed one by one.")));
-	}
-	else if (strcmp(word, "SET") == 0)
-	{
-		next_word(&p, word, sizeof(word));
-		if (strcmp(word, "SESSION") == 0 || strcmp(word, "LOCAL") == 0)
+		if (!reset && (strcmp(word, "SESSION") == 0 || strcmp(word, "LOCAL") == 0))
 			next_word(&p, word, sizeof(word));
+		for (i = 0; pinned_settings[i].word; i++)
+			if (strcmp(word, pinned_settings[i].word) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("pg_dtx remote SQL may not change the setting \"%s\"",
+								pinned_settings[i].name),
+						 errdetail("pg_dtx pins it on its connection to server \"%s\".", servername),
+						 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix, and pg_dtx finds its sessions by application_name; change such a setting in the local session only.")));
 	}
-	else
-		return;
-
-	for (i = 0; pinned_settings[i].word; i++)
-		if (strcmp(word, pinned_settings[i].word) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("pg_dtx remote SQL may not change the setting \"%s\"",
-							pinned_settings[i].name),
-					 errdetail("pg_dtx pins it on its connection to server \"%s\".", servername),
-					 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix, and pg_dtx finds its sessions by application_name; change such a setting in the local session only.")));
-}
-
-/*
- * is_copy
- *		Whether sql is a COPY.
- */
-static bool
-is_copy(const char *sql)
-{
-	char		kw[16];
-	char		kw2[16];
-
-	first_keywords(sql, kw, kw2, sizeof(kw));
-	return strcmp(kw, "COPY") == 0;
-}
-
-/*
- * refuse_empty
- *		Raises if sql holds no statement (only white space, comments or
- *		semicolons).  dtx.send checks it before sending: read back at a
- *		pipelined COMMIT, an empty statement is no error, and that COMMIT
- *		would commit.
- */
-static void
-refuse_empty(const char *sql, const char *servername)
-{
-	const char *p = sql;
-	char		word[16];
-
-	for (;;)
-	{
-		next_word(&p, word, sizeof(word));
-		if (word[0] != '\0')
-			return;
-		if (*p != ';')
-			break;
-		p++;
-	}
-	if (*p == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNTAX_ERROR),
-				 errmsg("the statement for server \"%s\" is empty", servername)));
-}
-
-/*
- * may_deallocate
- *		Whether sql may drop prepared statements of its session (DEALLOCATE,
- *		DISCARD): the statement cache then forgets its own.
- */
-static bool
-may_deallocate(const char *sql)
-{
-	char		kw[16];
-	char		kw2[16];
-
-	first_keywords(sql, kw, kw2, sizeof(kw));
-	return strcmp(kw, "DEALLOCATE") == 0 || strcmp(kw, "DISCARD") == 0;
 }
 
 /*
@@ -559,9 +512,9 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	List	   *prelude;
 	PGresult   *res;
 	bool		probe;
+	DtxSqlHead	head;
 
-	refuse_transaction_control(sql, servername);
-	refuse_pinned_settings(sql, servername);
+	sql_head(sql, servername, &head);
 	c = DtxGetConnection(DtxResolveServer(servername, userid), userid);
 	/*
 	 * An earlier transaction's COMMIT PREPARED is answered first: taken if
@@ -578,7 +531,7 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 	 * function may write in a SELECT) without a round trip of its own.
 	 */
 	probe = !cacheable && c->xact.selects_only && !c->xact.wrote && !c->xact.needs_prepare &&
-		!is_copy(sql);			/* a COPY with the client would stop the
+		!head.is_copy;			/* a COPY with the client would stop the
 								 * probe behind it */
 	if (probe)
 		c->xact.probed = false;
@@ -597,7 +550,7 @@ run_remote(const char *servername, const char *sql, DtxParams *p,
 			c->xact.wrote = true;
 	}
 	DtxSetPhase(DTX_PHASE_NONE, NULL);
-	if (may_deallocate(sql))
+	if (head.may_deallocate)
 		DtxStmtCacheReset(&c->stmts);
 
 	check_session(c, res, sql);
@@ -667,6 +620,7 @@ send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_
 	Oid			userid = GetUserId();
 	DtxConnection *c;
 	List	   *prelude;
+	DtxSqlHead	head;
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -674,10 +628,16 @@ send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_
 				 errmsg("cannot run dtx.send on a hot standby"),
 				 errdetail("A sent statement makes its server a writer, and a distributed transaction that writes needs a commit decision, which a standby cannot record."),
 				 errhint("Run distributed transactions that write on the primary; dtx.query works here.")));
-	refuse_transaction_control(sql, servername);
-	refuse_pinned_settings(sql, servername);
-	refuse_empty(sql, servername);
-	if (is_copy(sql))
+	sql_head(sql, servername, &head);
+	/*
+	 * Read back at a pipelined COMMIT, an empty statement is no error, and
+	 * that COMMIT would commit.
+	 */
+	if (head.empty)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("the statement for server \"%s\" is empty", servername)));
+	if (head.is_copy)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("COPY is not supported through dtx.send"),
@@ -696,7 +656,7 @@ send_remote(const char *servername, const char *sql, DtxParams *p, int64 expect_
 	/* whatever it is, it is not waited for: prepared at commit */
 	c->xact.wrote = true;
 	c->xact.selects_only = false;
-	if (may_deallocate(sql))
+	if (head.may_deallocate)
 	{
 		/* the cache cannot know what is left: collected with it, then forgotten */
 		DtxSendStatement(c, prelude, sql, p->n, p->types, p->values);
