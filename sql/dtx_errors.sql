@@ -40,6 +40,11 @@ BEGIN;
 SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 7');
 SELECT dtx.exec('p1', ';PREPARE TRANSACTION ''mine''');
 ROLLBACK;
+-- a carriage return ends a -- comment for the remote too
+BEGIN;
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 7');
+SELECT dtx.exec('p1', E'-- note\rCOMMIT');
+ROLLBACK;
 SELECT dtx.exec('p1', '; SET DateStyle = German');
 SELECT dtx.exec('p1', ';RESET ALL');
 SELECT * FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 7') AS t(b bigint);

@@ -77,7 +77,8 @@ next_word(const char **pp, char *buf, int len)
 			p++;
 		if (p[0] == '-' && p[1] == '-')
 		{
-			while (*p && *p != '\n')
+			/* as for the server's scanner, a comment ends at either */
+			while (*p && *p != '\n' && *p != '\r')
 				p++;
 			continue;
 		}
