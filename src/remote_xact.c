@@ -1505,8 +1505,9 @@ dtx_abort(void)
  * drain_sent
  *		For a rollback: makes c idle.  The statements sent with dtx.send
  *		that are still unread are read for at most DTX_PIPELINE_DRAIN_MS
- *		(and deadline, 0: none); a command still in flight then is
- *		abandoned (DtxAbandonCommand).  When rolling back subtransaction
+ *		(and deadline, 0: none), and so is the answer to a PREPARE
+ *		TRANSACTION sent alone; a command still in flight then is abandoned
+ *		(DtxAbandonCommand).  When rolling back subtransaction
  *		subid (0: the whole transaction), a failure of a statement sent
  *		before it, which this rollback does not undo, is said in a WARNING
  *		and the remote transaction is lost (abort_required).  False when
@@ -1552,6 +1553,21 @@ drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid)
 		}
 		if (fail.err)
 			PQclear(fail.err);
+	}
+
+	/*
+	 * A PREPARE TRANSACTION sent alone whose answer was never read (another
+	 * participant's failure or an interrupt came first): its answer is
+	 * waited for as briefly as a pipeline's, so that what it prepared is
+	 * rolled back now instead of being left to the resolver.
+	 */
+	if (c->busy && c->pipeline == NIL && c->xact.state == DTX_REMOTE_PREPARING)
+	{
+		TimestampTz limit = DtxDeadlineAfterMs(DTX_PIPELINE_DRAIN_MS);
+
+		if (deadline != 0 && deadline < limit)
+			limit = deadline;
+		(void) DtxGetResultNoErrorYielding(c, limit, NULL, NULL, NULL);
 	}
 	if (c->busy && !DtxAbandonCommand(c, deadline))
 		return false;

@@ -64,5 +64,34 @@ my ($coord, $pa, $pb) = @n{qw(coord pa pb)};
 	$s->quit;
 }
 
+# 3. the first participant (pa) crashed before PREPARE: COMMIT fails naming
+# it, and pb's PREPARE, sent at the same time, is rolled back at once (its
+# answer is read first): nothing is left prepared for the resolver, and
+# nothing is said about pb
+{
+	my $s = session();
+	my ($out, $err) = sq(
+		$s, q{
+		BEGIN;
+		SELECT dtx.exec('pa', 'INSERT INTO ledger (tag, amount) VALUES ($1, $2)', 's3', -5);
+		SELECT dtx.exec('pb', 'INSERT INTO ledger (tag, amount) VALUES ($1, $2)', 's3', 5);
+	});
+	is($err, '', '3: both statements ran');
+
+	crash($pa);
+	($out, $err) = sq($s, 'COMMIT;');
+	like($err, qr/ERROR:.*server "pa"/,
+		'3 first participant crashed: COMMIT fails, naming it');
+	unlike($err, qr/WARNING:[^\n]*server "pb"/,
+		'3 first participant crashed: no warning about pb');
+	is(prepared_xacts($pb), 0, '3 first participant crashed: nothing left prepared on pb');
+	is(ledger_count($pb, 's3'), 0, '3 first participant crashed: pb unchanged');
+	$pa->start;
+	is(ledger_count($pa, 's3'), 0, '3 first participant crashed: pa unchanged after restart');
+	all_clean('3 first participant crashed');
+	unlike(resolve(), qr/\|commit\|/, '3 first participant crashed: the resolver commits nothing');
+	$s->quit;
+}
+
 diag(sprintf('031_core_crash_before_prepare: %.1fs', time - $started));
 done_testing();
