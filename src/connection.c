@@ -1604,6 +1604,22 @@ record_failure(DtxPipelineFailure *fail, DtxPipelineStep *step, const char *what
 }
 
 /*
+ * result_arrived
+ *		Whether the next result of c can be read without waiting: what has
+ *		arrived is taken in first (one read that does not block).  A lost
+ *		connection raises (sql names the statement in flight).
+ */
+static bool
+result_arrived(DtxConnection *c, const char *sql)
+{
+	if (!PQisBusy(c->conn))
+		return true;
+	if (!PQconsumeInput(c->conn))
+		dtx_raise_lost(c, sql);
+	return !PQisBusy(c->conn);
+}
+
+/*
  * read_pipeline
  *		Reads the results of every unread step of c, oldest first, each up to
  *		its sync, and leaves pipeline mode.  The first failure (a remote
@@ -1618,11 +1634,17 @@ record_failure(DtxPipelineFailure *fail, DtxPipelineStep *step, const char *what
  * user's statement in a remote transaction looks for a deadlock.  With
  * quiet true, nothing is raised or served: such an end returns NULL with
  * *status set, the pipeline left as it is for the caller to abandon.
+ *
+ * With poll (and quiet false), nothing is waited for: the reading stops,
+ * *status DTX_RESULT_TIMEOUT and the pipeline left in pipeline mode, at the
+ * first result that has not arrived, to go on later where it stopped.  Once
+ * a failure is read, the rest is waited for as without poll, so that the
+ * failure is raised with the pipeline read.
  */
 static PGresult *
-read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_final,
-			  DtxRowFn row_fn, void *arg, DtxPipelineFailure *fail,
-			  DtxResultStatus *status)
+read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool poll,
+			  bool want_final, DtxRowFn row_fn, void *arg,
+			  DtxPipelineFailure *fail, DtxResultStatus *status)
 {
 	PGresult   *volatile final = NULL;
 	PGresult   *volatile res = NULL;
@@ -1684,7 +1706,14 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 							break;
 					}
 					else
+					{
+						if (poll && fail->sql == NULL && !result_arrived(c, what))
+						{
+							st = DTX_RESULT_TIMEOUT;
+							break;
+						}
 						res = DtxGetResult(c, deadline, what);
+					}
 					if (res == NULL)
 						break;
 					rst = PQresultStatus(res);
@@ -1770,7 +1799,14 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 				st = qst;
 			}
 			else
+			{
+				if (poll && fail->sql == NULL && !result_arrived(c, step->sql))
+				{
+					st = DTX_RESULT_TIMEOUT;
+					break;
+				}
 				res = DtxGetResult(c, deadline, step->sql);
+			}
 			if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
 			{
 				if (res != NULL)
@@ -1804,7 +1840,7 @@ read_pipeline(DtxConnection *c, TimestampTz deadline, bool quiet, bool want_fina
 		if (status)
 			*status = st;
 
-		if (!quiet && fail->sql == NULL)
+		if (!quiet && fail->sql == NULL && st == DTX_RESULT_OK)
 			statement_event(c, DTX_STATEMENT_SUCCEEDED, NULL);
 		if (row_error != NULL)
 			ReThrowError(row_error);
@@ -1880,7 +1916,7 @@ DtxGetPipelineRows(DtxConnection *c, DtxRowFn row_fn, void *arg)
 	DtxPipelineFailure fail;
 	PGresult   *final;
 
-	final = read_pipeline(c, c->op_deadline, false, true, row_fn, arg, &fail, NULL);
+	final = read_pipeline(c, c->op_deadline, false, false, true, row_fn, arg, &fail, NULL);
 	if (fail.sql != NULL)
 	{
 		if (final)
@@ -1903,9 +1939,33 @@ DtxPipelineCollect(DtxConnection *c)
 
 	if (c->pipeline == NIL)
 		return;
-	(void) read_pipeline(c, c->op_deadline, false, false, NULL, NULL, &fail, NULL);
+	(void) read_pipeline(c, c->op_deadline, false, false, false, NULL, NULL, &fail, NULL);
 	if (fail.sql != NULL)
 		DtxPipelineRaise(c, &fail);
+}
+
+/*
+ * DtxPipelineCollectArrived
+ *		DtxPipelineCollect that reads only what has arrived and never waits,
+ *		unless a failure is read (then the rest is waited for and the
+ *		failure raised).  True when every step of c is read and c has left
+ *		pipeline mode; false when some answer is still on its way (what was
+ *		read is done with: the next collection goes on from there).
+ */
+bool
+DtxPipelineCollectArrived(DtxConnection *c)
+{
+	DtxPipelineFailure fail;
+	DtxResultStatus st;
+
+	if (c->pipeline == NIL)
+		return !c->busy;
+	if (c->lead_pending || c->conn == NULL)
+		return false;
+	(void) read_pipeline(c, c->op_deadline, false, true, false, NULL, NULL, &fail, &st);
+	if (fail.sql != NULL)
+		DtxPipelineRaise(c, &fail);
+	return st == DTX_RESULT_OK;
 }
 
 /*
@@ -1919,7 +1979,7 @@ DtxPipelineCollect(DtxConnection *c)
 void
 DtxPipelineFinish(DtxConnection *c, TimestampTz deadline, DtxPipelineFailure *fail)
 {
-	(void) read_pipeline(c, deadline, false, false, NULL, NULL, fail, NULL);
+	(void) read_pipeline(c, deadline, false, false, false, NULL, NULL, fail, NULL);
 }
 
 /*
@@ -1932,7 +1992,7 @@ DtxPipelineFinishNoError(DtxConnection *c, TimestampTz deadline, DtxPipelineFail
 {
 	DtxResultStatus st;
 
-	(void) read_pipeline(c, deadline, true, false, NULL, NULL, fail, &st);
+	(void) read_pipeline(c, deadline, true, false, false, NULL, NULL, fail, &st);
 	if (st == DTX_RESULT_LOST)
 		c->broken = true;
 	return st;
@@ -1956,7 +2016,7 @@ DtxPipelineDrainNoError(DtxConnection *c, TimestampTz deadline, DtxPipelineFailu
 		return !c->busy;
 	if (c->conn == NULL)
 		return false;
-	(void) read_pipeline(c, deadline, true, false, NULL, NULL, fail, &st);
+	(void) read_pipeline(c, deadline, true, false, false, NULL, NULL, fail, &st);
 	return st == DTX_RESULT_OK;
 }
 

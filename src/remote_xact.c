@@ -340,6 +340,30 @@ check_pinned_after_pipeline(DtxConnection *c, bool committed)
 }
 
 /*
+ * take_arrived
+ *		For the commit: reads the results of the statements sent to the
+ *		participants of list (dtx.send) that have already arrived, without
+ *		waiting.  A participant whose pipeline is then read through gets its
+ *		commit command alone, in the simple protocol, which costs it less
+ *		than a command in the pipeline; the others get it behind their
+ *		sends, still one round trip.  A failure read here (a sent statement's
+ *		error or row count) raises before any commit command is sent.
+ */
+static void
+take_arrived(List *list)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+	{
+		DtxConnection *c = lfirst(lc);
+
+		if (c->pipeline != NIL && DtxPipelineCollectArrived(c))
+			check_pinned_after_pipeline(c, false);
+	}
+}
+
+/*
  * pipeline_command_no_error
  *		Appends pg_dtx's command sql (COMMIT) to c's pipeline behind the
  *		statements sent with dtx.send, with the queued commands first;
@@ -473,6 +497,7 @@ commit_directly(List *list, bool one_phase)
 			check_pinned_after_pipeline(c, false);
 		}
 	}
+	take_arrived(list);
 
 	foreach(lc, list)
 	{
@@ -807,6 +832,7 @@ send_prepare(List *writers, List *readers)
 {
 	ListCell   *lc;
 
+	take_arrived(writers);
 	foreach(lc, writers)
 	{
 		DtxConnection *c = lfirst(lc);

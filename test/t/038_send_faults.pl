@@ -50,6 +50,36 @@ sub send_transfer
 	is(decisions(), 0, '1 transfer: its decision retired by a resolver pass');
 }
 
+# 1b. how PREPARE travels depends on whether the sends' answers are in at
+# COMMIT: when they are (the client paused), each participant gets PREPARE
+# alone, in the simple protocol; when pb's are still on the way (its last
+# statement sleeps), pb's PREPARE joins its pipeline.  Both ways, the
+# transfer is applied on both and nothing is left prepared.
+{
+	my $s = session();
+	my ($pa_off, $pb_off) = (-s $pa->logfile, -s $pb->logfile);
+	sq($s, "BEGIN;\n" . send_transfer('s1b') . "SELECT pg_sleep(0.3);");
+	my ($out, $err) = sq($s, 'COMMIT;');
+	is($err, '', '1b answers in: COMMIT succeeds');
+	is(ledger_count($pa, 's1b') . '/' . ledger_count($pb, 's1b'), '1/1', '1b answers in: applied on both');
+	like(substr(slurp_file($pa->logfile), $pa_off), qr/statement: PREPARE TRANSACTION 'dtx_/,
+		'1b answers in: pa gets PREPARE alone');
+	like(substr(slurp_file($pb->logfile), $pb_off), qr/statement: PREPARE TRANSACTION 'dtx_/,
+		'1b answers in: pb gets PREPARE alone');
+
+	$pb_off = -s $pb->logfile;
+	($out, $err) = sq($s,
+		"BEGIN;\n" . send_transfer('s1c') . "SELECT dtx.send('pb', 'SELECT pg_sleep(0.5)');\nCOMMIT;");
+	is($err, '', '1b answers on the way: COMMIT succeeds');
+	is(ledger_count($pa, 's1c') . '/' . ledger_count($pb, 's1c'), '1/1',
+		'1b answers on the way: applied on both');
+	like(substr(slurp_file($pb->logfile), $pb_off), qr/execute <unnamed>: PREPARE TRANSACTION 'dtx_/,
+		'1b answers on the way: pb\'s PREPARE joins its pipeline');
+	all_clean('1b');
+	resolve();		# retires the two decisions
+	$s->quit;
+}
+
 # 2. pa crashed after the sends, before they are read: COMMIT fails naming
 # pa, pb keeps nothing
 {
