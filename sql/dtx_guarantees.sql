@@ -116,6 +116,23 @@ SELECT dtx.exec('p1', 'SET application_name = ''somebody''');
 SELECT dtx.exec('p1', 'RESET DateStyle');
 SELECT dtx.exec('p1', 'RESET ALL');
 SELECT * FROM dtx.query('p1', 'SET IntervalStyle = iso_8601') AS t(x text);
+-- a name written with Unicode escapes is no disguise: such names are refused
+-- after SET and RESET (the server does not report extra_float_digits, so a
+-- change of it would go unnoticed)
+SELECT dtx.exec('p1', 'SET U&"extra_float_digits" = 0');
+SELECT dtx.exec('p1', 'SET LOCAL u&"\0061pplication_name" = ''x''');
+SELECT dtx.exec('p1', 'RESET U&"DateStyle"');
+-- a function that changes application_name (by which pg_dtx finds its
+-- sessions, e.g. for the deadlock detector) is noticed as well
+SELECT * FROM dtx.query('p1', 'SELECT pg_catalog.set_config(''application_name'', ''psql'', false)') AS t(s text);
+-- the prepared transaction's owner must be the user mapping's role, which
+-- the resolver connects as: role changes are refused
+SELECT dtx.exec('p1', 'SET ROLE postgres');
+SELECT dtx.exec('p1', 'set local role postgres');
+SELECT dtx.exec('p1', 'SET SESSION ROLE NONE');
+SELECT dtx.exec('p1', 'SET SESSION AUTHORIZATION DEFAULT');
+SELECT dtx.exec('p1', 'SET LOCAL SESSION AUTHORIZATION DEFAULT');
+SELECT dtx.exec('p1', 'RESET ROLE');
 -- a function that changes one is noticed after the statement: the
 -- transaction is rolled back, which undoes it
 SELECT * FROM dtx.query('p1', 'SELECT pg_catalog.set_config(''DateStyle'', ''SQL, DMY'', false)') AS t(s text);

@@ -991,6 +991,7 @@ dtx_connect_start(DtxConnection *c, ForeignServer *server, UserMapping *um)
 			 DtxCoordinatorId(), MyDatabaseId, MyProcPid);
 	keywords[n] = "application_name";
 	values[n++] = appname;
+	strlcpy(c->appname, appname, sizeof(c->appname));
 	keywords[n] = "client_encoding";
 	values[n++] = GetDatabaseEncodingName();
 	if (!DtxConnParamGiven(keywords, n, "keepalives"))
@@ -1232,7 +1233,8 @@ dtx_configure_session(DtxConnection *c)
  *		The name of a setting pinned on c's session (dtx_configure_session)
  *		that a statement changed and the server reports (a function calling
  *		set_config), or NULL.
- *		extra_float_digits is not reported, hence not checked.
+ *		extra_float_digits is not reported, hence not checked (sql_head
+ *		refuses the statements that name it).
  */
 const char *
 DtxPinnedSettingChanged(DtxConnection *c)
@@ -1240,6 +1242,8 @@ DtxPinnedSettingChanged(DtxConnection *c)
 	const char *datestyle = PQparameterStatus(c->conn, "DateStyle");
 	const char *intervalstyle = PQparameterStatus(c->conn, "IntervalStyle");
 	const char *encoding = PQparameterStatus(c->conn, "client_encoding");
+	const char *appname;
+
 
 	if (datestyle != NULL && strncmp(datestyle, "ISO,", 4) != 0)
 		return "DateStyle";
@@ -1247,6 +1251,9 @@ DtxPinnedSettingChanged(DtxConnection *c)
 		return "IntervalStyle";
 	if (encoding != NULL && strcmp(encoding, GetDatabaseEncodingName()) != 0)
 		return "client_encoding";
+	if (c->appname[0] != '\0' && (appname = PQparameterStatus(c->conn, "application_name")) != NULL &&
+		strcmp(appname, c->appname) != 0)
+		return "application_name";
 	return NULL;
 }
 

@@ -154,6 +154,9 @@ typedef struct DtxConnection
 	/* what the remote server told us at connection */
 	uint64		remote_sysid;	/* system identifier of its cluster */
 	int			remote_max_prepared;	/* its max_prepared_transactions */
+	char		appname[NAMEDATALEN];	/* the application_name it was given
+										 * (pinned) */
+
 
 	TimestampTz op_deadline;	/* if set, bounds every wait (resolver) */
 

@@ -62,8 +62,9 @@ typedef struct DtxParams
  *		The next word of the SQL text at *pp, after white space, comments and
  *		opening parentheses, upper-cased into buf (at most len - 1
  *		characters): letters, digits, underscores and dollar signs, or the
- *		contents of a double-quoted identifier.  Advances *pp past it; an
- *		empty word where there is none.
+ *		contents of a double-quoted identifier (behind "U&" for one with
+ *		Unicode escapes, whose escapes are left as they are).  Advances *pp
+ *		past it; an empty word where there is none.
  */
 static void
 next_word(const char **pp, char *buf, int len)
@@ -99,6 +100,13 @@ next_word(const char **pp, char *buf, int len)
 			continue;
 		}
 		break;
+	}
+	if ((p[0] == 'U' || p[0] == 'u') && p[1] == '&' && p[2] == '"')
+	{
+		/* a name with Unicode escapes: kept apart by its "U&" */
+		buf[i++] = 'U';
+		buf[i++] = '&';
+		p += 2;
 	}
 	if (*p == '"')
 	{
@@ -165,9 +173,14 @@ static const struct
  *		  TRANSACTION, ...): pg_dtx begins, prepares and ends the remote
  *		  transaction with the local one;
  *		- a SET or RESET of a setting pg_dtx pins on its connections (SET
- *		  [SESSION | LOCAL] name, RESET name, RESET ALL): the text forms of
- *		  values, hence dtx.query's results, and the deadlock detector's view
- *		  of the session depend on them.
+ *		  [SESSION | LOCAL] name, RESET name, RESET ALL), or of a name written
+ *		  with Unicode escapes (U&"..."): the text forms of values, hence
+ *		  dtx.query's results, and the deadlock detector's view of the
+ *		  session depend on them;
+ *		- SET ROLE and SET SESSION AUTHORIZATION: a prepared transaction
+ *		  belongs to the role that prepared it, and only that role (or a
+ *		  superuser) can finish it, while pg_dtx and the resolver finish it
+ *		  as the user mapping's role.
  *
  * Empty statements in front are skipped: the remote runs "; COMMIT" as a
  * COMMIT.  The extended protocol refuses a second statement behind the
@@ -233,6 +246,27 @@ sql_head(const char *sql, const char *servername, DtxSqlHead *head)
 					 errhint("Reset the settings you changed one by one.")));
 		if (!reset && (strcmp(word, "SESSION") == 0 || strcmp(word, "LOCAL") == 0))
 			next_word(&p, word, sizeof(word));
+		if (strncmp(word, "U&", 2) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("setting names with Unicode escapes are not allowed after SET or RESET in pg_dtx remote SQL"),
+					 errdetail("pg_dtx could not tell whether the statement for server \"%s\" changes a setting it pins.",
+							   servername),
+					 errhint("Write the setting's name plainly.")));
+		if (!reset && strcmp(word, "SESSION") == 0)
+		{
+			next_word(&p, word, sizeof(word));
+			if (strcmp(word, "AUTHORIZATION") != 0)
+				strlcpy(word, "SESSION", sizeof(word));
+		}
+		if (!reset && (strcmp(word, "ROLE") == 0 || strcmp(word, "AUTHORIZATION") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s is not allowed in pg_dtx remote SQL",
+							word[0] == 'R' ? "SET ROLE" : "SET SESSION AUTHORIZATION"),
+					 errdetail("A transaction that server \"%s\" prepares must belong to the role of the user mapping, as which pg_dtx and its resolver finish it.",
+							   servername),
+					 errhint("Map the local user to the remote role it needs (CREATE USER MAPPING ... OPTIONS (user '...')).")));
 		for (i = 0; pinned_settings[i].word; i++)
 			if (strcmp(word, pinned_settings[i].word) == 0)
 				ereport(ERROR,
@@ -474,7 +508,7 @@ check_session(DtxConnection *c, PGresult *res, const char *sql)
 				 errmsg("the statement for server \"%s\" changed the setting \"%s\" that pg_dtx pins",
 						c->servername, changed),
 				 errdetail("The transaction is rolled back, which undoes the change."),
-				 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix; change such a setting in the local session only."),
+				 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix, and pg_dtx finds its sessions by application_name; change such a setting in the local session only."),
 				 sql ? errcontext("remote SQL on server \"%s\": %s", c->servername, sql) : 0));
 	}
 

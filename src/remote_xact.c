@@ -336,7 +336,7 @@ check_pinned_after_pipeline(DtxConnection *c, bool committed)
 			 committed ? errdetail("The connection is closed at the end of the transaction.") :
 			 errdetail("The transaction is rolled back."),
 			 committed ? 0 :
-			 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix; change such a setting in the local session only.")));
+			 errhint("Values travel between the servers in text forms that DateStyle, IntervalStyle, extra_float_digits and client_encoding fix, and pg_dtx finds its sessions by application_name; change such a setting in the local session only.")));
 }
 
 /*
