@@ -133,6 +133,11 @@ SELECT dtx.exec('p1', 'SET SESSION ROLE NONE');
 SELECT dtx.exec('p1', 'SET SESSION AUTHORIZATION DEFAULT');
 SELECT dtx.exec('p1', 'SET LOCAL SESSION AUTHORIZATION DEFAULT');
 SELECT dtx.exec('p1', 'RESET ROLE');
+-- the remote transaction takes the local one's isolation level and mode
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT dtx.exec('p1', 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+ROLLBACK;
+SELECT dtx.exec('p1', 'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY');
 -- a function that changes one is noticed after the statement: the
 -- transaction is rolled back, which undoes it
 SELECT * FROM dtx.query('p1', 'SELECT pg_catalog.set_config(''DateStyle'', ''SQL, DMY'', false)') AS t(s text);

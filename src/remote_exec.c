@@ -177,6 +177,8 @@ static const struct
  *		  with Unicode escapes (U&"..."): the text forms of values, hence
  *		  dtx.query's results, and the deadlock detector's view of the
  *		  session depend on them;
+ *		- SET TRANSACTION and SET SESSION CHARACTERISTICS: the remote
+ *		  transaction follows the local one's isolation level and mode;
  *		- SET ROLE and SET SESSION AUTHORIZATION: a prepared transaction
  *		  belongs to the role that prepared it, and only that role (or a
  *		  superuser) can finish it, while pg_dtx and the resolver finish it
@@ -259,6 +261,14 @@ sql_head(const char *sql, const char *servername, DtxSqlHead *head)
 			if (strcmp(word, "AUTHORIZATION") != 0)
 				strlcpy(word, "SESSION", sizeof(word));
 		}
+		if (!reset && (strcmp(word, "TRANSACTION") == 0 || strcmp(word, "CHARACTERISTICS") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s is not allowed in pg_dtx remote SQL",
+							word[0] == 'T' ? "SET TRANSACTION" : "SET SESSION CHARACTERISTICS"),
+					 errdetail("The remote transaction on server \"%s\" takes the isolation level and read-only mode of the local one.",
+							   servername),
+					 errhint("Set them on the local transaction.")));
 		if (!reset && (strcmp(word, "ROLE") == 0 || strcmp(word, "AUTHORIZATION") == 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -93,6 +93,18 @@ MUTATIONS=(
 	# remote_exec.c: the read-only probe is not sent with dtx.query (COMMIT
 	# then sends it, one more round trip)
 	"probe-not-pipelined|src/remote_exec.c|s/probe = !cacheable && c->xact.selects_only/probe = false \&\& !cacheable \&\& c->xact.selects_only/|test/t/034_core_commit_paths.pl"
+	# remote_exec.c sql_head: the words after empty statements (";
+	# COMMIT") are not checked
+	"empty-statements-hide-control|src/remote_exec.c|s/ \\x7c\\x7c \*p != ';'\)/ \\x7c\\x7c 1)/|regress"
+	# remote_exec.c sql_head: SET ROLE and SET SESSION AUTHORIZATION pass
+	"role-change-allowed|src/remote_exec.c|s/if \(!reset && \(strcmp\(word, \"ROLE\"\) == 0/if (false \&\& (strcmp(word, \"ROLE\") == 0/|regress"
+	# remote_xact.c drain_sent: a PREPARE sent alone whose answer was not
+	# read is abandoned at once (its prepared transaction left to the
+	# resolver)
+	"prepare-answer-not-read|src/remote_xact.c|s/if \(c->busy && c->pipeline == NIL && c->xact.state == DTX_REMOTE_PREPARING\)/if (false)/|test/t/031_core_crash_before_prepare.pl"
+	# remote_xact.c take_arrived: the answers already in are not read first
+	# (PREPARE always joins the pipeline)
+	"arrived-answers-not-taken|src/remote_xact.c|s/if \(c->pipeline != NIL && DtxPipelineCollectArrived\(c\)\)/if (false)/|test/t/038_send_faults.pl"
 )
 
 field() { cut -d'|' -f"$2" <<<"$1"; }
