@@ -40,14 +40,15 @@ BEGIN;
 SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 7');
 SELECT dtx.exec('p1', ';PREPARE TRANSACTION ''mine''');
 ROLLBACK;
--- a carriage return ends a -- comment for the remote too
+-- a carriage return ends a -- comment for the remote too (another row: a
+-- transaction prepared above, were it not refused, would hold this one)
 BEGIN;
-SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 7');
+SELECT dtx.exec('p1', 'UPDATE accounts SET balance = balance + 1 WHERE id = 6');
 SELECT dtx.exec('p1', E'-- note\rCOMMIT');
 ROLLBACK;
 SELECT dtx.exec('p1', '; SET DateStyle = German');
 SELECT dtx.exec('p1', ';RESET ALL');
-SELECT * FROM dtx.query('p1', 'SELECT balance FROM accounts WHERE id = 7') AS t(b bigint);
+SELECT * FROM dtx.query('p1', 'SELECT id, balance FROM accounts WHERE id IN (6, 7) ORDER BY id') AS t(id int, b bigint);
 SELECT count(*) AS prepared_left FROM pg_prepared_xacts;
 SELECT * FROM dtx.query('p1', 'SELECT count(*) FROM pg_prepared_xacts') AS t(n bigint);
 -- PREPARE of a statement (not of a transaction) is fine
