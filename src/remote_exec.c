@@ -165,6 +165,30 @@ static const struct
 	{NULL, NULL}
 };
 
+/* SET statements refused whatever their value (sql_head). */
+static const struct
+{
+	const char *word;			/* the name, as next_word returns it */
+	const char *statement;		/* for messages */
+	const char *detail;			/* its %s: the server's name */
+	const char *hint;
+}			refused_sets[] =
+{
+	{"TRANSACTION", "SET TRANSACTION",
+		"The remote transaction on server \"%s\" takes the isolation level and read-only mode of the local one.",
+	"Set them on the local transaction."},
+	{"CHARACTERISTICS", "SET SESSION CHARACTERISTICS",
+		"The remote transaction on server \"%s\" takes the isolation level and read-only mode of the local one.",
+	"Set them on the local transaction."},
+	{"ROLE", "SET ROLE",
+		"A transaction that server \"%s\" prepares must belong to the role of the user mapping, as which pg_dtx and its resolver finish it.",
+	"Map the local user to the remote role it needs (CREATE USER MAPPING ... OPTIONS (user '...'))."},
+	{"AUTHORIZATION", "SET SESSION AUTHORIZATION",
+		"A transaction that server \"%s\" prepares must belong to the role of the user mapping, as which pg_dtx and its resolver finish it.",
+	"Map the local user to the remote role it needs (CREATE USER MAPPING ... OPTIONS (user '...'))."},
+	{NULL, NULL, NULL, NULL}
+};
+
 /*
  * sql_head
  *		Reads the first words of sql once, fills *head, and raises if sql
@@ -261,22 +285,13 @@ sql_head(const char *sql, const char *servername, DtxSqlHead *head)
 			if (strcmp(word, "AUTHORIZATION") != 0)
 				strlcpy(word, "SESSION", sizeof(word));
 		}
-		if (!reset && (strcmp(word, "TRANSACTION") == 0 || strcmp(word, "CHARACTERISTICS") == 0))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("%s is not allowed in pg_dtx remote SQL",
-							word[0] == 'T' ? "SET TRANSACTION" : "SET SESSION CHARACTERISTICS"),
-					 errdetail("The remote transaction on server \"%s\" takes the isolation level and read-only mode of the local one.",
-							   servername),
-					 errhint("Set them on the local transaction.")));
-		if (!reset && (strcmp(word, "ROLE") == 0 || strcmp(word, "AUTHORIZATION") == 0))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("%s is not allowed in pg_dtx remote SQL",
-							word[0] == 'R' ? "SET ROLE" : "SET SESSION AUTHORIZATION"),
-					 errdetail("A transaction that server \"%s\" prepares must belong to the role of the user mapping, as which pg_dtx and its resolver finish it.",
-							   servername),
-					 errhint("Map the local user to the remote role it needs (CREATE USER MAPPING ... OPTIONS (user '...')).")));
+		for (i = 0; !reset && refused_sets[i].word; i++)
+			if (strcmp(word, refused_sets[i].word) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("%s is not allowed in pg_dtx remote SQL", refused_sets[i].statement),
+						 errdetail(refused_sets[i].detail, servername),
+						 errhint("%s", refused_sets[i].hint)));
 		for (i = 0; pinned_settings[i].word; i++)
 			if (strcmp(word, pinned_settings[i].word) == 0)
 				ereport(ERROR,

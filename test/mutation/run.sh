@@ -97,7 +97,7 @@ MUTATIONS=(
 	# COMMIT") are not checked
 	"empty-statements-hide-control|src/remote_exec.c|s/ \\x7c\\x7c \*p != ';'\)/ \\x7c\\x7c 1)/|regress"
 	# remote_exec.c sql_head: SET ROLE and SET SESSION AUTHORIZATION pass
-	"role-change-allowed|src/remote_exec.c|s/if \(!reset && \(strcmp\(word, \"ROLE\"\) == 0/if (false \&\& (strcmp(word, \"ROLE\") == 0/|regress"
+	"role-change-allowed|src/remote_exec.c|s/\\{\"ROLE\", /{\"XROLE\", /; s/\\{\"AUTHORIZATION\", /{\"XAUTHORIZATION\", /|regress"
 	# remote_xact.c drain_sent: a PREPARE sent alone whose answer was not
 	# read is abandoned at once (its prepared transaction left to the
 	# resolver)
