@@ -137,7 +137,17 @@ SELECT dtx.exec('p1', 'RESET ROLE');
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT dtx.exec('p1', 'SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
 ROLLBACK;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT dtx.exec('p1', 'SET transaction_isolation = ''read committed''');
+ROLLBACK;
 SELECT dtx.exec('p1', 'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY');
+SELECT dtx.exec('p1', 'SET SESSION SESSION CHARACTERISTICS AS TRANSACTION READ ONLY');
+SELECT dtx.exec('p1', 'SET LOCAL transaction_read_only = on');
+SELECT dtx.exec('p1', 'RESET transaction_isolation');
+SELECT dtx.exec('p1', 'RESET TRANSACTION ISOLATION LEVEL');
+SELECT dtx.exec('p1', 'SET session_authorization = ''postgres''');
+-- going back to the mapping's own role is fine
+SELECT dtx.exec('p1', 'RESET SESSION AUTHORIZATION');
 -- a function that changes one is noticed after the statement: the
 -- transaction is rolled back, which undoes it
 SELECT * FROM dtx.query('p1', 'SELECT pg_catalog.set_config(''DateStyle'', ''SQL, DMY'', false)') AS t(s text);

@@ -212,11 +212,19 @@ SELECT dtx.send('p2', 'SELECT 1');
 COMMIT;
 SELECT * FROM dtx.query('p1', 'SELECT current_setting(''DateStyle'')') AS t(s text);
 
--- ... and with one writer, whose COMMIT went behind it and committed: a
+-- ... and with one writer: when its answer is in before COMMIT is sent (the
+-- client paused), the commit fails too and the write is rolled back;
+BEGIN;
+SELECT dtx.send('p1', 'INSERT INTO sent VALUES (39, 1)');
+SELECT dtx.send('p1', 'SELECT set_config(''DateStyle'', ''German'', false)');
+SELECT pg_sleep(0.3);
+COMMIT;
+SELECT p_rows('p1', 'SELECT count(*) FROM sent WHERE transfer_id = 39') AS committed_39;
+-- when COMMIT went behind it (the statement still ran) and committed: a
 -- WARNING, the write stands, the connection is replaced.
 BEGIN;
 SELECT dtx.send('p1', 'INSERT INTO sent VALUES (40, 1)');
-SELECT dtx.send('p1', 'SELECT set_config(''DateStyle'', ''German'', false)');
+SELECT dtx.send('p1', 'SELECT set_config(''DateStyle'', ''German'', false), pg_sleep(0.3)');
 COMMIT;
 SELECT p_rows('p1', 'SELECT count(*) FROM sent WHERE transfer_id = 40') AS committed_40;
 SELECT * FROM dtx.query('p1', 'SELECT current_setting(''DateStyle'')') AS t(s text);

@@ -1233,8 +1233,9 @@ dtx_configure_session(DtxConnection *c)
  *		The name of a setting pinned on c's session (dtx_configure_session)
  *		that a statement changed and the server reports (a function calling
  *		set_config), or NULL.
- *		extra_float_digits is not reported, hence not checked (sql_head
- *		refuses the statements that name it).
+ *		extra_float_digits is not reported, hence not checked: only a SET
+ *		or RESET naming it is refused (sql_head), not a function that
+ *		changes it.
  */
 const char *
 DtxPinnedSettingChanged(DtxConnection *c)
@@ -1954,13 +1955,13 @@ DtxPipelineCollect(DtxConnection *c)
 /*
  * DtxPipelineCollectArrived
  *		DtxPipelineCollect that reads only what has arrived and never waits,
- *		unless a failure is read (then the rest is waited for and the
- *		failure raised).  True when every step of c is read and c has left
+ *		unless a failure is read (then the rest is waited for, within
+ *		deadline, 0: none, and the failure raised).  True when every step of c is read and c has left
  *		pipeline mode; false when some answer is still on its way (what was
  *		read is done with: the next collection goes on from there).
  */
 bool
-DtxPipelineCollectArrived(DtxConnection *c)
+DtxPipelineCollectArrived(DtxConnection *c, TimestampTz deadline)
 {
 	DtxPipelineFailure fail;
 	DtxResultStatus st;
@@ -1969,7 +1970,7 @@ DtxPipelineCollectArrived(DtxConnection *c)
 		return !c->busy;
 	if (c->lead_pending || c->conn == NULL)
 		return false;
-	(void) read_pipeline(c, c->op_deadline, false, true, false, NULL, NULL, &fail, &st);
+	(void) read_pipeline(c, deadline, false, true, false, NULL, NULL, &fail, &st);
 	if (fail.sql != NULL)
 		DtxPipelineRaise(c, &fail);
 	return st == DTX_RESULT_OK;

@@ -279,7 +279,7 @@ extern void DtxPipelineSendCommand(DtxConnection *c, List *prelude, const char *
 extern bool DtxPipelineHasStepsBefore(DtxConnection *c, SubTransactionId subid);
 extern void DtxPipelineSendProbe(DtxConnection *c);
 extern void DtxPipelineCollect(DtxConnection *c);
-extern bool DtxPipelineCollectArrived(DtxConnection *c);
+extern bool DtxPipelineCollectArrived(DtxConnection *c, TimestampTz deadline);
 extern bool DtxPipelineExpectsRows(DtxConnection *c);
 extern void DtxPipelineFinish(DtxConnection *c, TimestampTz deadline,
 							  DtxPipelineFailure *fail);

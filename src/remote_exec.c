@@ -165,28 +165,31 @@ static const struct
 	{NULL, NULL}
 };
 
-/* SET statements refused whatever their value (sql_head). */
+/* Why sql_head refuses a SET of the transaction's characteristics, or of the role. */
+#define XACT_DETAIL "The remote transaction on server \"%s\" takes the isolation level and read-only mode of the local one."
+#define XACT_HINT "Set them on the local transaction."
+#define ROLE_DETAIL "A transaction that server \"%s\" prepares must belong to the role of the user mapping, as which pg_dtx and its resolver finish it."
+#define ROLE_HINT "Map the local user to the remote role it needs (CREATE USER MAPPING ... OPTIONS (user '...'))."
+
+/* SET statements refused whatever their value, and some RESETs (sql_head). */
 static const struct
 {
 	const char *word;			/* the name, as next_word returns it */
-	const char *statement;		/* for messages */
+	const char *what;			/* for messages */
+	bool		reset_too;		/* refused after RESET as well */
 	const char *detail;			/* its %s: the server's name */
 	const char *hint;
 }			refused_sets[] =
 {
-	{"TRANSACTION", "SET TRANSACTION",
-		"The remote transaction on server \"%s\" takes the isolation level and read-only mode of the local one.",
-	"Set them on the local transaction."},
-	{"CHARACTERISTICS", "SET SESSION CHARACTERISTICS",
-		"The remote transaction on server \"%s\" takes the isolation level and read-only mode of the local one.",
-	"Set them on the local transaction."},
-	{"ROLE", "SET ROLE",
-		"A transaction that server \"%s\" prepares must belong to the role of the user mapping, as which pg_dtx and its resolver finish it.",
-	"Map the local user to the remote role it needs (CREATE USER MAPPING ... OPTIONS (user '...'))."},
-	{"AUTHORIZATION", "SET SESSION AUTHORIZATION",
-		"A transaction that server \"%s\" prepares must belong to the role of the user mapping, as which pg_dtx and its resolver finish it.",
-	"Map the local user to the remote role it needs (CREATE USER MAPPING ... OPTIONS (user '...'))."},
-	{NULL, NULL, NULL, NULL}
+	{"TRANSACTION", "TRANSACTION", true, XACT_DETAIL, XACT_HINT},
+	{"CHARACTERISTICS", "SESSION CHARACTERISTICS", false, XACT_DETAIL, XACT_HINT},
+	{"TRANSACTION_ISOLATION", "transaction_isolation", true, XACT_DETAIL, XACT_HINT},
+	{"TRANSACTION_READ_ONLY", "transaction_read_only", true, XACT_DETAIL, XACT_HINT},
+	{"TRANSACTION_DEFERRABLE", "transaction_deferrable", true, XACT_DETAIL, XACT_HINT},
+	{"ROLE", "ROLE", false, ROLE_DETAIL, ROLE_HINT},
+	{"AUTHORIZATION", "SESSION AUTHORIZATION", false, ROLE_DETAIL, ROLE_HINT},
+	{"SESSION_AUTHORIZATION", "session_authorization", false, ROLE_DETAIL, ROLE_HINT},
+	{NULL, NULL, false, NULL, NULL}
 };
 
 /*
@@ -201,9 +204,12 @@ static const struct
  *		  with Unicode escapes (U&"..."): the text forms of values, hence
  *		  dtx.query's results, and the deadlock detector's view of the
  *		  session depend on them;
- *		- SET TRANSACTION and SET SESSION CHARACTERISTICS: the remote
- *		  transaction follows the local one's isolation level and mode;
- *		- SET ROLE and SET SESSION AUTHORIZATION: a prepared transaction
+ *		- SET TRANSACTION, SET SESSION CHARACTERISTICS and SET or RESET of
+ *		  transaction_isolation, transaction_read_only and
+ *		  transaction_deferrable: the remote transaction follows the local
+ *		  one's isolation level and mode;
+ *		- SET ROLE and SET SESSION AUTHORIZATION (or session_authorization):
+ *		  a prepared transaction
  *		  belongs to the role that prepared it, and only that role (or a
  *		  superuser) can finish it, while pg_dtx and the resolver finish it
  *		  as the user mapping's role.
@@ -281,15 +287,17 @@ sql_head(const char *sql, const char *servername, DtxSqlHead *head)
 					 errhint("Write the setting's name plainly.")));
 		if (!reset && strcmp(word, "SESSION") == 0)
 		{
+			/* SET LOCAL SESSION AUTHORIZATION, SET SESSION SESSION CHARACTERISTICS */
 			next_word(&p, word, sizeof(word));
-			if (strcmp(word, "AUTHORIZATION") != 0)
+			if (strcmp(word, "AUTHORIZATION") != 0 && strcmp(word, "CHARACTERISTICS") != 0)
 				strlcpy(word, "SESSION", sizeof(word));
 		}
-		for (i = 0; !reset && refused_sets[i].word; i++)
-			if (strcmp(word, refused_sets[i].word) == 0)
+		for (i = 0; refused_sets[i].word; i++)
+			if ((!reset || refused_sets[i].reset_too) && strcmp(word, refused_sets[i].word) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("%s is not allowed in pg_dtx remote SQL", refused_sets[i].statement),
+						 errmsg("%s %s is not allowed in pg_dtx remote SQL",
+								reset ? "RESET" : "SET", refused_sets[i].what),
 						 errdetail(refused_sets[i].detail, servername),
 						 errhint("%s", refused_sets[i].hint)));
 		for (i = 0; pinned_settings[i].word; i++)

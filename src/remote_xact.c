@@ -347,19 +347,27 @@ check_pinned_after_pipeline(DtxConnection *c, bool committed)
  *		commit command alone, in the simple protocol, which costs it less
  *		than a command in the pipeline; the others get it behind their
  *		sends, still one round trip.  A failure read here (a sent statement's
- *		error or row count) raises before any commit command is sent.
+ *		error or row count, a remote transaction already failed) raises
+ *		before any commit command is sent; a failure read waits for the rest
+ *		within dtx.prepare_timeout.
  */
 static void
 take_arrived(List *list)
 {
 	ListCell   *lc;
 
+	TimestampTz deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
+
 	foreach(lc, list)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->pipeline != NIL && DtxPipelineCollectArrived(c))
-			check_pinned_after_pipeline(c, false);
+		if (c->pipeline == NIL || !DtxPipelineCollectArrived(c, deadline))
+			continue;
+		check_pinned_after_pipeline(c, false);
+		/* its commit command goes alone, and no tag would say it failed */
+		if (PQtransactionStatus(c->conn) == PQTRANS_INERROR)
+			raise_already_failed(c);
 	}
 }
 
@@ -1587,7 +1595,9 @@ drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid)
 	 * waited for as briefly as a pipeline's, so that what it prepared is
 	 * rolled back now instead of being left to the resolver.
 	 */
-	if (c->busy && c->pipeline == NIL && c->xact.state == DTX_REMOTE_PREPARING)
+	if (c->busy && c->pipeline == NIL && !c->lead_pending &&
+		PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF &&
+		c->xact.state == DTX_REMOTE_PREPARING)
 	{
 		TimestampTz limit = DtxDeadlineAfterMs(DTX_PIPELINE_DRAIN_MS);
 
