@@ -48,7 +48,8 @@
 #             (0.5 and 2.5 ms each way); at 1 ms also the throughput of N
 #             clients (--clients) for the non-local variants
 #   rtt       the issue's targets in one table: one client at +5 ms per round
-#             trip, every variant (p50, p99, round trips); N clients at +5 ms
+#             trip, every variant (p50, p99, round trips) and the floor (a
+#             participant's two round trips alone); N clients at +5 ms
 #             (throughput against postgres_fdw); N clients on loopback
 #             (dtx.send against dtx.exec, pg_dtx against dblinkfn)
 #   resolver  N in-doubt committed transactions over two participants; time of
@@ -201,19 +202,21 @@ cpu_ticks() {
 	echo
 }
 
-# bench_run LABEL SCRIPT CLIENTS SECONDS [PGOPTIONS]: runs pgbench on the
-# coordinator, its sessions started with PGOPTIONS (see vopts), and prints
+# bench_run LABEL SCRIPT CLIENTS SECONDS [PGOPTIONS [NODE MODE]]: runs pgbench
+# on the coordinator (or on NODE, with pgbench's query mode MODE, "prepared"
+# by default), its sessions started with PGOPTIONS (see vopts), and prints
 # "tps p50_ms p99_ms transactions coord_cpu_ms participants_cpu_ms"
 # (latencies from the per-transaction log, nearest-rank percentiles over all
 # transactions of the run; CPU per transaction, all server processes, the
 # participants summed)
 bench_run() {
-	local label=$1 script=$2 clients=$3 secs=$4 opts=${5:-} dir rc=0 tps lat seq before after
+	local label=$1 script=$2 clients=$3 secs=$4 opts=${5:-} node=${6:-coord} mode=${7:-prepared}
+	local dir rc=0 tps lat seq before after
 	seq=$(($(find "$R/runs" -mindepth 1 -maxdepth 1 | wc -l) + 1))
 	dir=$R/runs/$(printf '%03d' "$seq")-$label
 	as_pg mkdir -p "$dir"
 	before=$(cpu_ticks)
-	as_pg env PGOPTIONS="$opts" pgbench -n -M prepared -h 127.0.0.1 -p "${PORT[coord]}" -U postgres \
+	as_pg env PGOPTIONS="$opts" pgbench -n -M "$mode" -h 127.0.0.1 -p "${PORT[$node]}" -U postgres \
 		-c "$clients" -j "$clients" -T "$secs" -f "$script" \
 		-D n=0 -D run="$seq" -l --log-prefix="$dir/tx" bench \
 		>"$dir/pgbench.out" 2>&1 || rc=$?
@@ -682,11 +685,23 @@ latency_section() {
 #
 # rtt_section: the target table in one run.  (1) one client on loopback and
 # (2) one client with 5 ms more per round trip (the C proxy, 2.5 ms each way,
-# in front of p1 and p2), every variant: p50, p99 and the p50 in round trips;
+# in front of p1 and p2), every variant: p50, p99 and the p50 in round trips,
+# with the floor beside them (one participant's two round trips and flushes,
+# sent by the client straight to p1: what the machine itself gives);
 # (3) CLIENTS clients at +5 ms: throughput against postgres_fdw; (4) CLIENTS
 # clients on loopback (CPU-bound), ROUNDS interleaved rounds: dtx.send
 # against dtx.exec and the better pg_dtx against dblink 2PC in one PL/pgSQL
 # call.  Every target is printed next to its figure, met or not.
+
+# floor_script: the floor's pgbench script (simple protocol, run on a
+# participant): one row updated and prepared in one message, then committed;
+# the global id from the run, the client and a counter
+floor_script() {
+	echo "\\set id1 random(1, ${ACCOUNTS:-100000})"
+	echo "\\set n :n + 1"
+	echo "BEGIN \\; UPDATE accounts SET balance = balance + 0 WHERE id = :id1 \\; PREPARE TRANSACTION 'bfloor-:run-:client_id-:n';"
+	echo "COMMIT PREPARED 'bfloor-:run-:client_id-:n';"
+}
 
 # verdict OK: "met" or "**not met**"
 verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "**not met**"; fi; }
@@ -706,6 +721,10 @@ rtt_section() {
 		gen_script "$v" 2 p >"$R/scripts/rtt-direct-$v.pgb"
 		gen_script "$v" 2 lp >"$R/scripts/rtt-$v.pgb"
 	done
+	# the floor: one participant's share of a two-phase commit, sent by the
+	# client straight to p1 (through the proxy at +5 ms), no coordinator: two
+	# round trips and the participant's two flushes, nothing else
+	floor_script >"$R/scripts/rtt-floor.pgb"
 	# (1) one client, loopback: the base the round trips are counted from
 	for v in "${one[@]}"; do
 		bench_run "rtt0-$v-warm" "$R/scripts/rtt-direct-$v.pgb" 1 1 "$(vopts "$v")" >/dev/null
@@ -713,6 +732,10 @@ rtt_section() {
 		echo "0 $v $res" >>"$file"
 		log "rtt loopback, 1 client $(printf '%-12s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
 	done
+	bench_run "rtt0-floor-warm" "$R/scripts/rtt-floor.pgb" 1 1 "" p1 simple >/dev/null
+	res=$(bench_run "rtt0-floor" "$R/scripts/rtt-floor.pgb" 1 "$LAT_TIME" "" p1 simple)
+	echo "0 floor $res" >>"$file"
+	log "rtt loopback, 1 client floor       : tps p50 p99 n cpu-coord cpu-parts = $res"
 	# (2) one client, +5 ms per round trip
 	q coord -c "DROP SERVER IF EXISTS lp1, lp2, fdw_lp1, fdw_lp2, fdwpc_lp1, fdwpc_lp2 CASCADE" >/dev/null 2>&1
 	{ server_sql lp1; server_sql lp2; } | q coord
@@ -723,6 +746,10 @@ rtt_section() {
 		echo "5 $v $res" >>"$file"
 		log "rtt +5 ms, 1 client $(printf '%-12s' "$v"): tps p50 p99 n cpu-coord cpu-parts = $res"
 	done
+	bench_run "rtt5-floor-warm" "$R/scripts/rtt-floor.pgb" 1 1 "" lp1 simple >/dev/null
+	res=$(bench_run "rtt5-floor" "$R/scripts/rtt-floor.pgb" 1 "$LAT_TIME" "" lp1 simple)
+	echo "5 floor $res" >>"$file"
+	log "rtt +5 ms, 1 client floor       : tps p50 p99 n cpu-coord cpu-parts = $res"
 	# (3) CLIENTS clients, +5 ms per round trip
 	for v in "${tput[@]}"; do
 		bench_run "rtt5-c$CLIENTS-$v-warm" "$R/scripts/rtt-$v.pgb" "$CLIENTS" 1 "$(vopts "$v")" >/dev/null
@@ -754,6 +781,8 @@ rtt_section() {
 	out ""
 	out "| variant | p50 ms, loopback | p50 ms, +5 ms | p99 ms, +5 ms | round trips | target | |"
 	out "| --- | ---: | ---: | ---: | ---: | --- | --- |"
+	out "$(awk '$2 == "floor" { p50[$1] = $4; p99[$1] = $5 }
+		END { printf "| floor: one participant, two round trips and its two flushes, no coordinator | %.2f | %.2f | %.2f | %.1f | - | |", p50[0], p50[5], p99[5], (p50[5] - p50[0]) / 5 }' "$file")"
 	for v in fdw fdwpc dblink dblinkfn dtx dtxasync dtxsend dtxsendasync dtxsend1; do
 		local lim="" tgt=""
 		[[ $v == dtxsend ]] && { lim=12; tgt="p50 <= 2 round trips + 2 ms = 12 ms"; }
@@ -766,6 +795,9 @@ rtt_section() {
 			END { ok = (lim == "") ? "" : (p50[5] <= lim ? "met" : "**not met**")
 				printf "| %s | %.2f | %.2f | %.2f | %.1f | %s | %s |", name, p50[0], p50[5], p99[5], (p50[5] - p50[0]) / 5, tgt, ok }' "$file")"
 	done
+	out ""
+	out "$(awk '$1 == 5 && $2 == "floor" { f = $4 } $1 == 5 && $2 == "dtxsend" { d = $4 }
+		END { if (d != "") printf "The floor is what this machine gives for the two round trips alone (the client sends BEGIN, the UPDATE and PREPARE TRANSACTION to p1 in one message through the proxy, then COMMIT PREPARED): %.2f ms at +5 ms, %.2f ms above 2 x 5 ms. pg_dtx dtx.send takes %.2f ms more than the floor (the coordinator: its client round trips, its CPU, its own flush of the decision, and the slower of two participants).", f, f - 10, d - f }' "$file")"
 	out ""
 	out "$CLIENTS clients, +5 ms per round trip, $LAT_TIME s per variant:"
 	out ""
