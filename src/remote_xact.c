@@ -355,14 +355,22 @@ static void
 take_arrived(List *list)
 {
 	ListCell   *lc;
-
-	TimestampTz deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
+	TimestampTz deadline = 0;
+	bool		have_deadline = false;
 
 	foreach(lc, list)
 	{
 		DtxConnection *c = lfirst(lc);
 
-		if (c->pipeline == NIL || !DtxPipelineCollectArrived(c, deadline))
+		if (c->pipeline == NIL)
+			continue;
+		/* the clock is read only by a commit with sends */
+		if (!have_deadline)
+		{
+			deadline = DtxDeadlineAfterMs(dtx_prepare_timeout);
+			have_deadline = true;
+		}
+		if (!DtxPipelineCollectArrived(c, deadline))
 			continue;
 		check_pinned_after_pipeline(c, false);
 		/* its commit command goes alone, and no tag would say it failed */
@@ -1536,6 +1544,19 @@ dtx_abort(void)
 }
 
 /*
+ * drain_limit
+ *		How long a rollback reads answers still on their way:
+ *		DTX_PIPELINE_DRAIN_MS from now, or deadline (0: none) if sooner.
+ */
+static TimestampTz
+drain_limit(TimestampTz deadline)
+{
+	TimestampTz limit = DtxDeadlineAfterMs(DTX_PIPELINE_DRAIN_MS);
+
+	return (deadline != 0 && deadline < limit) ? deadline : limit;
+}
+
+/*
  * drain_sent
  *		For a rollback: makes c idle.  The statements sent with dtx.send
  *		that are still unread are read for at most DTX_PIPELINE_DRAIN_MS
@@ -1553,14 +1574,11 @@ drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid)
 	if (c->pipeline != NIL || c->lead_pending)
 	{
 		DtxPipelineFailure fail;
-		TimestampTz limit = DtxDeadlineAfterMs(DTX_PIPELINE_DRAIN_MS);
 		bool		earlier;
 		bool		drained;
 
-		if (deadline != 0 && deadline < limit)
-			limit = deadline;
 		earlier = subid != 0 && DtxPipelineHasStepsBefore(c, subid);
-		drained = DtxPipelineDrainNoError(c, limit, &fail);
+		drained = DtxPipelineDrainNoError(c, drain_limit(deadline), &fail);
 		if (subid != 0 && fail.sql != NULL && fail.user && fail.subid < subid)
 		{
 			const char *primary = fail.err ?
@@ -1598,13 +1616,7 @@ drain_sent(DtxConnection *c, TimestampTz deadline, SubTransactionId subid)
 	if (c->busy && c->pipeline == NIL && !c->lead_pending &&
 		PQpipelineStatus(c->conn) == PQ_PIPELINE_OFF &&
 		c->xact.state == DTX_REMOTE_PREPARING)
-	{
-		TimestampTz limit = DtxDeadlineAfterMs(DTX_PIPELINE_DRAIN_MS);
-
-		if (deadline != 0 && deadline < limit)
-			limit = deadline;
-		(void) DtxGetResultNoErrorYielding(c, limit, NULL, NULL, NULL);
-	}
+		(void) DtxGetResultNoErrorYielding(c, drain_limit(deadline), NULL, NULL, NULL);
 	if (c->busy && !DtxAbandonCommand(c, deadline))
 		return false;
 	return true;
